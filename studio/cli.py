@@ -1,0 +1,116 @@
+"""The ``studio`` command: serve, generate, sample-data.
+
+Flags are generated from the settings dataclasses in :mod:`studio.config`, so the CLI,
+the UI and presets share one default and one help text per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .config import GenerateSettings, ModelSettings, ServeSettings
+from .errors import StudioError
+from .paths import Workspace
+
+
+def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float, "bool": None}.get(str(f.type), str)
+        if kind is None:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=f.default, help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                                help=f"{f.metadata['help']} (default: {f.default!r})")
+
+
+def settings_from(cls: type, args: argparse.Namespace) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import Engine
+    from .models.loading import load_model
+    from .paths import atomic_save_image
+
+    settings = settings_from(GenerateSettings, args)
+    m = settings_from(ModelSettings, args)
+    engine = Engine(load_model(m.model, m.device, m.dtype))
+    result = engine.generate(settings)
+    out = Path(args.out) if args.out else Workspace().images / f"{time.strftime('%Y%m%d-%H%M%S')}-{settings.seed}.png"
+    atomic_save_image(out, result.image)
+    print(f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.2f}s)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .ui.app import launch
+
+    launch(settings_from(ModelSettings, args), settings_from(ServeSettings, args))
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from .models.tiny.sample_data import write_style_set
+    from .models.tiny.scenes import STYLES
+
+    styles = STYLES if args.style == "all" else (args.style,)
+    for style in styles:
+        target = Path(args.out_dir) / style if len(styles) > 1 else Path(args.out_dir)
+        n = write_style_set(target, style, args.count, args.seed)
+        print(f"wrote {n} {style} images + captions to {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models.tiny.scenes import STYLES
+
+    p = argparse.ArgumentParser(prog="studio", description="LoRA Style Studio")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="draw one image to a PNG")
+    add_settings(g, GenerateSettings)
+    add_settings(g, ModelSettings)
+    g.add_argument("--out", help="PNG path (default: outputs/images/<time>-<seed>.png)")
+    g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("serve", help="start the browser studio")
+    add_settings(s, ModelSettings)
+    add_settings(s, ServeSettings)
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("sample-data", help="write a procedural style set (PNG + caption .txt pairs)")
+    d.add_argument("out_dir", help="folder to write into (created if missing)")
+    d.add_argument("--style", choices=[*STYLES, "all"], default="all", help="which style set (default: all)")
+    d.add_argument("--count", type=int, default=16, help="images per style (default: 16)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    d.set_defaults(func=cmd_sample_data)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except StudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
