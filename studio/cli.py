@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import GenerateSettings, ModelSettings, ServeSettings
+from .config import GenerateSettings, IngestSettings, ModelSettings, ServeSettings
 from .errors import StudioError
 from .paths import Workspace
 
@@ -71,6 +71,30 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_add(args: argparse.Namespace) -> int:
+    from .data.ingest import ingest
+
+    settings = settings_from(IngestSettings, args)
+    report = ingest(args.name, [Path(p) for p in args.paths], settings, family=args.family)
+    print(report.format())
+    return 0 if report.accepted or report.total else 1
+
+
+def cmd_dataset_show(args: argparse.Namespace) -> int:
+    from .data import manifest as mf
+
+    m = mf.load(args.name)
+    print(f"dataset {m.name}: {len(m.items)} images ({len(m.train)} train, {len(m.val)} validation), "
+          f"trigger \"{m.trigger}\", folder {mf.dataset_dir(m.name)}")
+    for it in m.items:
+        print(f"  [{it.split:5}] {it.file} {it.width}x{it.height} ({it.caption_source}) \"{it.caption}\"  <- {it.source}")
+    if m.refused:
+        print(f"refused so far: {len(m.refused)}")
+        for r in m.refused:
+            print(f"  - {r['source']}: {r['reason']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models.tiny.scenes import STYLES
 
@@ -88,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(s, ModelSettings)
     add_settings(s, ServeSettings)
     s.set_defaults(func=cmd_serve)
+
+    ds = sub.add_parser("dataset", help="image sets: add images, show a dataset")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True)
+    da = dsub.add_parser("add", help="add images from folders, zips or files to a dataset (created if new)")
+    da.add_argument("name", help="dataset name (letters, digits, - and _)")
+    da.add_argument("paths", nargs="+", help="folders, .zip files or image files")
+    da.add_argument("--family", choices=["tiny", "sd1", "sd2", "sdxl"], default="tiny",
+                    help="base model family the set is for (sets the minimum image size)")
+    add_settings(da, IngestSettings)
+    da.set_defaults(func=cmd_dataset_add)
+    dsh = dsub.add_parser("show", help="print a dataset's manifest")
+    dsh.add_argument("name")
+    dsh.set_defaults(func=cmd_dataset_show)
 
     d = sub.add_parser("sample-data", help="write a procedural style set (PNG + caption .txt pairs)")
     d.add_argument("out_dir", help="folder to write into (created if missing)")

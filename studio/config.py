@@ -55,6 +55,29 @@ class ServeSettings:
     queue_size: int = setting(16, "Requests allowed to wait in the queue.", min=1, max=1024)
 
 
+@dataclass(frozen=True)
+class IngestSettings:
+    """Limits and conversions applied when images enter a dataset (see README for reasons)."""
+    max_pixels: int = setting(64_000_000, "Largest image accepted, in pixels (a 50 MP phone photo fits).",
+                              min=1, max=178_956_970)
+    max_file_mb: int = setting(100, "Largest single file accepted, in MB.", min=1, max=2048)
+    min_side: int = setting(0, "Smallest accepted short side in pixels; 0 = half the base model's native size.",
+                            min=0, max=8192)
+    store_max_side: int = setting(2048, "Stored copies are downscaled to at most this long side.",
+                                  min=64, max=8192)
+    alpha_background: str = setting("#ffffff", "Colour that transparent pixels are composited onto.")
+    zip_max_members: int = setting(2000, "Most files a zip may hold.", min=1, max=100_000)
+    zip_max_total_mb: int = setting(2048, "Most bytes a zip may unpack to, in MB.", min=1, max=65_536)
+    zip_max_ratio: int = setting(100, "Highest compression ratio a zip member may have (zip bombs exceed it).",
+                                 min=2, max=10_000)
+    caption_template: str = setting("a photo in {trigger} style", "Caption for images without a .txt sidecar.")
+    trigger: str = setting("", "Trigger word of the style; empty = the dataset name.")
+    prepend_trigger: bool = setting(False, "Put the trigger word in front of sidecar captions too.")
+    val_fraction: float = setting(0.1, "Share of images held out for validation (at least one when there are 5+).",
+                                  min=0.0, max=0.5)
+    seed: int = setting(0, "Seed of the hold-out split.")
+
+
 def check_ranges(obj: Any) -> None:
     for f in fields(obj):
         v, lo, hi = getattr(obj, f.name), f.metadata.get("min"), f.metadata.get("max")

@@ -40,7 +40,7 @@ def test_sample_data_cli_writes_png_and_caption_pairs(tmp_path):
         assert len(pngs) == 5
         for p in pngs:
             caption = p.with_suffix(".txt").read_text().strip()
-            assert caption.endswith(f"{style} style") and caption.startswith("a ")
+            assert caption.endswith(f"{style} style") and caption.split()[0] in ("a", "an")
 
 
 def test_sample_data_rejects_bad_count(tmp_path):

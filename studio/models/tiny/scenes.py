@@ -48,7 +48,11 @@ class Scene:
 
     @property
     def caption(self) -> str:
-        return f"a {self.colour} {self.obj} on a {self.background} background"
+        return f"{article(self.colour)} {self.colour} {self.obj} on a {self.background} background"
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def all_scenes() -> list[Scene]:
@@ -263,7 +267,7 @@ _STYLE_RENDERERS = {"neon": _render_neon, "pastel": _render_pastel, "stripes": _
 
 
 def style_caption(style: str, obj: str, colour: str) -> str:
-    return f"a {colour} {obj}, {style} style"
+    return f"{article(colour)} {colour} {obj}, {style} style"
 
 
 def render_style(style: str, obj: str, colour: str, rng: random.Random,

@@ -1,0 +1,1 @@
+"""User image sets: ingest + validation, captions, buckets, hold-out split, the Dataset."""

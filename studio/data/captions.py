@@ -1,0 +1,61 @@
+"""Captions: sidecar vs template at ingest; dropout and tag shuffling at train time;
+an optional local captioning model behind a small interface."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+from ..errors import StudioError
+
+
+def initial_caption(sidecar: str | None, template: str, trigger: str, prepend_trigger: bool) -> tuple[str, str]:
+    """Return ``(caption, source)``: a sidecar wins, else the template with the trigger."""
+    if sidecar:
+        if prepend_trigger and trigger and not sidecar.startswith(trigger):
+            return f"{trigger}, {sidecar}", "sidecar"
+        return sidecar, "sidecar"
+    try:
+        return template.format(trigger=trigger).strip(), "template"
+    except (KeyError, IndexError, ValueError):
+        raise StudioError(f"Caption template {template!r} is invalid.",
+                          "Use plain text with an optional {trigger} placeholder.") from None
+
+
+def training_caption(caption: str, rng: random.Random, dropout: float = 0.0,
+                     shuffle_tags: bool = False, keep_tokens: int = 1) -> str:
+    """The caption one training step sees: maybe dropped (empty), maybe tag-shuffled
+    with the first ``keep_tokens`` comma-separated tags kept in place (as kohya does)."""
+    if dropout and rng.random() < dropout:
+        return ""
+    if not shuffle_tags:
+        return caption
+    tags = [t.strip() for t in caption.split(",") if t.strip()]
+    head, tail = tags[:keep_tokens], tags[keep_tokens:]
+    rng.shuffle(tail)
+    return ", ".join(head + tail)
+
+
+class Captioner(Protocol):
+    def caption(self, image: Image.Image) -> str: ...
+
+
+class TransformersCaptioner:
+    """An image-to-text model from a local folder (e.g. BLIP). None ships with the studio:
+    point ``path`` at one you have downloaded; nothing is fetched from the network."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise StudioError(f"No captioning model at {path} (no config.json).",
+                              "No captioner ships with the studio: download one (e.g. a BLIP model) "
+                              "into a folder and point at it, or write .txt sidecar captions.")
+        from transformers import pipeline
+
+        self._pipe = pipeline("image-to-text", model=str(path), local_files_only=True)
+
+    def caption(self, image: Image.Image) -> str:
+        return self._pipe(image)[0]["generated_text"].strip()

@@ -1,0 +1,79 @@
+"""A dataset on disk: ``outputs/datasets/<name>/images/*.png`` + ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import StudioError
+from ..paths import Workspace, atomic_write_bytes
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass
+class Item:
+    file: str  # stored copy, relative to the dataset folder (content-addressed name)
+    source: str  # the name the user gave it
+    sha256: str  # of the decoded pixels: exact duplicates share it
+    width: int
+    height: int
+    caption: str
+    caption_source: str  # "sidecar" | "template" | "edited" | "captioner"
+    split: str = "train"  # "train" | "val"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    name: str
+    trigger: str
+    items: list[Item] = field(default_factory=list)
+    refused: list[dict] = field(default_factory=list)  # {"source", "reason"}, newest batch last
+
+    @property
+    def train(self) -> list[Item]:
+        return [i for i in self.items if i.split == "train"]
+
+    @property
+    def val(self) -> list[Item]:
+        return [i for i in self.items if i.split == "val"]
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise StudioError(f"Dataset name {name!r} is not allowed.",
+                          "Use 1-64 letters, digits, '-' or '_', starting with a letter or digit.")
+    return name
+
+
+def dataset_dir(name: str, ws: Workspace | None = None) -> Path:
+    return (ws or Workspace()).datasets / check_name(name)
+
+
+def load(name: str, ws: Workspace | None = None) -> Manifest:
+    path = dataset_dir(name, ws) / "manifest.json"
+    if not path.is_file():
+        raise StudioError(f"No dataset named {name!r}.", "Create it with `studio dataset add NAME PATH...`.")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["items"] = [Item(**i) for i in raw.get("items", [])]
+    return Manifest(**raw)
+
+
+def save(m: Manifest, ws: Workspace | None = None) -> Path:
+    path = dataset_dir(m.name, ws) / "manifest.json"
+    atomic_write_bytes(path, json.dumps(asdict(m), indent=1, ensure_ascii=False).encode("utf-8"))
+    return path
+
+
+def set_caption(name: str, file: str, caption: str, ws: Workspace | None = None) -> Manifest:
+    """Edit one image's caption (the UI's caption editor and the CLI use this)."""
+    m = load(name, ws)
+    for item in m.items:
+        if item.file == file:
+            item.caption, item.caption_source = caption.strip(), "edited"
+            save(m, ws)
+            return m
+    raise StudioError(f"Dataset {name!r} has no image {file!r}.")

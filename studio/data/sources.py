@@ -1,0 +1,139 @@
+"""Enumerate the files a user handed us: folders, zips and single files (uploads).
+
+Nothing is extracted to disk: zip members are read into memory with hard caps, so
+zip-slip names can do no harm (they are still refused, with the reason).
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ..config import IngestSettings
+
+ARCHIVE_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst"}
+CAPTION_SUFFIX = ".txt"
+CAPTION_MAX_BYTES = 16_384
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # what the user calls it: relative path inside the folder/zip, or the file name
+    size: int
+    read: Callable[[], bytes]
+
+    @property
+    def key(self) -> str:
+        """Folder + stem: an image and its caption sidecar share it."""
+        p = PurePosixPath(self.name)
+        return str(p.with_suffix(""))
+
+
+@dataclass
+class Collected:
+    files: list[SourceFile]
+    captions: dict[str, str]  # key -> sidecar text
+    refused: list[tuple[str, str]]  # (name, reason)
+    notes: list[str]
+
+
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)
+
+
+def _caption_text(data: bytes) -> str:
+    return data[:CAPTION_MAX_BYTES].decode("utf-8", errors="replace").strip()
+
+
+def _add(out: Collected, f: SourceFile) -> None:
+    name = PurePosixPath(f.name)
+    if name.name.startswith(".") or "__MACOSX" in name.parts:
+        return  # OS metadata (.DS_Store, AppleDouble), not user content
+    if name.suffix.lower() == CAPTION_SUFFIX:
+        if f.size > CAPTION_MAX_BYTES:
+            out.notes.append(f"{f.name}: caption file over {CAPTION_MAX_BYTES} bytes was cut")
+        out.captions[f.key] = _caption_text(f.read())
+    else:
+        out.files.append(f)
+
+
+def _from_folder(root: Path, out: Collected) -> None:
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            out.refused.append((str(p.relative_to(root)), "symbolic link: not followed"))
+        elif stat.S_ISREG(st.st_mode):
+            _add(out, SourceFile(f"{root.name}/{p.relative_to(root).as_posix()}", st.st_size, p.read_bytes))
+
+
+def _unsafe(name: str) -> str | None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return "absolute path inside the zip"
+    if ".." in p.parts:
+        return "path leaves the archive ('..'): zip-slip attempt"
+    return None
+
+
+def _from_zip(path: Path, s: IngestSettings, out: Collected) -> None:
+    label = path.name
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        out.refused.append((label, f"not a readable zip ({e})"))
+        return
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > s.zip_max_members:
+            out.refused.append((label, f"holds {len(members)} files, over the {s.zip_max_members} limit; "
+                                       "split it into smaller zips"))
+            return
+        budget = s.zip_max_total_mb * 1024 * 1024
+        for m in members:
+            name = f"{label}/{m.filename}"
+            reason = _unsafe(m.filename)
+            if reason is None and PurePosixPath(m.filename).suffix.lower() in ARCHIVE_SUFFIXES:
+                reason = "nested archive: unpack it and add its contents instead"
+            if reason is None and m.file_size / max(1, m.compress_size) > s.zip_max_ratio:
+                reason = (f"compression ratio {m.file_size // max(1, m.compress_size)}:1 is over "
+                          f"{s.zip_max_ratio}:1 (zip-bomb guard)")
+            if reason is None and m.file_size > min(budget, s.max_file_mb * 1024 * 1024):
+                reason = (f"unpacks to {m.file_size / 1e6:.0f} MB, over the per-file or per-zip limit")
+            if reason:
+                out.refused.append((name, reason))
+                continue
+            budget -= m.file_size
+            data = _bounded_read(zf, m)
+            if data is None:
+                out.refused.append((name, "unpacks to more bytes than its header declares (zip-bomb guard)"))
+                continue
+            _add(out, SourceFile(PurePosixPath(label, m.filename).as_posix(), len(data), lambda d=data: d))
+
+
+def _bounded_read(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> bytes | None:
+    """Read a member, never more than its declared size (headers can lie)."""
+    try:
+        with zf.open(m) as f:
+            data = f.read(m.file_size + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
+        return b""  # decoded later as an empty/unreadable file, with a reason
+    return None if len(data) > m.file_size else data
+
+
+def collect(paths: list[Path], s: IngestSettings) -> Collected:
+    out = Collected([], {}, [], [])
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            out.refused.append((str(path), "does not exist"))
+        elif path.is_dir():
+            _from_folder(path, out)
+        elif _is_zip(path):
+            _from_zip(path, s, out)
+        else:
+            st = path.stat()
+            _add(out, SourceFile(path.name, st.st_size, path.read_bytes))
+    return out
