@@ -175,3 +175,13 @@ def test_cli_report_lists_accepted_and_refused(tmp_path):
     assert show.returncode == 0 and "[val  ]" in show.stdout
     missing = run_cli("dataset", "show", "nope", env={"STUDIO_OUTPUTS": str(tmp_path / "o")})
     assert missing.returncode == 2 and "No dataset named 'nope'" in missing.stderr
+
+
+def test_damaged_manifest_is_reported_not_overwritten(world):
+    src, _, ws, _ = world
+    ingest("shop", [src / "good photo.jpg"], IngestSettings(), ws=ws)
+    path = mf.dataset_dir("shop", ws) / "manifest.json"
+    path.write_text("{ half a manifest")
+    with pytest.raises(StudioError, match="damaged"):
+        ingest("shop", [src / "cmyk.jpg"], IngestSettings(), ws=ws)
+    assert path.read_text() == "{ half a manifest"

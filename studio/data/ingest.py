@@ -77,9 +77,9 @@ def ingest(name: str, paths: list[Path], s: IngestSettings = IngestSettings(), f
     """Add the images under ``paths`` to dataset ``name`` (created if missing)."""
     ws = ws or Workspace()
     folder = mf.dataset_dir(name, ws)
-    try:
-        m = mf.load(name, ws)
-    except Exception:
+    if (folder / "manifest.json").is_file():
+        m = mf.load(name, ws)  # a corrupt manifest raises: never silently start over
+    else:
         m = mf.Manifest(name=name, trigger=s.trigger or name.lower())
     report = IngestReport(name)
     got = collect(paths, s)

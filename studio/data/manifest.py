@@ -57,9 +57,13 @@ def load(name: str, ws: Workspace | None = None) -> Manifest:
     path = dataset_dir(name, ws) / "manifest.json"
     if not path.is_file():
         raise StudioError(f"No dataset named {name!r}.", "Create it with `studio dataset add NAME PATH...`.")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    raw["items"] = [Item(**i) for i in raw.get("items", [])]
-    return Manifest(**raw)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["items"] = [Item(**i) for i in raw.get("items", [])]
+        return Manifest(**raw)
+    except (ValueError, TypeError, KeyError) as e:
+        raise StudioError(f"The manifest of dataset {name!r} is damaged ({e}).",
+                          f"Fix or delete {path}; the images next to it are intact.") from None
 
 
 def save(m: Manifest, ws: Workspace | None = None) -> Path:
