@@ -95,6 +95,31 @@ def cmd_dataset_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+
+    from .config import apply_sets
+    from .data.ingest import ingest
+    from .events import StopToken
+    from .models.loading import load_model
+    from .train.cli_sink import TqdmSink
+    from .train.loop import Trainer
+    from .train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    m = settings_from(ModelSettings, args)
+    model = load_model(m.model, m.device, m.dtype)
+    settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[model.family]), args.set or [])
+    dataset = args.dataset
+    if args.images:
+        dataset = dataset or args.name
+        print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
+    stop = StopToken()
+    signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
+    trainer = Trainer(args.name, dataset, model, settings, TqdmSink(settings.steps), stop)
+    trainer.run(resume=args.resume)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models.tiny.scenes import STYLES
 
@@ -112,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(s, ModelSettings)
     add_settings(s, ServeSettings)
     s.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("train", help="train a style LoRA (Ctrl-C stops and still writes a usable adapter)")
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", help="name of a dataset made with `studio dataset add`")
+    src.add_argument("--images", help="a folder/zip of images: ingested as dataset NAME, then trained")
+    t.add_argument("--name", required=True, help="adapter name (outputs/adapters/NAME/)")
+    t.add_argument("--preset", help="presets/*.toml name or a .toml path (default: by model family)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set steps=200 --set lora.rank=16 (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    add_settings(t, ModelSettings)
+    t.set_defaults(func=cmd_train)
 
     ds = sub.add_parser("dataset", help="image sets: add images, show a dataset")
     dsub = ds.add_subparsers(dest="dataset_command", required=True)

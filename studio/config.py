@@ -78,6 +78,74 @@ class IngestSettings:
     seed: int = setting(0, "Seed of the hold-out split.")
 
 
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = setting(8, "LoRA rank of the attention projections (to_q/k/v/out).", min=1, max=256)
+    alpha: float = setting(8.0, "LoRA alpha of the attention projections; scale = alpha / rank.", min=0.0, max=1024.0)
+    ff_rank: int = setting(0, "LoRA rank of the UNet feed-forward layers; 0 = none.", min=0, max=256)
+    ff_alpha: float = setting(0.0, "Alpha of the feed-forward LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
+    conv_rank: int = setting(0, "LoRA rank of the UNet resnet 3x3 convs (LoCon); 0 = none.", min=0, max=256)
+    conv_alpha: float = setting(0.0, "Alpha of the conv LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
+    dropout: float = setting(0.0, "Dropout on the LoRA path during training.", min=0.0, max=0.9)
+    text_encoder: bool = setting(True, "Also put LoRA on the text-encoder attention (q/k/v/out_proj).")
+    te_rank: int = setting(0, "Rank of the text-encoder LoRA; 0 = same as rank.", min=0, max=256)
+    te_alpha: float = setting(0.0, "Alpha of the text-encoder LoRA; 0 = same as alpha.", min=0.0, max=1024.0)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    # schedule
+    steps: int = setting(500, "Optimizer steps to train.", min=1, max=1_000_000)
+    batch_size: int = setting(4, "Images per step (per GPU).", min=1, max=256)
+    grad_accum: int = setting(1, "Micro-batches accumulated per optimizer step.", min=1, max=256)
+    lr_unet: float = setting(1e-4, "Learning rate of the UNet LoRA.", min=0.0, max=1.0)
+    lr_text: float = setting(5e-5, "Learning rate of the text-encoder LoRA.", min=0.0, max=1.0)
+    lr_scheduler: str = setting("constant_with_warmup", "LR schedule (diffusers.optimization): constant, "
+                                "constant_with_warmup, cosine, linear, polynomial.")
+    warmup_steps: int = setting(0, "Linear warm-up steps.", min=0, max=100_000)
+    optimizer: str = setting("adamw8bit", "adamw8bit (bitsandbytes, default) or adamw (torch).")
+    weight_decay: float = setting(1e-2, "AdamW weight decay.", min=0.0, max=1.0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm; 0 = off.", min=0.0, max=1e6)
+    seed: int = setting(0, "Seed of data order, noise and timesteps.")
+    # loss
+    min_snr_gamma: float = setting(0.0, "Min-SNR-gamma loss weighting (5 is common); 0 = off.", min=0.0, max=100.0)
+    noise_offset: float = setting(0.0, "Noise offset (helps very dark/bright styles); 0 = off.", min=0.0, max=1.0)
+    # data
+    resolution: int = setting(0, "Training resolution; 0 = the base model's native size.", min=0, max=4096)
+    repeats: int = setting(1, "Times each image appears per epoch.", min=1, max=1000)
+    flip: bool = setting(False, "Random horizontal flips.")
+    random_crop: bool = setting(False, "Random instead of centred crops (disables the latent cache).")
+    caption_dropout: float = setting(0.0, "Share of steps that see an empty caption.", min=0.0, max=1.0)
+    shuffle_tags: bool = setting(False, "Shuffle comma-separated caption tags.")
+    keep_tokens: int = setting(1, "Leading tags kept in place when shuffling.", min=0, max=64)
+    # memory recipe
+    mixed_precision: str = setting("auto", "auto (bf16/fp16 on CUDA, fp32 on CPU), no, fp16, bf16.")
+    gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
+    cache_latents: bool = setting(True, "Encode images once; the VAE then leaves the GPU.")
+    cache_text: bool = setting(True, "Encode captions once when the text encoder is not trained.")
+    quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).")
+    # validation, previews, checkpoints
+    validate_every: int = setting(50, "Validation loss on held-out images every N steps; 0 = off.", min=0)
+    sample_every: int = setting(100, "Preview images every N steps; 0 = off.", min=0)
+    sample_prompts: tuple = setting(("a red mug, {trigger} style",), "Preview prompts ({trigger} is replaced).")
+    sample_seed: int = setting(0, "Seed of the preview images.")
+    sample_steps: int = setting(20, "Sampler steps of the previews.", min=1, max=150)
+    checkpoint_every: int = setting(100, "Resumable checkpoint every N steps; 0 = only at the end.", min=0)
+    keep_checkpoints: int = setting(2, "Checkpoints kept (oldest deleted).", min=1, max=100)
+    final: str = setting("last", "Adapter written at the end: last, or best (lowest validation loss).")
+    max_bad_steps: int = setting(3, "Non-finite losses in a row before training stops with an error.", min=1)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        choices = {"optimizer": ("adamw8bit", "adamw"), "final": ("last", "best"),
+                   "quantize": ("none", "8bit", "nf4"), "mixed_precision": ("auto", "no", "fp16", "bf16"),
+                   "lr_scheduler": ("constant", "constant_with_warmup", "cosine", "linear", "polynomial")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise StudioError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}.")
+
+
 def check_ranges(obj: Any) -> None:
     for f in fields(obj):
         v, lo, hi = getattr(obj, f.name), f.metadata.get("min"), f.metadata.get("max")
@@ -114,10 +182,27 @@ def overlay(obj: T, values: dict[str, Any], source: str) -> T:
             if not isinstance(val, dict):
                 raise StudioError(f"Setting {key!r} in {source} must be a table.")
             changes[key] = overlay(cur, val, f"{source} [{key}]")
+        elif isinstance(cur, tuple):
+            changes[key] = tuple(val) if isinstance(val, (list, tuple)) else tuple(str(val).split("|"))
         else:
             changes[key] = coerce(type(obj), key, val) if isinstance(val, str) and \
                 not isinstance(cur, str) else val
     return dataclasses.replace(obj, **changes)
+
+
+def apply_sets(obj: T, pairs: list[str], source: str = "--set") -> T:
+    """Apply ``key=value`` strings; ``lora.rank=16`` reaches into a nested group."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise StudioError(f"{source} {pair!r} is not key=value.")
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value.strip()
+    return overlay(obj, nested, source)
 
 
 def load_toml(path: Path) -> dict[str, Any]:

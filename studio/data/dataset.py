@@ -55,14 +55,31 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items) * self.aug.repeats
 
+    def rng(self, index: int) -> random.Random:
+        """Augmentation randomness of one sample in the current epoch (reproducible)."""
+        return random.Random(f"{self.seed}:{self.epoch}:{index}")
+
+    def flipped(self, index: int) -> bool:
+        """Whether sample ``index`` is flipped this epoch (only for centred crops)."""
+        return self.aug.flip and not self.aug.random_crop and self.rng(index).random() < 0.5
+
+    def load(self, i: int, flip: bool = False, rng: random.Random | None = None) -> torch.Tensor:
+        with Image.open(self.root / self.items[i].file) as im:
+            image = fit(im.convert("RGB"), self.buckets[i], rng)
+        if flip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(image)
+
     def __getitem__(self, index: int) -> dict:
         i = index % len(self.items)
-        rng = random.Random(f"{self.seed}:{self.epoch}:{index}")  # reproducible augmentation
-        with Image.open(self.root / self.items[i].file) as im:
-            image = fit(im.convert("RGB"), self.buckets[i], rng if self.aug.random_crop else None)
-        if self.aug.flip and rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return {"pixels": to_tensor(image), "caption": self.items[i].caption, "index": i}
+        if self.aug.random_crop:
+            rng = self.rng(index)
+            pixels = self.load(i, rng=rng, flip=False)
+            if self.aug.flip and rng.random() < 0.5:
+                pixels = pixels.flip(-1)
+        else:
+            pixels = self.load(i, flip=self.flipped(index))
+        return {"pixels": pixels, "caption": self.items[i].caption, "index": i}
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

@@ -41,6 +41,10 @@ class PretrainConfig:
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl: float = 1e-6           # tiny KL: a near-deterministic, SD-like latent space
+    # stage 3: decoder-only fine-tune (like SD's ft-MSE VAE): sharper reconstructions,
+    # same latent space, so the UNet trained in stage 2 is unaffected
+    decoder_steps: int = 600
+    decoder_lr: float = 3e-4
     # stage 2: UNet + text encoder
     images_per_scene: int = 128    # 192 scenes x 128 jittered renders, latents cached once
     unet_steps: int = 2600
@@ -93,6 +97,37 @@ def train_vae(cfg: PretrainConfig) -> tuple[torch.nn.Module, dict]:
             hist.append((step, round(loss.item(), 5), round(psnr(rec.detach(), x), 2)))
             log.info("vae step %d loss %.5f psnr %.2f (%.0fs)", step, *hist[-1][1:], time.time() - t0)
     return vae.eval(), {"vae_seconds": round(time.time() - t0), "vae_history": hist}
+
+
+def finetune_decoder(vae, cfg: PretrainConfig) -> dict:
+    rng = random.Random(f"decoder-{cfg.seed}")
+    vae.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.decoder_lr, weight_decay=0.0)
+    t0, hist = time.time(), []
+    for step in range(cfg.decoder_steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, cfg.decoder_steps, cfg.decoder_lr, 50)
+        imgs = [scenes.render_mixed(rng) if rng.random() < 0.75 else
+                scenes.render_scene(rng.choice(scenes.all_scenes()), rng) for _ in range(cfg.vae_batch)]
+        x = _to_tensor(imgs)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean  # what the UNet was trained on
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rec = vae.decode(z).sample
+        rec = rec.float()
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0 or step == cfg.decoder_steps - 1:
+            hist.append((step, round(loss.item(), 5), round(psnr(rec.detach(), x), 2)))
+            log.info("decoder step %d loss %.5f psnr %.2f (%.0fs)", step, *hist[-1][1:], time.time() - t0)
+    vae.requires_grad_(False)
+    return {"decoder_seconds": round(time.time() - t0), "decoder_history": hist}
 
 
 @torch.no_grad()
@@ -167,7 +202,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="diffusers folder to write")
     ap.add_argument("--work", type=Path, default=Path("outputs/pretrain-work"), help="stage outputs")
-    ap.add_argument("--stage", choices=["all", "vae", "unet"], default="all")
+    ap.add_argument("--stage", choices=["all", "vae", "unet", "decoder"], default="all")
     for k, v in asdict(PretrainConfig()).items():
         ap.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     a = ap.parse_args(argv)
@@ -197,6 +232,17 @@ def main(argv=None) -> None:
         info.update(uinfo)
         save_pipeline(a.out, unet, vae, te, tok, info)
         log.info("wrote %s", a.out)
+    if a.stage in ("all", "decoder"):
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(a.out / "vae")
+        dinfo = finetune_decoder(vae.train(), cfg)
+        vae.eval().save_pretrained(a.out / "vae")
+        info = json.loads((a.out / "pretrain.json").read_text())
+        info.update(dinfo)
+        info["config"] = asdict(cfg)
+        (a.out / "pretrain.json").write_text(json.dumps(info, indent=1) + "\n")
+        log.info("fine-tuned the decoder in %s", a.out / "vae")
 
 
 if __name__ == "__main__":

@@ -145,3 +145,27 @@ def measure(generate, prompts=None) -> QualityReport:
             misses.append(f"{scene.caption} (seed {seed}) -> {r}")
     n = len(prompts)
     return QualityReport(n, *(hits / n), tuple(misses))
+
+
+# ---------------------------------------------------------------- style statistic
+def _palette(images) -> np.ndarray:
+    """Average 4x4x4 RGB histogram (a coarse palette), summing to 1."""
+    hist = np.zeros(64)
+    for im in images:
+        q = np.asarray(im.convert("RGB"), dtype=np.int64) // 64
+        idx = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).ravel()
+        hist += np.bincount(idx, minlength=64) / idx.size
+    return hist / len(images)
+
+
+def _background(images) -> np.ndarray:
+    return np.mean([background_colour(np.asarray(im.convert("RGB"), dtype=np.float64)) for im in images], axis=0)
+
+
+def style_distance(images, reference) -> float:
+    """How far a set of images is from a style set, in [0, 1]: the mean of the
+    background-colour distance (RGB, scaled by the largest possible) and the palette
+    distance (total variation between coarse colour histograms)."""
+    bg = float(np.linalg.norm(_background(images) - _background(reference))) / (255 * 3 ** 0.5)
+    pal = 0.5 * float(np.abs(_palette(images) - _palette(reference)).sum())
+    return (bg + pal) / 2

@@ -1,0 +1,1 @@
+"""Adapter files: format rules (pure dict -> dict functions) and metadata."""

@@ -1,0 +1,70 @@
+"""The kohya / AUTOMATIC1111 / ComfyUI LoRA layout, as pure functions over dicts.
+
+Key = prefix + module path with '.' -> '_'; per module ``.lora_down.weight`` [r, in],
+``.lora_up.weight`` [out, r] and ``.alpha`` (scalar; scale = alpha / r). Alpha is always
+written explicitly (never silently set to rank).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+UNET_PREFIX = "lora_unet_"
+TE_PREFIXES = {1: ("lora_te_",), 2: ("lora_te1_", "lora_te2_")}
+BASE_VERSION = {"tiny": "studio_tiny", "sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
+ARCHITECTURE = {"tiny": "studio-tiny/lora", "sd1": "stable-diffusion-v1/lora",
+                "sd2": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
+
+
+def module_key(prefix: str, module_path: str) -> str:
+    if prefix.startswith("lora_te") and not module_path.startswith("text_model."):
+        # transformers >= 5 dropped CLIPTextModel's ``text_model.`` level; the file
+        # format (A1111, ComfyUI, kohya) still names it.
+        module_path = "text_model." + module_path
+    return prefix + module_path.replace(".", "_")
+
+
+def pack(prefix: str, module_path: str, down: torch.Tensor, up: torch.Tensor, alpha: float) -> dict:
+    k = module_key(prefix, module_path)
+    return {f"{k}.lora_down.weight": down, f"{k}.lora_up.weight": up,
+            f"{k}.alpha": torch.tensor(float(alpha), dtype=torch.float32)}
+
+
+def modules(sd: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """Group a kohya dict by module key: {key: {"down", "up", "alpha"}}."""
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for name, t in sd.items():
+        key, _, rest = name.partition(".")
+        part = {"lora_down.weight": "down", "lora_up.weight": "up", "alpha": "alpha"}.get(rest)
+        if part:
+            out.setdefault(key, {})[part] = t
+    return out
+
+
+def metadata(family: str, name: str, settings: dict, steps: int, trigger: str, resolution: int) -> dict[str, str]:
+    """kohya ``ss_*`` and SAI ``modelspec.*`` metadata (all values are strings)."""
+    lora = settings.get("lora", {})
+    args = {k: str(v) for k, v in (("conv_dim", lora.get("conv_rank")), ("conv_alpha", lora.get("conv_alpha")))
+            if v}
+    return {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(lora.get("rank", "")),
+        "ss_network_alpha": str(lora.get("alpha", "")),
+        "ss_network_args": json.dumps(args),
+        "ss_base_model_version": BASE_VERSION[family],
+        "ss_v2": str(family == "sd2"),
+        "ss_output_name": name,
+        "ss_steps": str(steps),
+        "ss_learning_rate": str(settings.get("lr_unet", "")),
+        "ss_text_encoder_lr": str(settings.get("lr_text", "")),
+        "ss_resolution": f"({resolution},{resolution})",
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": ARCHITECTURE[family],
+        "modelspec.implementation": "https://github.com/huggingface/diffusers",
+        "modelspec.title": name,
+        "modelspec.resolution": f"{resolution}x{resolution}",
+        "modelspec.trigger_phrase": trigger,
+        "studio_settings": json.dumps(settings, default=str),
+    }

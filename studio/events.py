@@ -1,0 +1,98 @@
+"""Training events and the Sink protocol. Imports no torch and no gradio.
+
+The trainer only ever calls ``sink.emit(event)``; the CLI (tqdm), the job runner (UI)
+and tests are just different sinks.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    loss: float
+    lr: float
+    it_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class Validation:
+    step: int
+    loss: float
+    best: bool  # this is the best validation loss so far
+    overfitting: bool = False  # validation rose while training loss fell
+
+
+@dataclass(frozen=True)
+class Sample:
+    step: int
+    prompts: tuple[str, ...]
+    paths: tuple[str, ...]  # PNG files, written before the event
+
+
+@dataclass(frozen=True)
+class Saved:
+    step: int
+    path: str
+    kind: str  # "checkpoint" | "adapter"
+
+
+@dataclass(frozen=True)
+class Warning_:
+    step: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    adapter: str  # path of the final .safetensors
+    chosen: str  # "best" | "last"
+    stopped_early: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    step: int
+    message: str
+
+
+Event = Progress | Validation | Sample | Saved | Warning_ | Finished | Failed
+
+
+class Sink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+@dataclass
+class ListSink:
+    """Collects events (tests, job records)."""
+
+    events: list[Any] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class StopToken:
+    """Set from any thread (UI button, Ctrl-C) to stop training at the next step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def stop(self) -> None:
+        self._event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._event.is_set()

@@ -1,0 +1,1 @@
+"""Training: caches, memory recipe, loss, checkpoints, the loop."""

@@ -1,0 +1,288 @@
+"""The training loop. Takes settings, a loaded model and a dataset; reports only through
+``sink.emit(event)``; stops when the stop token is set; returns a TrainResult.
+
+Runs under ``accelerate`` so ``accelerate launch --multi_gpu -m studio train ...`` trains
+data-parallel (each process takes different batches of one global sequence).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .. import events as ev
+from ..config import GenerateSettings, TrainSettings
+from ..data import manifest as mf
+from ..data.dataset import AugmentSettings, ImageDataset
+from ..errors import StudioError
+from ..lora import state as lora_state
+from ..lora.inject import inject, lora_parameters
+from ..models.loading import LoadedModel
+from ..paths import Workspace, atomic_save_image, atomic_write_bytes
+from . import checkpoint as ckpt
+from . import recipe
+from .batches import LatentBatches, encode
+from .loss import diffusion_loss, sample_noise, sample_timesteps, target
+from .text import TextConditioner
+from .validation import Validator, overfitting
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter: Path
+    steps: int
+    chosen: str
+    stopped_early: bool
+    best_val: float | None
+    seconds: float
+
+
+class NonFiniteLoss(StudioError):
+    pass
+
+
+class Trainer:
+    def __init__(self, name: str, dataset: str, model: LoadedModel, settings: TrainSettings,
+                 sink: ev.Sink, stop: ev.StopToken | None = None, ws: Workspace | None = None):
+        mf.check_name(name)
+        self.name, self.model, self.s, self.sink = name, model, settings, sink
+        self.stop = stop or ev.StopToken()
+        self.ws = ws or Workspace()
+        self.manifest = mf.load(dataset, self.ws)
+        self.data_root = mf.dataset_dir(dataset, self.ws)
+        self.out = self.ws.adapters / name
+        if not self.manifest.train:
+            raise StudioError(f"Dataset {dataset!r} has no training images.", "Add images first.")
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from diffusers import DDPMScheduler
+
+        s, pipe = self.s, self.model.pipe
+        set_seed(s.seed)  # LoRA init and dropout: same seed, same run
+        self.acc = Accelerator(mixed_precision=recipe.mixed_precision(s, self.model.device),
+                               cpu=self.model.device.type == "cpu")
+        self.device = self.acc.device
+        self.unet, self.tes = pipe.unet, [t for t in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if t]
+        if s.quantize != "none":
+            for m in [self.unet, *self.tes]:
+                recipe.quantize_frozen(m, s.quantize, self.model.dtype)
+        params = inject(self.unet, self.tes, s.lora)
+        for p in params:
+            p.data = p.data.float()  # LoRA weights train in fp32 whatever the base dtype
+        if s.gradient_checkpointing:
+            recipe.enable_checkpointing(self.unet, self.tes, s.lora.text_encoder)
+        self.noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
+        text_params = [p for te in self.tes for p in lora_parameters(te)]
+        self.opt = recipe.make_optimizer(s, lora_parameters(self.unet), text_params)
+        self.lr_sched = recipe.make_scheduler(s, self.opt)
+        self.train_unet, self.opt, self.lr_sched = self.acc.prepare(self.unet, self.opt, self.lr_sched)
+        self.params = params
+        self._setup_data()
+        self.gen = torch.Generator().manual_seed(s.seed)
+
+    def _setup_data(self) -> None:
+        s, pipe = self.s, self.model.pipe
+        res = s.resolution or self.model.resolution
+        step = pipe.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        aug = AugmentSettings(res, step, s.random_crop, s.flip, s.repeats)
+        self.dataset = ImageDataset(self.data_root, self.manifest.train, aug, seed=s.seed)
+        self.batches = LatentBatches(self.dataset, pipe.vae, s.batch_size, s.seed,
+                                     cache=s.cache_latents and not s.random_crop,
+                                     rank=self.acc.process_index, world=self.acc.num_processes)
+        self.text = TextConditioner(pipe, self.model.family, s.lora.text_encoder, s.cache_text,
+                                    s.caption_dropout, s.shuffle_tags, s.keep_tokens, s.seed, res)
+        val_items = self.manifest.val if s.validate_every else []
+        val_ds = ImageDataset(self.data_root, val_items, aug) if val_items else None
+        val_lat = [encode(pipe.vae, val_ds.load(i)[None])[0].float().cpu() for i in range(len(val_items))]
+        self.validator = Validator(val_lat, [i.caption for i in val_items], self.noise_sched, s.seed)
+        if self.batches.cache_on and self.device.type == "cuda":
+            pipe.vae.to("cpu")  # latents are cached: free its memory for the UNet
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ one step
+    def _micro_loss(self, n: int) -> torch.Tensor:
+        latents, captions = self.batches.batch(n)
+        latents = latents.to(self.device)
+        noise = sample_noise(latents, self.gen, self.s.noise_offset)
+        t = sample_timesteps(len(latents), self.noise_sched, self.gen, self.device)
+        noisy = self.noise_sched.add_noise(latents, noise, t)
+        h, w = latents.shape[-2:]
+        f = self.model.pipe.vae_scale_factor
+        cond = self.text(self.text.captions_for_step(captions, n), self.device, h * f, w * f)
+        with self.acc.autocast():
+            pred = self.train_unet(noisy, t, **cond).sample
+        return diffusion_loss(pred, target(self.noise_sched, latents, noise, t), self.noise_sched, t,
+                              self.s.min_snr_gamma)
+
+    def _train_step(self, step: int) -> float:
+        """One optimizer step over ``grad_accum`` micro-batches; NaN/Inf losses skip it."""
+        total = 0.0
+        for k in range(self.s.grad_accum):
+            loss = self._micro_loss(step * self.s.grad_accum + k)
+            if not torch.isfinite(loss):
+                self.opt.zero_grad(set_to_none=True)
+                return math.nan
+            self.acc.backward(loss / self.s.grad_accum)
+            total += loss.item() / self.s.grad_accum
+        if self.s.max_grad_norm:
+            self.acc.clip_grad_norm_(self.params, self.s.max_grad_norm)
+        self.opt.step()
+        self.lr_sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return total
+
+    # ------------------------------------------------------------------ outputs
+    def _weights(self) -> dict:
+        return lora_state.extract(self.unet, self.tes)
+
+    def _adapter_metadata(self, steps: int) -> dict:
+        from ..adapters import kohya
+
+        res = self.s.resolution or self.model.resolution
+        return kohya.metadata(self.model.family, self.name, asdict(self.s), steps, self.manifest.trigger, res)
+
+    def _write_adapter(self, weights: dict, path: Path, steps: int) -> Path:
+        from safetensors.torch import save
+
+        atomic_write_bytes(path, save(weights, metadata=self._adapter_metadata(steps)))
+        return path
+
+    def _previews(self, step: int) -> None:
+        from ..generate import Engine
+
+        engine = Engine(self.model)
+        paths, prompts = [], [p.format(trigger=self.manifest.trigger) for p in self.s.sample_prompts]
+        self.unet.eval()
+        vae_device = self.model.pipe.vae.device
+        self.model.pipe.vae.to(self.device)
+        try:
+            for i, prompt in enumerate(prompts):
+                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps))
+                path = self.out / "samples" / f"step-{step:07d}-{i}.png"
+                atomic_save_image(path, r.image)
+                paths.append(str(path))
+        finally:
+            self.model.pipe.vae.to(vae_device)
+            self.unet.train()
+        self.last_preview = step
+        self.sink.emit(ev.Sample(step, tuple(prompts), tuple(paths)))
+
+    def _checkpoint(self, step: int) -> None:
+        state = {"step": step, "optimizer": self.opt.state_dict(), "scheduler": self.lr_sched.state_dict(),
+                 "rng": ckpt.rng_state(self.gen), "best_val": self.best_val, "val_history": self.validator.history,
+                 "train_ema": self.train_ema}
+        path = ckpt.save(self.out / "checkpoints", step, self._weights(), state, self.s.keep_checkpoints)
+        self.sink.emit(ev.Saved(step, str(path), "checkpoint"))
+
+    def _resume(self) -> int:
+        found = ckpt.list_checkpoints(self.out / "checkpoints")
+        if not found:
+            raise StudioError(f"Nothing to resume: {self.out / 'checkpoints'} has no checkpoint.",
+                              "Start without --resume.")
+        weights, state = ckpt.load(found[-1])
+        lora_state.load(self.unet, self.tes, weights)
+        self.opt.load_state_dict(state["optimizer"])
+        self.lr_sched.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"], self.gen)
+        self.best_val, self.train_ema = state["best_val"], list(state["train_ema"])
+        self.validator.history = list(state["val_history"])
+        log.info("resumed from %s", found[-1])
+        return state["step"]
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False) -> TrainResult:
+        t0 = time.perf_counter()
+        self._setup()
+        self.best_val, self.train_ema, bad = None, [], 0
+        start = self._resume() if resume else 0
+        self.unet.train()
+        self.last_preview = -1
+        step, ema, t_loop = start, None, time.perf_counter()
+        try:
+            while step < self.s.steps and not self.stop.stopped:
+                loss = self._train_step(step)
+                step += 1
+                if math.isnan(loss):
+                    bad = self._bad_step(step, bad)
+                    continue
+                bad = 0
+                ema = loss if ema is None else 0.9 * ema + 0.1 * loss
+                self._report(step, start, loss, t_loop)
+                self._periodic(step, ema)
+        except NonFiniteLoss as e:
+            self.sink.emit(ev.Failed(step, str(e)))
+            raise
+        return self._finish(step, start, t0)
+
+    def _bad_step(self, step: int, bad: int) -> int:
+        bad += 1
+        self.sink.emit(ev.Warning_(step, f"non-finite loss: step skipped ({bad} in a row)"))
+        if bad >= self.s.max_bad_steps:
+            raise NonFiniteLoss(
+                f"Training stopped: the loss was NaN/Inf {bad} steps in a row (step {step}).",
+                "Likely causes: learning rate too high, fp16 overflow (use bf16 or fp32), or a corrupt "
+                "image in the dataset. The last good checkpoint is kept; resume with a lower learning rate.")
+        return bad
+
+    def _report(self, step: int, start: int, loss: float, t_loop: float) -> None:
+        rate = (step - start) / max(1e-9, time.perf_counter() - t_loop)
+        self.sink.emit(ev.Progress(step, self.s.steps, loss, self.lr_sched.get_last_lr()[0], rate,
+                                   (self.s.steps - step) / max(rate, 1e-9)))
+
+    def _periodic(self, step: int, ema: float) -> None:
+        s, main = self.s, self.acc.is_main_process
+        if s.validate_every and self.validator and step % s.validate_every == 0:
+            self.train_ema.append(ema)
+            self.unet.eval()
+            value = self.validator.loss(self.train_unet, self.text, self.device, self.model.dtype)
+            self.unet.train()
+            best = self.best_val is None or value < self.best_val
+            if best:
+                self.best_val = value
+                if main:
+                    self._write_adapter(self._weights(), self.out / "best.safetensors", step)
+            over = overfitting(self.validator.history, self.train_ema)
+            self.sink.emit(ev.Validation(step, value, best, over))
+            if over:
+                self.sink.emit(ev.Warning_(step, "validation loss is rising while training loss falls: "
+                                                 "overfitting — consider fewer steps or final=best"))
+        if main and s.sample_every and step % s.sample_every == 0:
+            self._previews(step)
+        if main and s.checkpoint_every and step % s.checkpoint_every == 0:
+            self._checkpoint(step)
+
+    def _finish(self, step: int, start: int, t0: float) -> TrainResult:
+        stopped = step < self.s.steps
+        chosen = "best" if self.s.final == "best" and (self.out / "best.safetensors").is_file() else "last"
+        path = self.out / f"{self.name}.safetensors"
+        if self.acc.is_main_process:
+            if not self.s.checkpoint_every or step % self.s.checkpoint_every:
+                self._checkpoint(step)
+            if chosen == "best":
+                from safetensors.torch import load_file
+
+                lora_state.load(self.unet, self.tes, load_file(str(self.out / "best.safetensors")))
+            self._write_adapter(self._weights(), path, step)
+            if self.last_preview != step or chosen == "best":
+                self._previews(step)
+            first = sorted((self.out / "samples").glob(f"step-{step:07d}-*.png"))[0]
+            atomic_write_bytes(self.out / "preview.png", first.read_bytes())
+            info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
+                    "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
+                    "trigger": self.manifest.trigger, "settings": asdict(self.s)}
+            atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+        seconds = time.perf_counter() - t0
+        self.sink.emit(ev.Saved(step, str(path), "adapter"))
+        self.sink.emit(ev.Finished(step, str(path), chosen, stopped, seconds))
+        return TrainResult(path, step, chosen, stopped, self.best_val, seconds)
