@@ -120,6 +120,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from .config import apply_sets
+    from .train import preflight
+    from .train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    s = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[args.family]), args.set or [])
+    est = preflight.for_family(args.family, s)
+    print(f"{args.family}, {s.resolution or 'native'} px, batch {s.batch_size}: {est.format()}")
+    if args.budget_gb:
+        preflight.check(est, int(args.budget_gb * preflight.GiB), args.family)
+        print(f"fits in {args.budget_gb} GiB")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models.tiny.scenes import STYLES
 
@@ -149,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     add_settings(t, ModelSettings)
     t.set_defaults(func=cmd_train)
+
+    pf = sub.add_parser("preflight", help="estimate the training VRAM of a preset without loading a model")
+    pf.add_argument("--family", choices=["tiny", "sd1", "sd2", "sdxl"], default="sd1")
+    pf.add_argument("--preset", help="preset name or .toml path (default: by family)")
+    pf.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    pf.add_argument("--budget-gb", type=float, default=0.0, help="fail (exit 2) if the estimate exceeds this")
+    pf.set_defaults(func=cmd_preflight)
 
     ds = sub.add_parser("dataset", help="image sets: add images, show a dataset")
     dsub = ds.add_subparsers(dest="dataset_command", required=True)

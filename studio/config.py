@@ -125,6 +125,7 @@ class TrainSettings:
     cache_latents: bool = setting(True, "Encode images once; the VAE then leaves the GPU.")
     cache_text: bool = setting(True, "Encode captions once when the text encoder is not trained.")
     quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).")
+    vram_budget_gb: float = setting(0.0, "GPU memory the preflight allows; 0 = the GPU's total.", min=0.0, max=1024.0)
     # validation, previews, checkpoints
     validate_every: int = setting(50, "Validation loss on held-out images every N steps; 0 = off.", min=0)
     sample_every: int = setting(100, "Preview images every N steps; 0 = off.", min=0)

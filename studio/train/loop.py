@@ -77,6 +77,7 @@ class Trainer:
         if s.quantize != "none":
             for m in [self.unet, *self.tes]:
                 recipe.quantize_frozen(m, s.quantize, self.model.dtype)
+        self._preflight()
         params = inject(self.unet, self.tes, s.lora)
         for p in params:
             p.data = p.data.float()  # LoRA weights train in fp32 whatever the base dtype
@@ -90,6 +91,20 @@ class Trainer:
         self.params = params
         self._setup_data()
         self.gen = torch.Generator().manual_seed(s.seed)
+
+    def _preflight(self) -> None:
+        """Estimate peak VRAM before the first step; refuse runs that cannot fit."""
+        from . import preflight
+
+        pipe, s = self.model.pipe, self.s
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        est = preflight.estimate(self.model.family, s, count(self.unet), [count(t) for t in self.tes],
+                                 count(pipe.vae), preflight.lora_param_count(self.unet, self.tes, s),
+                                 self.model.dtype.itemsize, s.resolution or self.model.resolution)
+        log.info("preflight: %s", est.format())
+        if self.device.type == "cuda":
+            budget = s.vram_budget_gb * preflight.GiB or torch.cuda.mem_get_info(self.device)[1]
+            preflight.check(est, int(budget), self.model.family)
 
     def _setup_data(self) -> None:
         s, pipe = self.s, self.model.pipe
@@ -106,14 +121,18 @@ class Trainer:
         val_ds = ImageDataset(self.data_root, val_items, aug) if val_items else None
         val_lat = [encode(pipe.vae, val_ds.load(i)[None])[0].float().cpu() for i in range(len(val_items))]
         self.validator = Validator(val_lat, [i.caption for i in val_items], self.noise_sched, s.seed)
-        if self.batches.cache_on and self.device.type == "cuda":
-            pipe.vae.to("cpu")  # latents are cached: free its memory for the UNet
+        if self.text.cache_on:  # every caption a step can see, encoded once
+            self.text.warm([i.caption for i in self.manifest.items] + [""], self.device)
+        self.offloaded = ([pipe.vae] if self.batches.cache_on else []) + (self.tes if self.text.cache_on else [])
+        if self.device.type == "cuda" and self.offloaded:
+            for m in self.offloaded:  # cached: free their memory for the UNet
+                m.to("cpu")
             torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, n: int) -> torch.Tensor:
         latents, captions = self.batches.batch(n)
-        latents = latents.to(self.device)
+        latents = latents.to(self.device, self.unet.dtype)
         noise = sample_noise(latents, self.gen, self.s.noise_offset)
         t = sample_timesteps(len(latents), self.noise_sched, self.gen, self.device)
         noisy = self.noise_sched.add_noise(latents, noise, t)
@@ -135,12 +154,23 @@ class Trainer:
                 return math.nan
             self.acc.backward(loss / self.s.grad_accum)
             total += loss.item() / self.s.grad_accum
+        self._sync_text_grads()
         if self.s.max_grad_norm:
             self.acc.clip_grad_norm_(self.params, self.s.max_grad_norm)
         self.opt.step()
         self.lr_sched.step()
         self.opt.zero_grad(set_to_none=True)
         return total
+
+    def _sync_text_grads(self) -> None:
+        """The UNet is DDP-wrapped; the text encoders run inside ``encode_prompt`` (the
+        generation path), so their LoRA gradients are averaged across processes here."""
+        if self.acc.num_processes == 1:
+            return
+        for te in self.tes:
+            for p in lora_parameters(te):
+                if p.grad is not None:
+                    p.grad = self.acc.reduce(p.grad, reduction="mean")
 
     # ------------------------------------------------------------------ outputs
     def _weights(self) -> dict:
@@ -164,8 +194,8 @@ class Trainer:
         engine = Engine(self.model)
         paths, prompts = [], [p.format(trigger=self.manifest.trigger) for p in self.s.sample_prompts]
         self.unet.eval()
-        vae_device = self.model.pipe.vae.device
-        self.model.pipe.vae.to(self.device)
+        for m in self.offloaded:  # previews need the whole pipeline on the device
+            m.to(self.device)
         try:
             for i, prompt in enumerate(prompts):
                 r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps))
@@ -173,7 +203,9 @@ class Trainer:
                 atomic_save_image(path, r.image)
                 paths.append(str(path))
         finally:
-            self.model.pipe.vae.to(vae_device)
+            if self.device.type == "cuda":
+                for m in self.offloaded:
+                    m.to("cpu")
             self.unet.train()
         self.last_preview = step
         self.sink.emit(ev.Sample(step, tuple(prompts), tuple(paths)))

@@ -32,15 +32,19 @@ class TextConditioner:
                                          do_classifier_free_guidance=False)
         return (emb,)
 
+    def warm(self, captions: list[str], device) -> None:
+        """Encode every caption up front (then the text encoders may leave the GPU)."""
+        self._cached(list(dict.fromkeys(captions)), device)
+
     def _cached(self, prompts: list[str], device) -> tuple:
         missing = [p for p in dict.fromkeys(prompts) if p not in self.cache]
         if missing:
             with torch.no_grad():
                 out = self._encode(missing, device)
             for i, p in enumerate(missing):
-                self.cache[p] = tuple(t[i:i + 1].detach() for t in out)
+                self.cache[p] = tuple(t[i:i + 1].detach().cpu() for t in out)
         parts = [self.cache[p] for p in prompts]
-        return tuple(torch.cat([x[k] for x in parts]) for k in range(len(parts[0])))
+        return tuple(torch.cat([x[k] for x in parts]).to(device) for k in range(len(parts[0])))
 
     def __call__(self, prompts: list[str], device, height: int, width: int) -> dict:
         """UNet keyword arguments for a batch of (already augmented) prompts."""

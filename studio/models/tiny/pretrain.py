@@ -47,7 +47,7 @@ class PretrainConfig:
     decoder_lr: float = 3e-4
     # stage 2: UNet + text encoder
     images_per_scene: int = 128    # 192 scenes x 128 jittered renders, latents cached once
-    unet_steps: int = 2600
+    unet_steps: int = 2000
     unet_batch: int = 64
     unet_lr: float = 5e-4
     warmup: int = 200

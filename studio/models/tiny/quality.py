@@ -169,3 +169,23 @@ def style_distance(images, reference) -> float:
     bg = float(np.linalg.norm(_background(images) - _background(reference))) / (255 * 3 ** 0.5)
     pal = 0.5 * float(np.abs(_palette(images) - _palette(reference)).sum())
     return (bg + pal) / 2
+
+
+def style_prompts(style: str, n: int = 8) -> list[tuple[str, int]]:
+    """Fixed (prompt, seed) pairs for judging a style adapter: objects and colours cycle."""
+    from .scenes import style_caption
+
+    colours = list(COLOURS)
+    return [(style_caption(style, OBJECTS[i % len(OBJECTS)], colours[(3 * i + 1) % len(colours)]), 500 + i)
+            for i in range(n)]
+
+
+def style_shift(generate_base, generate_styled, style: str, n: int = 8) -> tuple[float, float]:
+    """(distance of base images to the style set, distance with the adapter), same prompts/seeds."""
+    from .scenes import style_set
+
+    reference = [im for im, _ in style_set(style, 16, seed=7)]
+    prompts = style_prompts(style, n)
+    base = [generate_base(p, s) for p, s in prompts]
+    styled = [generate_styled(p, s) for p, s in prompts]
+    return style_distance(base, reference), style_distance(styled, reference)
