@@ -106,21 +106,25 @@ def _from_zip(path: Path, s: IngestSettings, out: Collected) -> None:
                 out.refused.append((name, reason))
                 continue
             budget -= m.file_size
-            data = _bounded_read(zf, m)
-            if data is None:
-                out.refused.append((name, "unpacks to more bytes than its header declares (zip-bomb guard)"))
+            data, reason = _bounded_read(zf, m)
+            if reason:
+                out.refused.append((name, reason))
                 continue
             _add(out, SourceFile(PurePosixPath(label, m.filename).as_posix(), len(data), lambda d=data: d))
 
 
-def _bounded_read(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> bytes | None:
+def _bounded_read(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> tuple[bytes, str | None]:
     """Read a member, never more than its declared size (headers can lie)."""
     try:
         with zf.open(m) as f:
             data = f.read(m.file_size + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
-        return b""  # decoded later as an empty/unreadable file, with a reason
-    return None if len(data) > m.file_size else data
+    except RuntimeError:
+        return b"", "encrypted zip member: unzip it with its password first"
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as e:
+        return b"", f"damaged zip member ({e})"
+    if len(data) > m.file_size:
+        return b"", "unpacks to more bytes than its header declares (zip-bomb guard)"
+    return data, None
 
 
 def collect(paths: list[Path], s: IngestSettings) -> Collected:
