@@ -108,7 +108,7 @@ class Trainer:
 
     def _setup_data(self) -> None:
         s, pipe = self.s, self.model.pipe
-        res = s.resolution or self.model.resolution
+        res = self.res = s.resolution or self.model.resolution
         step = pipe.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
         aug = AugmentSettings(res, step, s.random_crop, s.flip, s.repeats)
         self.dataset = ImageDataset(self.data_root, self.manifest.train, aug, seed=s.seed)
@@ -198,7 +198,8 @@ class Trainer:
             m.to(self.device)
         try:
             for i, prompt in enumerate(prompts):
-                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps))
+                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
+                                                     width=self.res, height=self.res))
                 path = self.out / "samples" / f"step-{step:07d}-{i}.png"
                 atomic_save_image(path, r.image)
                 paths.append(str(path))
