@@ -5,7 +5,8 @@ LoRA on the attention projections, as trained) on the CPU at a 32x32 latent, rec
 the bytes autograd keeps for backward, deduplicated by storage and excluding the weights.
 CPU SDPA uses a flash-attention kernel as CUDA does, so these bytes grow linearly with
 pixels and the per-latent-pixel figure scales to any resolution. With gradient
-checkpointing only block inputs are kept; the recompute peak adds the largest block.
+checkpointing only the inputs of each checkpointed unit (resnet / transformer layer) are
+kept; the recompute peak adds the largest unit.
 
     python benchmarks/activation_model.py [sd1 sd2 sdxl tiny]
 """
@@ -14,12 +15,16 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 from diffusers import UNet2DConditionModel
 from peft import LoraConfig
 
-from studio.models.loading import CONFIG_DIR, TINY_DIR
+sys.path.insert(0, str(Path(__file__).parent))
+from common import record  # noqa: E402
+
+from studio.models.loading import CONFIG_DIR, TINY_DIR  # noqa: E402
 
 LATENT = 32
 CROSS = {"sd1": 768, "sd2": 1024, "sdxl": 2048, "tiny": 64}
@@ -69,7 +74,9 @@ def measure(u, family: str, checkpointing: bool) -> tuple[int, int]:
     x, h, kw = inputs(family)
     u.enable_gradient_checkpointing() if checkpointing else u.disable_gradient_checkpointing()
     kept = Saved(weights)
-    blocks = list(u.down_blocks) + [u.mid_block] + list(u.up_blocks)
+    # diffusers checkpoints each resnet and each transformer layer separately: those are
+    # the recompute units whose activations come back during backward
+    blocks = [m for m in u.modules() if type(m).__name__ in ("BasicTransformerBlock", "ResnetBlock2D")]
     per_block = [Saved(weights) for _ in blocks]
     hooks = []
     if not checkpointing:  # measure each block's own activations in the same pass
@@ -94,16 +101,16 @@ def measure(u, family: str, checkpointing: bool) -> tuple[int, int]:
 def main() -> None:
     families = sys.argv[1:] or ["sd1", "sdxl"]
     px = LATENT * LATENT
-    print("| family | full: bytes / latent px | checkpointed: bytes / latent px | largest block: bytes / latent px |")
-    print("|---|---|---|---|")
+    rows = ["| family | full: bytes / latent px | checkpointed: bytes / latent px | largest unit: bytes / latent px | s |",
+            "|---|---|---|---|---|"]
     for fam in families:
         t0 = time.time()
         u = build(fam)
         full, block = measure(u, fam, False)
         ckpt, _ = measure(u, fam, True)
-        print(f"| {fam} | {full / px:.0f} | {ckpt / px:.0f} | {block / px:.0f} |  <!-- {time.time() - t0:.0f}s -->",
-              flush=True)
+        rows.append(f"| {fam} | {full / px:.0f} | {ckpt / px:.0f} | {block / px:.0f} | {time.time() - t0:.0f} |")
         del u
+    record("Activation model for the VRAM preflight (bf16 bytes kept for backward, batch 1)", "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ class Trainer:
                                cpu=self.model.device.type == "cpu")
         self.device = self.acc.device
         self.unet, self.tes = pipe.unet, [t for t in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if t]
+        self.noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
+        self._setup_data()  # caches first, while the UNet is off the GPU
         if s.quantize != "none":
             for m in [self.unet, *self.tes]:
                 recipe.quantize_frozen(m, s.quantize, self.model.dtype)
@@ -83,13 +85,11 @@ class Trainer:
             p.data = p.data.float()  # LoRA weights train in fp32 whatever the base dtype
         if s.gradient_checkpointing:
             recipe.enable_checkpointing(self.unet, self.tes, s.lora.text_encoder)
-        self.noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
         text_params = [p for te in self.tes for p in lora_parameters(te)]
         self.opt = recipe.make_optimizer(s, lora_parameters(self.unet), text_params)
         self.lr_sched = recipe.make_scheduler(s, self.opt)
         self.train_unet, self.opt, self.lr_sched = self.acc.prepare(self.unet, self.opt, self.lr_sched)
         self.params = params
-        self._setup_data()
         self.gen = torch.Generator().manual_seed(s.seed)
 
     def _preflight(self) -> None:
@@ -112,6 +112,8 @@ class Trainer:
         step = pipe.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
         aug = AugmentSettings(res, step, s.random_crop, s.flip, s.repeats)
         self.dataset = ImageDataset(self.data_root, self.manifest.train, aug, seed=s.seed)
+        if self.device.type == "cuda":
+            self.unet.to("cpu")  # peak memory: VAE/text encoding must not sit on top of the UNet
         self.batches = LatentBatches(self.dataset, pipe.vae, s.batch_size, s.seed,
                                      cache=s.cache_latents and not s.random_crop,
                                      rank=self.acc.process_index, world=self.acc.num_processes)
@@ -128,6 +130,7 @@ class Trainer:
             for m in self.offloaded:  # cached: free their memory for the UNet
                 m.to("cpu")
             torch.cuda.empty_cache()
+        self.unet.to(self.device)
 
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, n: int) -> torch.Tensor:

@@ -4,8 +4,10 @@ peak ~= frozen weights on the GPU (by dtype / quantization)
       + LoRA weights (fp32) + their gradients (fp32) + optimizer state (8-bit: 2 B/param)
       + activations kept for backward (measured per latent pixel, see
         benchmarks/activation_model.py) x batch x latent pixels
-      + with gradient checkpointing: the largest block's recompute
+      + the largest unit's activations once more for backward's transient gradients
+        (twice with gradient checkpointing: its recompute, then its gradients)
       + 10 % allocator slack
+This is an estimate from CPU measurements; GPU peaks were not measured in this milestone.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from ..config import TrainSettings
 from ..errors import StudioError
 
 GiB = 2**30
-# bf16 bytes kept for backward per latent pixel, batch 1 (benchmarks/activation_model.py):
-# (full, checkpointed, largest block). SD 2.x is taken as SD 1.x (same layout, wider text).
+# bf16 bytes kept for backward per latent pixel, batch 1, LoRA on attention
+# (benchmarks/activation_model.py, 2026-11-23): (full, checkpointed, largest checkpointed unit).
+# tiny: same method, fp32 on CPU halved (its real runs are fp32 on CPU: the estimate doubles it back).
 ACTIVATIONS = {
-    "sd1": (871_000, 9_700, 310_000),
-    "sd2": (871_000, 9_700, 310_000),
-    "sdxl": (1_900_000, 12_000, 560_000),
+    "sd1": (198_202, 36_560, 15_106),
+    "sd2": (187_532, 25_959, 15_121),
+    "sdxl": (365_380, 30_072, 7_910),
     "tiny": (15_400, 2_900, 2_100),
 }
 VAE_FACTOR = {"tiny": 4, "sd1": 8, "sd2": 8, "sdxl": 8}
@@ -53,7 +56,8 @@ def estimate(family: str, s: TrainSettings, unet_params: int, text_params: list[
     px = (resolution // VAE_FACTOR[family]) ** 2
     full, ckpt, block = ACTIVATIONS[family]
     scale = 2 if dtype_bytes == 4 else 1  # measured in bf16
-    act = (ckpt * px * s.batch_size + block * px) if s.gradient_checkpointing else full * px * s.batch_size
+    act = (ckpt * px * s.batch_size + 2 * block * px * s.batch_size) if s.gradient_checkpointing \
+        else (full * px + block * px) * s.batch_size
     act *= scale
     total = int((weights + lora + act) * 1.10)
     return Estimate(int(weights), int(lora), int(act), total)
