@@ -90,3 +90,15 @@ def test_flip_and_random_crop_are_seeded(tmp_path):
 def test_captioner_without_a_local_model_says_none_ships(tmp_path):
     with pytest.raises(StudioError, match="No captioner ships"):
         TransformersCaptioner(tmp_path)
+
+
+def test_data_parallel_processes_take_disjoint_batches(tmp_path):
+    from studio.train.batches import LatentBatches
+
+    root, m = _dataset(tmp_path, [(64, 64)] * 6 + [(96, 48)] * 4)
+    ds = ImageDataset(root, m.items, AugmentSettings(resolution=64, step=16))
+    one = LatentBatches(ds, None, 2, seed=0, cache=False)
+    ranks = [LatentBatches(ds, None, 2, seed=0, cache=False, rank=r, world=2) for r in (0, 1)]
+    global_seq = [one.indices(n) for n in range(8)]
+    assert [ranks[0].indices(n) for n in range(4)] == global_seq[0::2]
+    assert [ranks[1].indices(n) for n in range(4)] == global_seq[1::2]
