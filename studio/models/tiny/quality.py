@@ -20,6 +20,7 @@ from PIL import Image
 
 from .scenes import BACKGROUNDS, COLOURS, OBJECTS, object_mask
 
+FRAME = 5
 _PALETTE_HUES = {n: colorsys.rgb_to_hsv(*[v / 255 for v in rgb])[0] * 360 for n, rgb in COLOURS.items()}
 
 
@@ -42,11 +43,15 @@ def background_colour(arr: np.ndarray) -> np.ndarray:
 
 
 def foreground(arr: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """Object pixels: saturated (every object colour is; backgrounds and shadows are not)
-    and away from the background colour."""
+    """Object pixels: clearly more saturated than the background (every object colour is;
+    backgrounds and shadows are not) and far from its colour. The 5-px frame is ignored:
+    objects never reach it, and decoders leave edge artefacts there."""
     mx, mn = arr.max(-1), arr.min(-1)
     sat = (mx - mn) / np.maximum(mx, 1e-6)
-    return (sat > 0.4) & (np.linalg.norm(arr - bg, axis=-1) > 40)
+    bg_sat = (bg.max() - bg.min()) / max(bg.max(), 1e-6)
+    mask = (sat > bg_sat + 0.15) & (np.linalg.norm(arr - bg, axis=-1) > 70)
+    mask[:FRAME], mask[-FRAME:], mask[:, :FRAME], mask[:, -FRAME:] = False, False, False, False
+    return mask
 
 
 def nearest_background(rgb: np.ndarray) -> str:
