@@ -47,7 +47,9 @@ def test_cli_generate_writes_reproducible_png(tmp_path):
 
 def test_cli_generate_reports_user_errors_without_traceback(tmp_path):
     r = run_cli("generate", "--steps", "2", "--width", "30", "--out", str(tmp_path / "x.png"))
-    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and last.startswith("error:") and "multiples of 16" in last
+    assert "Traceback" not in r.stderr
     assert not (tmp_path / "x.png").exists()
 
 

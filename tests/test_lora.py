@@ -19,8 +19,8 @@ def fresh():
 def _unet_out(pipe, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 4, 16, 16, generator=g)
-    ids = pipe.tokenizer(["a red mug on a white background"] * 2, padding="max_length", max_length=77,
-                         return_tensors="pt").input_ids
+    ids = pipe.tokenizer(["a red mug on a white background"] * 2, padding="max_length",
+                         max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
     with torch.no_grad():
         h = pipe.text_encoder(ids).last_hidden_state
         return pipe.unet(x, torch.tensor([500, 100]), h).sample

@@ -76,10 +76,10 @@ class Trainer:
         self.unet, self.tes = pipe.unet, [t for t in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if t]
         self.noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
         self._setup_data()  # caches first, while the UNet is off the GPU
+        self._preflight()  # on the unquantized modules; the estimate applies s.quantize
         if s.quantize != "none":
             for m in [self.unet, *self.tes]:
                 recipe.quantize_frozen(m, s.quantize, self.model.dtype)
-        self._preflight()
         params = inject(self.unet, self.tes, s.lora)
         for p in params:
             p.data = p.data.float()  # LoRA weights train in fp32 whatever the base dtype

@@ -36,8 +36,8 @@ def generate_tab(engine: Engine) -> None:
                 steps = _number(GenerateSettings, "steps", "Steps", precision=0)
                 guidance = _number(GenerateSettings, "guidance", "Guidance")
             with gr.Row():
-                width = _number(GenerateSettings, "width", "Width", precision=0)
-                height = _number(GenerateSettings, "height", "Height", precision=0)
+                width = _number(GenerateSettings, "width", "Width", precision=0, elem_id="width")
+                height = _number(GenerateSettings, "height", "Height", precision=0, elem_id="height")
             button = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=1):
             image = gr.Image(label="Result", type="pil", elem_id="result", format="png")
