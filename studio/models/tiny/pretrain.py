@@ -60,6 +60,12 @@ def _to_tensor(imgs) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
+def _mixed_batch(rng: random.Random, n: int) -> torch.Tensor:
+    """VAE training images: 3/4 the broad mix, 1/4 product scenes."""
+    return _to_tensor([scenes.render_mixed(rng) if rng.random() < 0.75 else
+                       scenes.render_scene(rng.choice(scenes.all_scenes()), rng) for _ in range(n)])
+
+
 def _lr(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -81,9 +87,7 @@ def train_vae(cfg: PretrainConfig) -> tuple[torch.nn.Module, dict]:
     for step in range(cfg.vae_steps):
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg.vae_steps, cfg.vae_lr, 100)
-        imgs = [scenes.render_mixed(rng) if rng.random() < 0.75 else
-                scenes.render_scene(rng.choice(scenes.all_scenes()), rng) for _ in range(cfg.vae_batch)]
-        x = _to_tensor(imgs)
+        x = _mixed_batch(rng, cfg.vae_batch)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             post = vae.encode(x).latent_dist
             rec = vae.decode(post.sample()).sample
@@ -110,9 +114,7 @@ def finetune_decoder(vae, cfg: PretrainConfig) -> dict:
     for step in range(cfg.decoder_steps):
         for g in opt.param_groups:
             g["lr"] = _lr(step, cfg.decoder_steps, cfg.decoder_lr, 50)
-        imgs = [scenes.render_mixed(rng) if rng.random() < 0.75 else
-                scenes.render_scene(rng.choice(scenes.all_scenes()), rng) for _ in range(cfg.vae_batch)]
-        x = _to_tensor(imgs)
+        x = _mixed_batch(rng, cfg.vae_batch)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean  # what the UNet was trained on
         with torch.autocast("cpu", dtype=torch.bfloat16):
