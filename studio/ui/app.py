@@ -40,7 +40,7 @@ def generate_tab(engine: Engine) -> None:
                 height = _number(GenerateSettings, "height", "Height", precision=0, elem_id="height")
             button = gr.Button("Generate", variant="primary", elem_id="generate")
         with gr.Column(scale=1):
-            image = gr.Image(label="Result", type="pil", elem_id="result", format="png")
+            image = gr.Image(label="Result", type="pil", elem_id="result", format="png", height=384)
             status = gr.Markdown(elem_id="status")
 
     def run(prompt, negative, seed, steps, guidance, width, height):
