@@ -14,7 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from common import record  # noqa: E402
 
@@ -22,13 +21,6 @@ from studio.config import GenerateSettings  # noqa: E402
 from studio.generate import Engine  # noqa: E402
 from studio.models.loading import TINY_DIR, load_model  # noqa: E402
 from studio.models.tiny import quality, scenes  # noqa: E402
-from studio.models.tiny.pretrain import psnr  # noqa: E402
-
-
-def vae_psnr(vae, images) -> float:
-    x = torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) for i in images]) / 127.5 - 1).permute(0, 3, 1, 2)
-    with torch.no_grad():
-        return psnr(vae.decode(vae.encode(x).latent_dist.mean).sample, x)
 
 
 def main() -> None:
@@ -50,8 +42,8 @@ def main() -> None:
                           quality.quality_prompts(a.seeds))
     rng = random.Random("held-out")
     held = [scenes.render_scene(s, rng) for s in rng.sample(scenes.all_scenes(), 32)]
-    recon = {"scenes": vae_psnr(pipe.vae, held)}
-    recon.update({st: vae_psnr(pipe.vae, [im for im, _ in scenes.style_set(st, 16, seed=99)]) for st in scenes.STYLES})
+    recon = {"scenes": quality.reconstruction_psnr(pipe.vae, held)}
+    recon.update({st: quality.reconstruction_psnr(pipe.vae, [im for im, _ in scenes.style_set(st, 16, seed=99)]) for st in scenes.STYLES})
     info = json.loads((TINY_DIR / "pretrain.json").read_text())
     seconds = {k: info.get(k) for k in ("vae_seconds", "encode_seconds", "unet_seconds", "decoder_seconds")}
     table = "\n".join([

@@ -9,13 +9,10 @@ must be nearer the prompted object's silhouette than any other (a mug needs its 
 
 import random
 
-import numpy as np
 import pytest
-import torch
 
 from studio.config import GenerateSettings
 from studio.models.tiny import quality, scenes
-from studio.models.tiny.pretrain import psnr
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +36,6 @@ def test_prompted_object_shape_is_recognisable(report):
     assert report.shape_rate >= 0.8, report.misses
 
 
-def _reconstruct(vae, images) -> float:
-    x = torch.from_numpy(np.stack([np.asarray(i, dtype=np.float32) for i in images]) / 127.5 - 1)
-    x = x.permute(0, 3, 1, 2)
-    with torch.no_grad():
-        rec = vae.decode(vae.encode(x).latent_dist.mean).sample
-    return psnr(rec, x)
-
-
 @pytest.mark.parametrize("source", ["scenes", *scenes.STYLES])
 def test_vae_reconstructs_held_out_images_at_24db(tiny_model, source):
     if source == "scenes":  # seeds the pretraining never used
@@ -54,4 +43,4 @@ def test_vae_reconstructs_held_out_images_at_24db(tiny_model, source):
         images = [scenes.render_scene(s, rng) for s in rng.sample(scenes.all_scenes(), 32)]
     else:
         images = [im for im, _ in scenes.style_set(source, 16, seed=99)]
-    assert _reconstruct(tiny_model.pipe.vae, images) >= 24.0
+    assert quality.reconstruction_psnr(tiny_model.pipe.vae, images) >= 24.0

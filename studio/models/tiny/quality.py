@@ -194,3 +194,15 @@ def style_shift(generate_base, generate_styled, style: str, n: int = 8) -> tuple
     base = [generate_base(p, s) for p, s in prompts]
     styled = [generate_styled(p, s) for p, s in prompts]
     return style_distance(base, reference), style_distance(styled, reference)
+
+
+def reconstruction_psnr(vae, images) -> float:
+    """PSNR (dB) of the VAE's encode(mean) -> decode round trip over ``images``."""
+    import torch
+
+    from .pretrain import psnr
+
+    x = torch.from_numpy(np.stack([np.asarray(i.convert("RGB"), dtype=np.float32) for i in images]) / 127.5 - 1)
+    x = x.permute(0, 3, 1, 2)
+    with torch.no_grad():
+        return psnr(vae.decode(vae.encode(x).latent_dist.mean).sample, x)
