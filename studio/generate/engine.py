@@ -30,15 +30,10 @@ class Engine:
     def __init__(self, model: LoadedModel):
         self.model = model
 
-    @property
-    def size_multiple(self) -> int:
-        unet = self.model.pipe.unet
-        return self.model.pipe.vae_scale_factor * 2 ** (len(unet.config.block_out_channels) - 1)
-
     def resolve_size(self, s: GenerateSettings) -> tuple[int, int]:
         native = self.model.resolution
         w, h = s.width or native, s.height or native
-        m = self.size_multiple
+        m = self.model.size_multiple
         if w % m or h % m:
             raise StudioError(f"Image size {w}x{h} does not fit this model.",
                               f"Width and height must be multiples of {m} (native size is {native}).")

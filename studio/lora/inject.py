@@ -48,7 +48,7 @@ def inject(unet, text_encoders: list, s: LoraSettings) -> list[torch.nn.Paramete
     if s.text_encoder:
         for te in text_encoders:
             te.add_adapter(text_config(s), adapter_name=ADAPTER)
-    params = [p for m in [unet, *text_encoders] for n, p in m.named_parameters() if "lora_" in n]
+    params = [p for m in [unet, *text_encoders] for p in lora_parameters(m)]
     for p in params:
         p.requires_grad_(True)
     return params

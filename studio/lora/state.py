@@ -12,15 +12,15 @@ def _lora_modules(model) -> dict[str, torch.nn.Module]:
     return {n: m for n, m in model.named_modules() if hasattr(m, "lora_A") and ADAPTER in m.lora_A}
 
 
-def _te_prefixes(n_text_encoders: int) -> tuple[str, ...]:
-    return kohya.TE_PREFIXES[n_text_encoders]
+def _parts(unet, text_encoders: list) -> list[tuple[str, torch.nn.Module]]:
+    """(kohya prefix, model) pairs: lora_unet_, then lora_te_ or lora_te1_/lora_te2_."""
+    return [(kohya.UNET_PREFIX, unet)] + list(zip(kohya.TE_PREFIXES[len(text_encoders)], text_encoders))
 
 
 def extract(unet, text_encoders: list) -> dict[str, torch.Tensor]:
     """The current LoRA weights with explicit alphas, in kohya layout (fp32, CPU)."""
     sd: dict[str, torch.Tensor] = {}
-    parts = [(kohya.UNET_PREFIX, unet)] + list(zip(_te_prefixes(len(text_encoders)), text_encoders))
-    for prefix, model in parts:
+    for prefix, model in _parts(unet, text_encoders):
         for path, m in _lora_modules(model).items():
             sd.update(kohya.pack(prefix, path, m.lora_A[ADAPTER].weight.detach().float().cpu().clone(),
                                  m.lora_B[ADAPTER].weight.detach().float().cpu().clone(), m.lora_alpha[ADAPTER]))
@@ -31,9 +31,8 @@ def extract(unet, text_encoders: list) -> dict[str, torch.Tensor]:
 def load(unet, text_encoders: list, sd: dict[str, torch.Tensor]) -> None:
     """Copy a canonical dict back into the injected modules (resume, best-checkpoint)."""
     grouped = kohya.modules(sd)
-    parts = [(kohya.UNET_PREFIX, unet)] + list(zip(_te_prefixes(len(text_encoders)), text_encoders))
     seen = set()
-    for prefix, model in parts:
+    for prefix, model in _parts(unet, text_encoders):
         for path, m in _lora_modules(model).items():
             key = kohya.module_key(prefix, path)
             if key not in grouped:

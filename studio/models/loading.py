@@ -43,6 +43,11 @@ class LoadedModel:
     def resolution(self) -> int:
         return NATIVE_RESOLUTION[self.family]
 
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: VAE factor x the UNet's downsamplings."""
+        return self.pipe.vae_scale_factor * 2 ** (len(self.pipe.unet.config.block_out_channels) - 1)
+
 
 def parse_ref(ref: str) -> ModelRef:
     """Classify what the user typed: 'tiny', a folder, a file, or a hub id."""

@@ -97,7 +97,7 @@ class Trainer:
         from . import preflight
 
         pipe, s = self.model.pipe, self.s
-        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        count = preflight.param_count
         est = preflight.estimate(self.model.family, s, count(self.unet), [count(t) for t in self.tes],
                                  count(pipe.vae), preflight.lora_param_count(self.unet, self.tes, s),
                                  self.model.dtype.itemsize, s.resolution or self.model.resolution)
@@ -109,8 +109,7 @@ class Trainer:
     def _setup_data(self) -> None:
         s, pipe = self.s, self.model.pipe
         res = self.res = s.resolution or self.model.resolution
-        step = pipe.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
-        aug = AugmentSettings(res, step, s.random_crop, s.flip, s.repeats)
+        aug = AugmentSettings(res, self.model.size_multiple, s.random_crop, s.flip, s.repeats)
         self.dataset = ImageDataset(self.data_root, self.manifest.train, aug, seed=s.seed)
         if self.device.type == "cuda":
             self.unet.to("cpu")  # peak memory: VAE/text encoding must not sit on top of the UNet
@@ -122,7 +121,8 @@ class Trainer:
         val_items = self.manifest.val if s.validate_every else []
         val_ds = ImageDataset(self.data_root, val_items, aug) if val_items else None
         val_lat = [encode(pipe.vae, val_ds.load(i)[None])[0].float().cpu() for i in range(len(val_items))]
-        self.validator = Validator(val_lat, [i.caption for i in val_items], self.noise_sched, s.seed)
+        self.validator = Validator(val_lat, [i.caption for i in val_items], self.noise_sched, s.seed,
+                                   pipe.vae_scale_factor)
         if self.text.cache_on:  # every caption a step can see, encoded once
             self.text.warm([i.caption for i in self.manifest.items] + [""], self.device)
         self.offloaded = ([pipe.vae] if self.batches.cache_on else []) + (self.tes if self.text.cache_on else [])

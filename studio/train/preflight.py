@@ -73,6 +73,10 @@ def check(est: Estimate, budget_bytes: int, family: str, preset_hint: bool = Tru
                       "a smaller batch or resolution, or --set quantize=nf4.")
 
 
+def param_count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def lora_param_count(unet, text_encoders: list, s: TrainSettings) -> int:
     """Trainable LoRA parameters for these settings (built on the meta device: free)."""
     import copy
@@ -102,7 +106,6 @@ def for_family(family: str, s: TrainSettings, resolution: int = 0) -> Estimate:
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(root / "vae"))
         tes = [CLIPTextModel(CLIPTextConfig.from_pretrained(root / sub))
                for sub in ("text_encoder", "text_encoder_2") if (root / sub).is_dir()]
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     dtype_bytes = 4 if family == "tiny" else 2
-    return estimate(family, s, count(unet), [count(t) for t in tes], count(vae),
+    return estimate(family, s, param_count(unet), [param_count(t) for t in tes], param_count(vae),
                     lora_param_count(unet, tes, s), dtype_bytes, resolution or s.resolution or NATIVE_RESOLUTION[family])

@@ -12,8 +12,8 @@ TIMESTEP_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 class Validator:
     """Fixed noise and timesteps per held-out latent, so losses compare across steps."""
 
-    def __init__(self, latents: list[torch.Tensor], captions: list[str], scheduler, seed: int):
-        self.latents, self.captions, self.scheduler = latents, captions, scheduler
+    def __init__(self, latents: list[torch.Tensor], captions: list[str], scheduler, seed: int, vae_factor: int):
+        self.latents, self.captions, self.scheduler, self.vae_factor = latents, captions, scheduler, vae_factor
         gen = torch.Generator().manual_seed(seed + 7919)
         T = scheduler.config.num_train_timesteps
         self.timesteps = torch.tensor([int(T * f) for f in TIMESTEP_FRACTIONS])
@@ -32,7 +32,7 @@ class Validator:
             n = noise.to(device, dtype)
             t = self.timesteps.to(device)
             noisy = self.scheduler.add_noise(x0, n, t)
-            kwargs = condition([cap] * k, device, lat.shape[-2] * 8, lat.shape[-1] * 8)
+            kwargs = condition([cap] * k, device, lat.shape[-2] * self.vae_factor, lat.shape[-1] * self.vae_factor)
             pred = unet(noisy, t, **kwargs).sample
             total += diffusion_loss(pred, target(self.scheduler, x0, n, t), self.scheduler, t).item()
         value = total / len(self.latents)
