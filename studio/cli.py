@@ -111,8 +111,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[model.family]), args.set or [])
     dataset = args.dataset
     if args.images:
-        dataset = dataset or args.name
-        print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
+        from accelerate import PartialState
+
+        dataset, state = dataset or args.name, PartialState(cpu=model.device.type == "cpu")
+        if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
+            print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
+        state.wait_for_everyone()
     stop = StopToken()
     signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     trainer = Trainer(args.name, dataset, model, settings, TqdmSink(settings.steps), stop)

@@ -74,6 +74,8 @@ def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torch.
     """CUDA with bf16 (fp16 on pre-Ampere) when present; fp32 on CPU (half is slow/unsupported there)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # under accelerate/torchrun: one GPU per process
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise StudioError("CUDA was requested but no CUDA GPU is available.", "Use --device cpu.")

@@ -50,10 +50,14 @@ class LatentBatches:
             self._epoch_batches = (epoch, self.sampler._batches())
         return self._epoch_batches[1]
 
+    def global_index(self, n: int) -> int:
+        """This process's ``n``-th batch in the global sequence (data parallel: every
+        process takes a different batch of the same sequence)."""
+        return n * self.world + self.rank
+
     def indices(self, n: int) -> list[int]:
-        """Dataset indices of this process's ``n``-th batch (data parallel: every
-        process takes a different batch of the same global sequence)."""
-        g = n * self.world + self.rank
+        """Dataset indices of this process's ``n``-th batch."""
+        g = self.global_index(n)
         return self._batches_of_epoch(g // self.per_epoch)[g % self.per_epoch]
 
     def batch(self, n: int) -> tuple[torch.Tensor, list[str]]:

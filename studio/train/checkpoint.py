@@ -18,17 +18,17 @@ from safetensors.torch import load_file, save_file
 PREFIX = "step-"
 
 
-def rng_state(gen: torch.Generator) -> dict:
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(), "gen": gen.get_state()}
+def rng_state() -> dict:
+    """Global RNGs (LoRA dropout draws from torch's); noise has its own per-batch seed."""
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict, gen: torch.Generator) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
-    gen.set_state(state["gen"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -7,6 +7,7 @@ data-parallel (each process takes different batches of one global sequence).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -65,13 +66,16 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate.utils import DataLoaderConfiguration, set_seed
         from diffusers import DDPMScheduler
 
         s, pipe = self.s, self.model.pipe
         set_seed(s.seed)  # LoRA init and dropout: same seed, same run
+        # split_batches: every process draws its own batch and ``steps`` counts optimizer steps,
+        # so the LR schedule advances once per step (not once per process).
         self.acc = Accelerator(mixed_precision=recipe.mixed_precision(s, self.model.device),
-                               cpu=self.model.device.type == "cpu")
+                               cpu=self.model.device.type == "cpu",
+                               dataloader_config=DataLoaderConfiguration(split_batches=True))
         self.device = self.acc.device
         self.unet, self.tes = pipe.unet, [t for t in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if t]
         self.noise_sched = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -90,7 +94,6 @@ class Trainer:
         self.lr_sched = recipe.make_scheduler(s, self.opt)
         self.train_unet, self.opt, self.lr_sched = self.acc.prepare(self.unet, self.opt, self.lr_sched)
         self.params = params
-        self.gen = torch.Generator().manual_seed(s.seed)
 
     def _preflight(self) -> None:
         """Estimate peak VRAM before the first step; refuse runs that cannot fit."""
@@ -134,14 +137,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _micro_loss(self, n: int) -> torch.Tensor:
+        g = self.batches.global_index(n)
         latents, captions = self.batches.batch(n)
         latents = latents.to(self.device, self.unet.dtype)
-        noise = sample_noise(latents, self.gen, self.s.noise_offset)
-        t = sample_timesteps(len(latents), self.noise_sched, self.gen, self.device)
+        # noise, timesteps and caption augmentation are functions of (seed, global batch):
+        # resume needs no generator state, and data-parallel processes draw different noise
+        gen = torch.Generator().manual_seed(hash((self.s.seed, g)) & 0x7FFF_FFFF_FFFF_FFFF)
+        noise = sample_noise(latents, gen, self.s.noise_offset)
+        t = sample_timesteps(len(latents), self.noise_sched, gen, self.device)
         noisy = self.noise_sched.add_noise(latents, noise, t)
         h, w = latents.shape[-2:]
         f = self.model.pipe.vae_scale_factor
-        cond = self.text(self.text.captions_for_step(captions, n), self.device, h * f, w * f)
+        cond = self.text(self.text.captions_for_step(captions, g), self.device, h * f, w * f)
         with self.acc.autocast():
             pred = self.train_unet(noisy, t, **cond).sample
         return diffusion_loss(pred, target(self.noise_sched, latents, noise, t), self.noise_sched, t,
@@ -149,13 +156,15 @@ class Trainer:
 
     def _train_step(self, step: int) -> float:
         """One optimizer step over ``grad_accum`` micro-batches; NaN/Inf losses skip it."""
-        total = 0.0
+        total, last = 0.0, self.s.grad_accum - 1
         for k in range(self.s.grad_accum):
             loss = self._micro_loss(step * self.s.grad_accum + k)
-            if not torch.isfinite(loss):
+            finite = self.acc.reduce(torch.isfinite(loss.detach()).float().reshape(1), "sum")
+            if finite.item() < self.acc.num_processes:  # every process skips together
                 self.opt.zero_grad(set_to_none=True)
                 return math.nan
-            self.acc.backward(loss / self.s.grad_accum)
+            with contextlib.nullcontext() if k == last else self.acc.no_sync(self.train_unet):
+                self.acc.backward(loss / self.s.grad_accum)  # gradients averaged once, at the last
             total += loss.item() / self.s.grad_accum
         self._sync_text_grads()
         if self.s.max_grad_norm:
@@ -212,14 +221,14 @@ class Trainer:
                     m.to("cpu")
             self.unet.train()
         self.last_preview = step
-        self.sink.emit(ev.Sample(step, tuple(prompts), tuple(paths)))
+        self._emit(ev.Sample(step, tuple(prompts), tuple(paths)))
 
     def _checkpoint(self, step: int) -> None:
         state = {"step": step, "optimizer": self.opt.state_dict(), "scheduler": self.lr_sched.state_dict(),
-                 "rng": ckpt.rng_state(self.gen), "best_val": self.best_val, "val_history": self.validator.history,
+                 "rng": ckpt.rng_state(), "best_val": self.best_val, "val_history": self.validator.history,
                  "train_ema": self.train_ema}
         path = ckpt.save(self.out / "checkpoints", step, self._weights(), state, self.s.keep_checkpoints)
-        self.sink.emit(ev.Saved(step, str(path), "checkpoint"))
+        self._emit(ev.Saved(step, str(path), "checkpoint"))
 
     def _resume(self) -> int:
         found = ckpt.list_checkpoints(self.out / "checkpoints")
@@ -230,7 +239,7 @@ class Trainer:
         lora_state.load(self.unet, self.tes, weights)
         self.opt.load_state_dict(state["optimizer"])
         self.lr_sched.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"], self.gen)
+        ckpt.set_rng_state(state["rng"])
         self.best_val, self.train_ema = state["best_val"], list(state["train_ema"])
         self.validator.history = list(state["val_history"])
         log.info("resumed from %s", found[-1])
@@ -257,13 +266,18 @@ class Trainer:
                 self._report(step, start, loss, t_loop)
                 self._periodic(step, ema)
         except NonFiniteLoss as e:
-            self.sink.emit(ev.Failed(step, str(e)))
+            self._emit(ev.Failed(step, str(e)))
             raise
         return self._finish(step, start, t0)
 
+    def _emit(self, e: ev.Event) -> None:
+        """Events come from the main process only (one progress stream per run)."""
+        if self.acc.is_main_process:
+            self.sink.emit(e)
+
     def _bad_step(self, step: int, bad: int) -> int:
         bad += 1
-        self.sink.emit(ev.Warning_(step, f"non-finite loss: step skipped ({bad} in a row)"))
+        self._emit(ev.Warning_(step, f"non-finite loss: step skipped ({bad} in a row)"))
         if bad >= self.s.max_bad_steps:
             raise NonFiniteLoss(
                 f"Training stopped: the loss was NaN/Inf {bad} steps in a row (step {step}).",
@@ -273,7 +287,7 @@ class Trainer:
 
     def _report(self, step: int, start: int, loss: float, t_loop: float) -> None:
         rate = (step - start) / max(1e-9, time.perf_counter() - t_loop)
-        self.sink.emit(ev.Progress(step, self.s.steps, loss, self.lr_sched.get_last_lr()[0], rate,
+        self._emit(ev.Progress(step, self.s.steps, loss, self.lr_sched.get_last_lr()[0], rate,
                                    (self.s.steps - step) / max(rate, 1e-9)))
 
     def _periodic(self, step: int, ema: float) -> None:
@@ -289,9 +303,9 @@ class Trainer:
                 if main:
                     self._write_adapter(self._weights(), self.out / "best.safetensors", step)
             over = overfitting(self.validator.history, self.train_ema)
-            self.sink.emit(ev.Validation(step, value, best, over))
+            self._emit(ev.Validation(step, value, best, over))
             if over:
-                self.sink.emit(ev.Warning_(step, "validation loss is rising while training loss falls: "
+                self._emit(ev.Warning_(step, "validation loss is rising while training loss falls: "
                                                  "overfitting — consider fewer steps or final=best"))
         if main and s.sample_every and step % s.sample_every == 0:
             self._previews(step)
@@ -319,6 +333,6 @@ class Trainer:
                     "trigger": self.manifest.trigger, "settings": asdict(self.s)}
             atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
         seconds = time.perf_counter() - t0
-        self.sink.emit(ev.Saved(step, str(path), "adapter"))
-        self.sink.emit(ev.Finished(step, str(path), chosen, stopped, seconds))
+        self._emit(ev.Saved(step, str(path), "adapter"))
+        self._emit(ev.Finished(step, str(path), chosen, stopped, seconds))
         return TrainResult(path, step, chosen, stopped, self.best_val, seconds)
