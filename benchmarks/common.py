@@ -31,3 +31,13 @@ def record(title: str, table: str) -> None:
     print(block)
     with RESULTS.open("a", encoding="utf-8") as f:
         f.write(block)
+
+
+def solid_images(folder: Path, size: int, n: int = 4) -> Path:
+    """``n`` plain colour PNGs of ``size``² (speed and memory do not depend on content)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (size, size), (40 * i, 120, 200)).save(folder / f"{i}.png")
+    return folder

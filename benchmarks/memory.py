@@ -19,8 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import record  # noqa: E402
-from PIL import Image  # noqa: E402
+from common import record, solid_images  # noqa: E402
 
 from studio import events as ev  # noqa: E402
 from studio.config import IngestSettings, apply_sets  # noqa: E402
@@ -32,36 +31,82 @@ from studio.train.loop import Trainer  # noqa: E402
 from studio.train.presets import load_preset  # noqa: E402
 
 
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets the process's peak RSS (VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak() -> int:
+    import torch
+
+    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else peak_rss()
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def dtype_name(dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+class PeakAtSteps(ev.ListSink):
+    """Records the peak as of the last optimizer step: the final preview (a full-size VAE
+    decode) comes after it and is reported separately."""
+
+    def __init__(self, measure):
+        super().__init__()
+        self.measure, self.at_steps = measure, 0
+
+    def emit(self, e) -> None:
+        super().emit(e)
+        if isinstance(e, ev.Progress):
+            self.at_steps = self.measure()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", default="sd1", choices=["sd1", "sd2", "sdxl"])
     ap.add_argument("--preset", default="sd15-8gb")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--dtype", choices=["auto", "bf16", "fp32"], default="auto",
+                    help="weights dtype (auto: bf16/fp16 on CUDA, fp32 on CPU; bf16 on CPU mimics the GPU)")
     a = ap.parse_args()
     cuda = torch.cuda.is_available()
+    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
+    if a.dtype != "auto":
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]
+        if dtype == torch.bfloat16 and not cuda:
+            a.set.append("mixed_precision=bf16")  # CPU autocast, as on a GPU
     s = apply_sets(load_preset(a.preset), [f"steps={a.steps}", "validate_every=0", "sample_every=0",
                                            "checkpoint_every=0", "sample_steps=1"] + a.set)
-    dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
     est = preflight.for_family(a.family, s)
     t0 = time.time()
     model = random_model(a.family, "cuda" if cuda else "cpu", dtype)
     res = s.resolution
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "in").mkdir()
-        for i in range(4):
-            Image.new("RGB", (res, res), (40 * i, 120, 200)).save(Path(tmp) / "in" / f"{i}.png")
         ws = Workspace(Path(tmp) / "out")
-        ingest("mem", [Path(tmp) / "in"], IngestSettings(val_fraction=0), family=a.family, ws=ws)
+        ingest("mem", [solid_images(Path(tmp) / "in", res)], IngestSettings(val_fraction=0), family=a.family, ws=ws)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
+        else:
+            reset_peak_rss()  # building the random model in fp32 must not count
         sink = ev.ListSink()
         Trainer("mem", "mem", model, s, sink, ws=ws).run()
     step_s = 1 / sink.of(ev.Progress)[-1].it_per_s
     if cuda:
         peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB CUDA (max allocated)"
     else:
-        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS (CPU, fp32 weights)"
+        peak = (f"{peak_rss() / 2**30:.2f} GiB peak RSS (CPU, {a.dtype} "
+                f"weights; includes the VAE, text encoders and Python, which stay in CPU RAM on a GPU)")
     table = ("| family | preset | resolution | batch | measured peak | preflight estimate | s/step | total s |\n"
              "|---|---|---|---|---|---|---|---|\n"
              f"| {a.family} | {a.preset} | {res} | {s.batch_size} | {peak} | {est.format()} | {step_s:.1f} | "

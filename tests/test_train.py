@@ -58,7 +58,7 @@ def test_eight_bit_adamw_keeps_uint8_state():
 
 
 def test_resume_equals_uninterrupted(ws):
-    sets = ["steps=6", "checkpoint_every=2", "optimizer=adamw8bit", "lora.ff_rank=16"]
+    sets = ["steps=6", "checkpoint_every=2", "optimizer=adamw8bit", "lora.ff_rank=16", "lora.dropout=0.1"]
     full = _train(ws, "full", sets)
     stop = ev.StopToken()
     part = _train(ws, "part", sets, StopAt(3, stop), stop)
