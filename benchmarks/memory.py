@@ -2,9 +2,11 @@
 the shipped configs), next to the VRAM preflight's estimate.
 
 On a CUDA machine it reports torch.cuda.max_memory_allocated; on a CPU-only machine the
-peak RSS of the process (weights in fp32 there, so not comparable 1:1 with VRAM).
+peak RSS of the process, which also holds what a GPU run keeps in CPU RAM (VAE, text
+encoders, Python), so it is an upper bound, not VRAM. Both as of the last optimizer step
+and for the whole run (the final preview decodes a full-size image).
 
-    python benchmarks/memory.py --family sd1 --preset sd15-8gb [--steps 2]
+    python benchmarks/memory.py --family sd1 --preset sd15-8gb [--steps 2] [--dtype bf16]
 """
 
 from __future__ import annotations
@@ -83,9 +85,7 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else torch.float32
     if a.dtype != "auto":
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]
-        if dtype == torch.bfloat16 and not cuda:
-            a.set.append("mixed_precision=bf16")  # CPU autocast, as on a GPU
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[a.dtype]  # bf16 weights: bf16 autocast
     s = apply_sets(load_preset(a.preset), [f"steps={a.steps}", "validate_every=0", "sample_every=0",
                                            "checkpoint_every=0", "sample_steps=1"] + a.set)
     est = preflight.for_family(a.family, s)
@@ -99,18 +99,17 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats()
         else:
             reset_peak_rss()  # building the random model in fp32 must not count
-        sink = ev.ListSink()
+        sink = PeakAtSteps(peak)
         Trainer("mem", "mem", model, s, sink, ws=ws).run()
     step_s = 1 / sink.of(ev.Progress)[-1].it_per_s
-    if cuda:
-        peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB CUDA (max allocated)"
-    else:
-        peak = (f"{peak_rss() / 2**30:.2f} GiB peak RSS (CPU, {a.dtype} "
-                f"weights; includes the VAE, text encoders and Python, which stay in CPU RAM on a GPU)")
-    table = ("| family | preset | resolution | batch | measured peak | preflight estimate | s/step | total s |\n"
-             "|---|---|---|---|---|---|---|---|\n"
-             f"| {a.family} | {a.preset} | {res} | {s.batch_size} | {peak} | {est.format()} | {step_s:.1f} | "
-             f"{time.time() - t0:.0f} |")
+    where = "CUDA max allocated" if cuda else (
+        f"peak RSS (CPU, {dtype_name(dtype)} weights; includes the VAE, text encoders and Python, "
+        "which stay in CPU RAM on a GPU)")
+    table = ("| family | preset | resolution | batch | measured peak: training steps | whole run incl. "
+             "final preview | preflight estimate | s/step | total s |\n"
+             "|---|---|---|---|---|---|---|---|---|\n"
+             f"| {a.family} | {a.preset} | {res} | {s.batch_size} | {gib(sink.at_steps)} {where} | {gib(peak())} | "
+             f"{est.format()} | {step_s:.1f} | {time.time() - t0:.0f} |")
     record(f"Training memory: {a.family} full-size architecture, random weights", table)
 
 

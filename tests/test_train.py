@@ -125,3 +125,16 @@ def test_bad_settings_are_refused():
         TrainSettings(optimizer="sgd")
     with pytest.raises(StudioError, match="out of range"):
         TrainSettings(lora=LoraSettings(rank=0))
+
+
+def test_bf16_weights_train_validate_and_preview(ws):
+    """The GPU's dtype policy (bf16 base, fp32 LoRA weights) end to end, on the CPU: the
+    previews once failed here because fp32 LoRA outputs met the bf16 VAE."""
+    s = apply_sets(TrainSettings(), FAST + ["steps=2", "validate_every=1", "lora.ff_rank=4", "lora.conv_rank=4"])
+    model = load_model("tiny", device="cpu", dtype="bf16")
+    assert recipe.mixed_precision(s, model.device, model.dtype) == "bf16"
+    result = Trainer("bf16", "neon", model, s, ev.ListSink(), ws=ws).run()
+    weights = load_file(str(result.adapter))
+    assert all(torch.isfinite(w.float()).all() for w in weights.values())
+    assert any(w.abs().max() > 0 for k, w in weights.items() if "lora_up" in k)
+    assert (result.adapter.parent / "preview.png").is_file()

@@ -73,7 +73,7 @@ class Trainer:
         set_seed(s.seed)  # LoRA init and dropout: same seed, same run
         # split_batches: every process draws its own batch and ``steps`` counts optimizer steps,
         # so the LR schedule advances once per step (not once per process).
-        self.acc = Accelerator(mixed_precision=recipe.mixed_precision(s, self.model.device),
+        self.acc = Accelerator(mixed_precision=recipe.mixed_precision(s, self.model.device, self.model.dtype),
                                cpu=self.model.device.type == "cpu",
                                dataloader_config=DataLoaderConfiguration(split_batches=True))
         self.device = self.acc.device
@@ -210,8 +210,11 @@ class Trainer:
             m.to(self.device)
         try:
             for i, prompt in enumerate(prompts):
-                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
-                                                     width=self.res, height=self.res))
+                # under mixed precision accelerate makes the UNet return fp32; autocast lets a
+                # bf16/fp16 VAE decode it (as in the steps)
+                with self.acc.autocast():
+                    r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
+                                                         width=self.res, height=self.res))
                 path = self.out / "samples" / f"step-{step:07d}-{i}.png"
                 atomic_save_image(path, r.image)
                 paths.append(str(path))
