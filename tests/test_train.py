@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import run_cli
 from safetensors.torch import load_file
 
 from studio import events as ev
@@ -127,14 +128,19 @@ def test_bad_settings_are_refused():
         TrainSettings(lora=LoraSettings(rank=0))
 
 
+
 def test_bf16_weights_train_validate_and_preview(ws):
-    """The GPU's dtype policy (bf16 base, fp32 LoRA weights) end to end, on the CPU: the
-    previews once failed here because fp32 LoRA outputs met the bf16 VAE."""
-    s = apply_sets(TrainSettings(), FAST + ["steps=2", "validate_every=1", "lora.ff_rank=4", "lora.conv_rank=4"])
-    model = load_model("tiny", device="cpu", dtype="bf16")
-    assert recipe.mixed_precision(s, model.device, model.dtype) == "bf16"
-    result = Trainer("bf16", "neon", model, s, ev.ListSink(), ws=ws).run()
-    weights = load_file(str(result.adapter))
+    """The GPU's dtype policy (bf16 base, fp32 LoRA weights, auto -> bf16 autocast) end to
+    end on the CPU: previews once failed here because accelerate's fp32 UNet outputs met
+    the bf16 VAE. Own process: accelerate's precision state is process-wide."""
+    assert recipe.mixed_precision(TrainSettings(), torch.device("cpu"), torch.bfloat16) == "bf16"
+    sets = [x for kv in FAST + ["steps=2", "validate_every=1", "lora.ff_rank=4", "lora.conv_rank=4"]
+            for x in ("--set", kv)]
+    r = run_cli("train", "--dataset", "neon", "--name", "bf16", "--model", "tiny", "--device", "cpu",
+                "--dtype", "bf16", *sets, env={"STUDIO_OUTPUTS": str(ws.root)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = ws.adapters / "bf16"
+    weights = load_file(str(out / "bf16.safetensors"))
     assert all(torch.isfinite(w.float()).all() for w in weights.values())
     assert any(w.abs().max() > 0 for k, w in weights.items() if "lora_up" in k)
-    assert (result.adapter.parent / "preview.png").is_file()
+    assert (out / "preview.png").is_file()
