@@ -93,6 +93,10 @@ class Trainer:
         self.opt = recipe.make_optimizer(s, lora_parameters(self.unet), text_params)
         self.lr_sched = recipe.make_scheduler(s, self.opt)
         self.train_unet, self.opt, self.lr_sched = self.acc.prepare(self.unet, self.opt, self.lr_sched)
+        # Steps and validation autocast explicitly. accelerate's own forward patch (fp32 outputs)
+        # would stay on the pipeline's UNet and hand fp32 latents to a bf16/fp16 VAE in previews
+        # and in generation after training; remove it.
+        self.acc.unwrap_model(self.train_unet, keep_fp32_wrapper=False)
         self.params = params
 
     def _preflight(self) -> None:
@@ -210,11 +214,8 @@ class Trainer:
             m.to(self.device)
         try:
             for i, prompt in enumerate(prompts):
-                # under mixed precision accelerate makes the UNet return fp32; autocast lets a
-                # bf16/fp16 VAE decode it (as in the steps)
-                with self.acc.autocast():
-                    r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
-                                                         width=self.res, height=self.res))
+                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
+                                                     width=self.res, height=self.res))
                 path = self.out / "samples" / f"step-{step:07d}-{i}.png"
                 atomic_save_image(path, r.image)
                 paths.append(str(path))
@@ -298,7 +299,8 @@ class Trainer:
         if s.validate_every and self.validator and step % s.validate_every == 0:
             self.train_ema.append(ema)
             self.unet.eval()
-            value = self.validator.loss(self.train_unet, self.text, self.device, self.model.dtype)
+            with self.acc.autocast():
+                value = self.validator.loss(self.train_unet, self.text, self.device, self.model.dtype)
             self.unet.train()
             best = self.best_val is None or value < self.best_val
             if best:

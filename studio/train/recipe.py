@@ -13,14 +13,17 @@ from ..errors import StudioError
 log = logging.getLogger(__name__)
 
 
+HALF = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
 def mixed_precision(s: TrainSettings, device: torch.device, weights: torch.dtype = torch.float32) -> str:
     """accelerate's mixed_precision string for ``auto``: the weights' half dtype when they are
     bf16/fp16 (LoRA weights stay fp32, so autocast must bridge them), else bf16 where the GPU
     has it, fp16 on older GPUs (with loss scaling), and full fp32 on CPU."""
     if s.mixed_precision != "auto":
         return s.mixed_precision
-    if weights in (torch.bfloat16, torch.float16):
-        return "bf16" if weights == torch.bfloat16 else "fp16"
+    if weights in HALF:
+        return HALF[weights]
     if device.type != "cuda":
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
