@@ -28,6 +28,18 @@ class Workspace:
     def adapters(self) -> Path:
         return self.root / "adapters"
 
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    @property
+    def screenshots(self) -> Path:
+        return self.root / "screenshots"
+
     def inside(self, path: Path) -> Path:
         """Resolve ``path`` and refuse anything that escapes the workspace."""
         root = self.root.resolve()

@@ -6,6 +6,7 @@ shipped in ``configs/`` and tokenizers built offline, so no network is needed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ class LoadedModel:
     @property
     def resolution(self) -> int:
         return NATIVE_RESOLUTION[self.family]
+
+    @functools.cached_property
+    def base_hash(self) -> str:
+        """Short content hash of the base UNet weights (LoRA parameters excluded)."""
+        from .hashing import weights_hash
+
+        return weights_hash(self.pipe.unet)
 
     @property
     def size_multiple(self) -> int:

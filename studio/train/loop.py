@@ -70,6 +70,7 @@ class Trainer:
         from diffusers import DDPMScheduler
 
         s, pipe = self.s, self.model.pipe
+        self.base_hash = self.model.base_hash  # of the plain base weights: before LoRA or quantization
         set_seed(s.seed)  # LoRA init and dropout: same seed, same run
         # split_batches: every process draws its own batch and ``steps`` counts optimizer steps,
         # so the LR schedule advances once per step (not once per process).
@@ -196,7 +197,8 @@ class Trainer:
         from ..adapters import kohya
 
         res = self.s.resolution or self.model.resolution
-        return kohya.metadata(self.model.family, self.name, asdict(self.s), steps, self.manifest.trigger, res)
+        meta = kohya.metadata(self.model.family, self.name, asdict(self.s), steps, self.manifest.trigger, res)
+        return {**meta, "studio_base_hash": self.base_hash}
 
     def _write_adapter(self, weights: dict, path: Path, steps: int) -> Path:
         from safetensors.torch import save
@@ -335,6 +337,8 @@ class Trainer:
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())
             info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
                     "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
+                    "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "source": "trained",
                     "trigger": self.manifest.trigger, "settings": asdict(self.s)}
             atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
         seconds = time.perf_counter() - t0
