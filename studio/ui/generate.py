@@ -1,0 +1,185 @@
+"""Generate tab: prompt and sampler settings, every library adapter as a toggle + weight, results, compare grid.
+
+The adapter toggles are drawn by ``@gr.render`` from the library's names, which a ``gr.Timer``
+re-reads, so an adapter that a training just finished appears without a restart. Sliders are
+keyed by adapter name: re-drawing the list keeps what the user set.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from ..config import GenerateSettings
+from ..errors import StudioError
+from .forms import build, field_input, field_of
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
+SEED_MAX = 2**31 - 1
+CSS = """
+#result img, #grid img, #library-cards img { image-rendering: pixelated; }
+#adapters .adapter-row { align-items: center; }
+"""
+
+
+FIELDS = ["prompt", "negative", "seed", "steps", "guidance", "sampler", "width", "height", "count"]
+
+
+def policy_line(services: "Services", home: str) -> str:
+    """Where generation runs now; moves the pipeline to the CPU while a training uses the GPU."""
+    if not home.startswith("cuda"):
+        return "Generation runs on the **CPU**, beside any training (both share the processor)."
+    busy = services.runner.gpu_busy()
+    target = "cpu" if busy else home
+    if services.device != target:
+        services.engine.to(target)
+    if busy:
+        return "A training is using the GPU: generation runs on the **CPU** until it ends (slower)."
+    return f"Generation runs on the **GPU** ({home}); while a training uses the GPU it moves to the CPU."
+
+
+def _caption(r, i: int) -> str:
+    s = r.settings
+    loras = ", ".join(w.label for w in r.loras)
+    w, h = r.images[i].size
+    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g}"
+            + (f" · {loras}" if loras else " · no adapters"))
+
+
+def _status(r) -> str:
+    w, h = r.images[0].size
+    lines = [f"{len(r.images)} image(s), {w}×{h}, seed {r.seeds[0]}, {r.seconds:.2f} s"]
+    lines += [f"⚠ {w}" for w in r.warnings]
+    return "\n\n".join(lines)
+
+
+def generate_tab(services: "Services") -> None:
+    lib, home = services.library, services.device
+    names = gr.State(lambda: lib.names())
+    gallery = gr.Gallery(label="Results", columns=2, height="auto", object_fit="contain", format="png",
+                         preview=False, allow_preview=True, elem_id="result", render=False)
+    status = gr.Markdown(elem_id="status", render=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=420):
+            prompt = field_input(GenerateSettings, "prompt", label="Prompt", lines=2, elem_id="prompt")
+            negative = field_input(GenerateSettings, "negative", label="Negative prompt", elem_id="negative")
+            with gr.Row(equal_height=True):
+                seed = field_input(GenerateSettings, "seed", label="Seed", elem_id="seed", scale=3)
+                dice = gr.Button("Random seed", elem_id="random-seed", scale=1, min_width=120)
+            with gr.Row():
+                steps = field_input(GenerateSettings, "steps", label="Steps", elem_id="steps")
+                guidance = field_input(GenerateSettings, "guidance", label="Guidance", elem_id="guidance")
+                sampler = _sampler_dropdown()
+            with gr.Row():
+                width = field_input(GenerateSettings, "width", label="Width", elem_id="width")
+                height = field_input(GenerateSettings, "height", label="Height", elem_id="height")
+                count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
+            form = [prompt, negative, seed, steps, guidance, sampler, width, height, count]
+            button = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Group(elem_id="adapters"):
+                _adapter_list(services, names, form, button, [gallery, status], home)
+            policy = gr.Markdown(lambda: policy_line(services, home), elem_id="gpu-policy")
+        with gr.Column(scale=3, min_width=420):
+            gallery.render()
+            status.render()
+    _grid(services, form)
+
+    def tick(current):
+        now = lib.names()
+        return (gr.skip() if now == current else now), policy_line(services, home)
+
+    gr.Timer(REFRESH_S).tick(tick, names, [names, policy], show_progress="hidden")
+    dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
+
+
+def _sampler_dropdown() -> gr.Dropdown:
+    """The sampler field as a dropdown of the engine's sampler names (default and help from the field)."""
+    from ..generate.samplers import NAMES
+
+    f, _ = field_of(GenerateSettings, "sampler")
+    return gr.Dropdown(choices=list(NAMES), value=f.default, label="Sampler", info=f.metadata.get("help"),
+                       elem_id="sampler")
+
+
+def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.Button, outputs: list,
+                  home: str) -> None:
+    """Toggle + weight (+ text-encoder weight under Advanced) per adapter; wires the Generate button."""
+    from ..generate.tags import MAX_WEIGHT
+
+    @gr.render(inputs=names)  # on page load and whenever the names change
+    def draw(current: list[str]):
+        if not current:
+            gr.Markdown("No adapters in the library yet. `<lora:name:weight>` tags work once there are.",
+                        elem_id="no-adapters")
+        toggles, weights, tes = [], [], []
+        for n in current:
+            with gr.Row(elem_classes="adapter-row"):
+                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
+                                           scale=1, min_width=140))
+                weights.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} weight", key=f"w-{n}",
+                                         elem_id=f"lora-w-{n}", scale=3))
+        with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
+            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
+                                   info="Off: the text encoder uses each adapter's weight above.")
+            for n in current:
+                tes.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} text-encoder weight",
+                                     key=f"te-{n}", elem_id=f"lora-te-{n}"))
+
+        def click(*values):
+            k = len(current)
+            fixed, rest = values[:len(form)], values[len(form):]
+            on, w, sep, te = rest[:k], rest[k:2 * k], rest[2 * k], rest[2 * k + 1:]
+            picks = [(n, float(w[i]), float(te[i]) if sep else None) for i, n in enumerate(current) if on[i]]
+            policy_line(services, home)
+            return run(services, fixed, picks)
+
+        button.click(click, [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1)
+
+
+def run(services: "Services", values: list, picks: list[tuple[str, float, float]]):
+    """Generate with the form's settings and the toggled adapters (prompt tags add to them)."""
+    from ..generate.tags import LoraWeight
+
+    try:
+        s = build(GenerateSettings(), FIELDS, list(values))
+        r = services.engine.generate(s, loras=[LoraWeight(n, u, t) for n, u, t in picks])
+    except StudioError as e:
+        raise gr.Error(str(e)) from None
+    return [(img, _caption(r, i)) for i, img in enumerate(r.images)], _status(r)
+
+
+def _grid(services: "Services", form: list) -> None:
+    with gr.Accordion("Compare grid", open=False, elem_id="grid-section"):
+        gr.Markdown("One image per prompt × adapter set, all at the seed and settings above; "
+                    "rows are prompts, columns adapter sets.")
+        with gr.Row():
+            prompts = gr.Textbox(value=GenerateSettings().prompt, lines=3, label="Prompts (one per line)",
+                                 elem_id="grid-prompts")
+            sets = gr.Textbox(value="none", lines=3, label="Adapter sets (one per line)", elem_id="grid-sets",
+                              info="none · neon:1 · neon:0.5, pastel:0.5 (name:weight[:text-encoder weight])")
+        go = gr.Button("Draw grid", elem_id="grid-button")
+        image = gr.Image(label="Grid", type="pil", format="png", interactive=False, elem_id="grid", height=480)
+
+    def draw(p_text, s_text, *values):
+        from ..generate.tags import parse_spec
+
+        try:
+            s = build(GenerateSettings(), FIELDS, list(values))
+            p_list = [p.strip() for p in p_text.splitlines() if p.strip()]
+            sets = [[] if line.strip().lower() in ("", "none", "-") else
+                     [parse_spec(x.strip()) for x in line.split(",") if x.strip()]
+                     for line in s_text.splitlines() if line.strip()]
+            g = services.engine.grid(p_list, sets, s)
+        except StudioError as e:
+            raise gr.Error(str(e)) from None
+        return g.image
+
+    go.click(draw, [prompts, sets, *form], image, concurrency_limit=1)

@@ -1,0 +1,270 @@
+"""Library tab: adapter cards, details, rename / duplicate / delete, import, export, blend-to-one.
+
+Callbacks read the inputs, call ``services.library`` and turn a ``StudioError`` into ``gr.Error``.
+The library folder is the only state: every view is re-read from disk (a ``gr.Timer`` notices
+adapters that a finished training, another browser or the CLI added).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from ..errors import StudioError
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 3.0  # how often the page checks the library folder for changes
+CSS = """
+#library-cards .thumbnail-item img, #library-cards img { image-rendering: pixelated; }
+#library-cards .caption-label { white-space: normal; }
+"""
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
+
+
+def _caption(r) -> str:
+    steps = f"{r.steps} steps" if r.steps is not None else r.source or "imported"
+    trigger = f" · trigger “{r.trigger}”" if r.trigger else ""
+    return f"{r.name} · {r.family or 'unknown family'} · {steps} · {_size(r.size_bytes)}{trigger}"
+
+
+def _cards(library) -> list[tuple]:
+    """Gallery items: (preview path or placeholder, caption) for every adapter."""
+    return [(str(r.preview) if r.preview else _placeholder(), _caption(r)) for r in library.list()]
+
+
+def _placeholder():
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64), (200, 200, 205))
+
+
+def _signature(library) -> tuple:
+    """Changes whenever an adapter appears, disappears or is rewritten (cheap: stat only)."""
+    out = []
+    for n in library.names():
+        folder = library.folder(n)
+        out.append((n, *(int(p.stat().st_mtime_ns) for p in sorted(folder.glob("*.*")) if p.is_file())))
+    return tuple(out)
+
+
+def _details(library, name: str | None):
+    """(summary markdown, field/value rows, metadata rows) of one adapter."""
+    if not name or name not in library.names():
+        return "Pick an adapter (click its card or choose it in the list).", [], []
+    r = library.get(name)
+    layers = "; ".join(f"{t}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}" for t, g in r.layers.items())
+    rows = [["Family", r.family or "unknown"], ["Base model", r.base or "unknown"],
+            ["Base weights hash", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
+            ["Steps", "" if r.steps is None else str(r.steps)], ["Created", r.created],
+            ["Trigger word", r.trigger], ["Best validation loss", "" if r.best_val is None else f"{r.best_val:.4f}"],
+            ["Size on disk", _size(r.size_bytes)], ["Layers", layers or "none"], ["File", str(r.file.name)]]
+    meta = [[k, v if len(v) <= 300 else v[:300] + " …"] for k, v in sorted(r.metadata.items())]
+    return f"### {r.name}\n{_caption(r)}", rows, meta
+
+
+def _empty(names: list[str]) -> str:
+    return "" if names else "No adapters yet: train one in the Train tab or import a file below."
+
+
+def _error(e: StudioError):
+    return gr.Error(str(e))
+
+
+def library_tab(services: "Services") -> None:
+    lib = services.library
+    signature = gr.State(lambda: _signature(lib))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            cards = gr.Gallery(value=lambda: _cards(lib), label="Adapters", columns=4, height="auto",
+                               object_fit="contain", allow_preview=False, format="png", elem_id="library-cards")
+            empty = gr.Markdown(lambda: _empty(lib.names()), elem_id="library-empty")
+        with gr.Column(scale=2, min_width=360):
+            chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",
+                                 info="Click a card or pick a name.")
+            summary = gr.Markdown(elem_id="library-summary")
+            details = gr.Dataframe(headers=["Field", "Value"], label="Details", interactive=False, wrap=True,
+                                   elem_id="library-details")
+            with gr.Accordion("File metadata", open=False):
+                metadata = gr.Dataframe(headers=["Key", "Value"], label="Metadata in the file", interactive=False,
+                                        wrap=True, elem_id="library-metadata")
+            _manage(services, chosen)
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=360):
+            _export(services, chosen)
+        with gr.Column(min_width=360):
+            _import(services)
+        with gr.Column(min_width=360):
+            parts = _blend(services)
+
+    def refresh(sig, current):
+        new = _signature(lib)
+        if new == sig:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        names = lib.names()
+        return (new, _cards(lib), gr.update(choices=names, value=current if current in names else None),
+                gr.update(choices=names), _empty(names))
+
+    def show(name):
+        try:
+            return _details(lib, name)
+        except StudioError as e:
+            raise _error(e) from None
+
+    def pick(evt: gr.SelectData):
+        names = lib.names()
+        return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
+
+    gr.Timer(REFRESH_S).tick(refresh, [signature, chosen], [signature, cards, chosen, parts, empty],
+                             show_progress="hidden")
+    cards.select(pick, None, chosen)
+    chosen.change(show, chosen, [summary, details, metadata], show_progress="hidden")
+
+
+def _manage(services: "Services", chosen: gr.Dropdown) -> None:
+    lib = services.library
+    with gr.Group():
+        new_name = gr.Textbox(label="New name", placeholder="letters, digits, - and _", elem_id="library-new-name")
+        with gr.Row():
+            rename = gr.Button("Rename", elem_id="library-rename")
+            duplicate = gr.Button("Duplicate", elem_id="library-duplicate")
+            delete = gr.Button("Delete…", variant="stop", elem_id="library-delete")
+    with gr.Row(visible=False, elem_id="library-confirm") as confirm_row:
+        confirm_text = gr.Markdown()
+        yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete-yes")
+        no = gr.Button("Cancel", elem_id="library-delete-no")
+    message = gr.Markdown(elem_id="library-message")
+
+    def do_rename(name, new):
+        try:
+            lib.rename(name or "", (new or "").strip())
+        except StudioError as e:
+            raise _error(e) from None
+        return gr.update(choices=lib.names(), value=new.strip()), f"Renamed **{name}** to **{new.strip()}**."
+
+    def do_duplicate(name, new):
+        try:
+            lib.duplicate(name or "", (new or "").strip())
+        except StudioError as e:
+            raise _error(e) from None
+        return gr.update(choices=lib.names(), value=new.strip()), f"Copied **{name}** to **{new.strip()}**."
+
+    def ask(name):
+        if not name:
+            raise gr.Error("Pick an adapter to delete first.")
+        return gr.update(visible=True), f"Delete **{name}** and all its files? This cannot be undone."
+
+    def do_delete(name):
+        try:
+            lib.delete(name or "")
+        except StudioError as e:
+            raise _error(e) from None
+        return gr.update(visible=False), gr.update(choices=lib.names(), value=None), f"Deleted **{name}**."
+
+    rename.click(do_rename, [chosen, new_name], [chosen, message])
+    duplicate.click(do_duplicate, [chosen, new_name], [chosen, message])
+    delete.click(ask, chosen, [confirm_row, confirm_text])
+    no.click(lambda: gr.update(visible=False), None, confirm_row)
+    yes.click(do_delete, chosen, [confirm_row, chosen, message])
+
+
+def _export(services: "Services", chosen: gr.Dropdown) -> None:
+    lib = services.library
+    with gr.Group(elem_id="library-export"):
+        gr.Markdown("#### Export for other tools")
+        fmt = gr.Radio(["kohya", "diffusers"], value="kohya", label="Format", elem_id="export-format",
+                       info="kohya: AUTOMATIC1111, ComfyUI, Forge. diffusers: load_lora_weights / PEFT keys.")
+        with gr.Row():
+            dtype = gr.Dropdown(["fp32", "fp16", "bf16"], value="fp16", label="Precision", elem_id="export-dtype",
+                                info="fp16 halves the file; the image barely changes.")
+            rank = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label="Rank (0 = keep)",
+                             elem_id="export-rank", info="Smaller rank, smaller file (SVD; error reported).")
+        go = gr.Button("Export", elem_id="export-button")
+        file = gr.File(label="Exported file", interactive=False, height=90, elem_id="export-file")
+        report = gr.Markdown(elem_id="export-report")
+
+    def run(name, fmt, dtype, rank):
+        if not name:
+            raise gr.Error("Pick an adapter to export first.")
+        try:
+            result = lib.export(name, fmt=fmt, dtype=dtype, rank=int(rank or 0) or None)
+        except StudioError as e:
+            raise _error(e) from None
+        return str(result.path), _export_report(result)
+
+    go.click(run, [chosen, fmt, dtype, rank], [file, report])
+
+
+def _export_report(result) -> str:
+    lines = [f"**{result.path.name}** — {_size(result.path.stat().st_size)}"]
+    for k, v in getattr(result, "notes", {}).items() if isinstance(getattr(result, "notes", None), dict) else ():
+        lines.append(f"- {k}: {v}")
+    err = getattr(result, "error", None)
+    if err is not None:
+        lines.append(f"- resize error (relative Frobenius): {err:.4f}")
+    return "\n".join(lines)
+
+
+def _import(services: "Services") -> None:
+    lib = services.library
+    with gr.Group(elem_id="library-import"):
+        gr.Markdown("#### Import a LoRA file")
+        upload = gr.File(label="LoRA file (.safetensors)", file_types=[".safetensors"], type="filepath",
+                         elem_id="import-file")
+        name = gr.Textbox(label="Name in the library", placeholder="empty = from the file name",
+                          elem_id="import-name")
+        go = gr.Button("Import", elem_id="import-button")
+        report = gr.Markdown(elem_id="import-report")
+
+    def run(path, new):
+        if not path:
+            raise gr.Error("Choose a .safetensors file to import first.")
+        try:
+            result = lib.import_file(path, name=(new or "").strip() or None)
+        except StudioError as e:
+            return f"**Refused:** {e}"
+        return f"Imported **{result.name}**.\n\n" + str(result)
+
+    go.click(run, [upload, name], report)
+
+
+def _blend(services: "Services") -> gr.Dropdown:
+    lib = services.library
+    with gr.Group(elem_id="library-blend"):
+        gr.Markdown("#### Blend into one adapter")
+        parts = gr.Dropdown(choices=lib.names(), multiselect=True, label="Adapters to blend", elem_id="blend-parts")
+        weights = gr.Dataframe(headers=["Adapter", "Weight"], datatype=["str", "number"], label="Weights",
+                               interactive=True, elem_id="blend-weights", row_count=(0, "fixed"),
+                               column_count=(2, "fixed"))
+        with gr.Row():
+            new = gr.Textbox(label="New adapter name", elem_id="blend-name")
+            rank = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label="Rank (0 = exact)",
+                             elem_id="blend-rank")
+        go = gr.Button("Blend", elem_id="blend-button")
+        report = gr.Markdown(elem_id="blend-report")
+
+    def fill(picked):
+        w = round(1 / len(picked), 3) if picked else 0
+        return [[n, w] for n in picked or []]
+
+    def run(table, name, rank):
+        rows = table.values.tolist() if hasattr(table, "values") else table or []
+        if len(rows) < 2:
+            raise gr.Error("Pick at least two adapters to blend.")
+        try:
+            result = lib.blend((name or "").strip(), [(str(n), float(w)) for n, w in rows], rank=int(rank or 0) or None)
+        except StudioError as e:
+            raise _error(e) from None
+        return gr.update(choices=lib.names()), f"Blended into **{(name or '').strip()}**. {result or ''}"
+
+    parts.change(fill, parts, weights)
+    go.click(run, [weights, new, rank], [parts, report])
+    return parts
