@@ -46,17 +46,20 @@ def policy_line(services: "Services", home: str) -> str:
     return f"Generation runs on the **GPU** ({home}); while a training uses the GPU it moves to the CPU."
 
 
+def _adapters(r) -> str:
+    return ", ".join(w.label for w in r.loras) or "no adapters"
+
+
 def _caption(r, i: int) -> str:
     s = r.settings
-    loras = ", ".join(w.label for w in r.loras)
     w, h = r.images[i].size
-    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g}"
-            + (f" · {loras}" if loras else " · no adapters"))
+    return f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g} · {_adapters(r)}"
 
 
 def _status(r) -> str:
     w, h = r.images[0].size
-    lines = [f"{len(r.images)} image(s), {w}×{h}, seed {r.seeds[0]}, {r.seconds:.2f} s"]
+    fused = " (fused)" if getattr(r, "fused", False) else ""
+    lines = [f"{len(r.images)} image(s), {w}×{h}, seed {r.seeds[0]}, {r.seconds:.2f} s — {_adapters(r)}{fused}"]
     lines += [f"⚠ {w}" for w in r.warnings]
     return "\n\n".join(lines)
 
@@ -122,16 +125,16 @@ def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.
         toggles, weights, tes = [], [], []
         for n in current:
             with gr.Row(elem_classes="adapter-row"):
-                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
+                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}", interactive=True,
                                            scale=1, min_width=140))
-                weights.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} weight", key=f"w-{n}",
+                weights.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} weight", key=f"w-{n}", interactive=True,
                                          elem_id=f"lora-w-{n}", scale=3))
         with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
-            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
+            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate", interactive=True,
                                    info="Off: the text encoder uses each adapter's weight above.")
             for n in current:
                 tes.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} text-encoder weight",
-                                     key=f"te-{n}", elem_id=f"lora-te-{n}"))
+                                     key=f"te-{n}", elem_id=f"lora-te-{n}", interactive=True))
 
         def click(*values):
             k = len(current)
