@@ -53,9 +53,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .ui.app import launch
+    import os
 
-    launch(settings_from(ModelSettings, args), settings_from(ServeSettings, args))
+    from .ui.server import exposure_warning, launch, parse_auth
+
+    serve = settings_from(ServeSettings, args)
+    warning = exposure_warning(serve.host, parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", "")))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    launch(settings_from(ModelSettings, args), serve)
     return 0
 
 

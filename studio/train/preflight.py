@@ -109,3 +109,13 @@ def for_family(family: str, s: TrainSettings, resolution: int = 0) -> Estimate:
     dtype_bytes = 4 if family == "tiny" else 2
     return estimate(family, s, param_count(unet), [param_count(t) for t in tes], param_count(vae),
                     lora_param_count(unet, tes, s), dtype_bytes, resolution or s.resolution or NATIVE_RESOLUTION[family])
+
+
+def device_memory(device) -> int:
+    """Total memory of a CUDA device in bytes; 0 for a CPU (the estimate is then for a GPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 0
+    return torch.cuda.mem_get_info(device)[1]
