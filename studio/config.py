@@ -57,6 +57,18 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """The background training runner (``studio.jobs``)."""
+    max_queued: int = setting(4, "Trainings allowed to wait for a busy device; more are refused (queue full).",
+                              min=0, max=100)
+    stderr_tail_lines: int = setting(20, "Last lines of a training's stderr kept in its run record.",
+                                     min=1, max=1000)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     """Limits and conversions applied when images enter a dataset (see README for reasons)."""
     max_pixels: int = setting(64_000_000, "Largest image accepted, in pixels (a 50 MP phone photo fits).",
