@@ -21,6 +21,11 @@ LABELS = {
     "lora.alpha": "Alpha", "lora.text_encoder": "Text-encoder LoRA", "quantize": "QLoRA (quantize base)",
     "sample_every": "Preview every N steps", "validate_every": "Validate every N steps",
     "sample_prompts": "Preview prompts (separate with |)", "vram_budget_gb": "VRAM budget (GB)",
+    "lora.ff_rank": "Feed-forward LoRA rank", "lora.ff_alpha": "Feed-forward LoRA alpha",
+    "lora.conv_rank": "Conv LoRA rank (LoCon)", "lora.conv_alpha": "Conv LoRA alpha",
+    "lora.te_rank": "Text-encoder LoRA rank", "lora.te_alpha": "Text-encoder LoRA alpha",
+    "lora.dropout": "LoRA dropout", "lr_scheduler": "LR schedule", "min_snr_gamma": "Min-SNR gamma",
+    "grad_accum": "Gradient accumulation", "final": "Final adapter", "max_bad_steps": "Max bad steps",
 }
 
 

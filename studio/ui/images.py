@@ -56,7 +56,7 @@ def set_view(services: Services, name: str | None):
     m = mf.load(name, services.ws)
     folder = mf.dataset_dir(name, services.ws)
     gallery = [(str(folder / it.file), f"{'[val] ' if it.split == 'val' else ''}{it.caption}") for it in m.items]
-    rows = [[it.file, "validation" if it.split == "val" else "train", it.caption] for it in m.items]
+    rows = [[it.source, "validation" if it.split == "val" else "train", it.caption] for it in m.items]
     held = ", ".join(Path(it.source).name for it in m.val) or "none (fewer than 5 images)"
     split = (f"**{name}** (trigger word *{m.trigger}*): {len(m.items)} images, {len(m.train)} for training, "
              f"{len(m.val)} held out for validation: {held}.")
@@ -90,17 +90,33 @@ def add_sample(services: Services, style: str, existing, new, trigger):
     return name, ingest_mod.ingest(name, [folder], settings, family=services.family, ws=services.ws)
 
 
+def match_rows(items: list[mf.Item], rows) -> list[tuple[mf.Item, str]]:
+    """Pair each caption-table row with its image: by position (the table lists the manifest
+    in order), else by its source name when that is unique (the user sorted the table)."""
+    by_source: dict[str, list[mf.Item]] = {}
+    for it in items:
+        by_source.setdefault(it.source, []).append(it)
+    pairs = []
+    for i, row in enumerate(rows or []):
+        source, caption = str(row[0]), str(row[2] if len(row) > 2 else "").strip()
+        if i < len(items) and items[i].source == source:
+            pairs.append((items[i], caption))
+        elif len(by_source.get(source, [])) == 1:
+            pairs.append((by_source[source][0], caption))
+        else:
+            raise StudioError(f"Cannot tell which image {source!r} is.", "Reload the page and edit again.")
+    return pairs
+
+
 def save_captions(services: Services, name: str | None, rows) -> str:
     if not name:
         raise StudioError("No image set chosen.", "Pick the set whose captions you edited.")
-    current = {it.file: it.caption for it in mf.load(name, services.ws).items}
     changed = 0
-    for row in rows or []:
-        file, caption = str(row[0]), str(row[2] if len(row) > 2 else "").strip()
-        if file in current and caption != current[file]:
+    for item, caption in match_rows(mf.load(name, services.ws).items, rows):
+        if caption != item.caption:
             if not caption:
-                raise StudioError(f"The caption of {file} is empty.", "Write a caption (the trigger word helps).")
-            mf.set_caption(name, file, caption, services.ws)
+                raise StudioError(f"The caption of {item.source} is empty.", "Write a caption (the trigger word helps).")
+            mf.set_caption(name, item.file, caption, services.ws)
             changed += 1
     return f"Saved {changed} caption{'s' if changed != 1 else ''} in **{name}**." if changed else \
         "No caption changed."
@@ -127,7 +143,7 @@ def images_tab(services: Services) -> None:
             status = gr.Markdown(elem_id="images-status")
             report = gr.Dataframe(headers=REPORT_HEADERS, value=[], label="Ingest report", type="array",
                                   interactive=False, wrap=True, elem_id="ingest-report", max_height=300,
-                                  column_widths=["30%", "14%", "56%"])
+                                  column_widths=["34%", "20%", "46%"])
         with gr.Column(scale=3, min_width=420):
             split = gr.Markdown(elem_id="split-info")
             gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain",

@@ -114,25 +114,28 @@ def train_tab(services: Services) -> None:
                 with gr.Row():
                     for p in MAIN:
                         fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
-            with gr.Accordion("Advanced", open=False, elem_id="advanced"):
-                with gr.Row():
-                    for p in ADVANCED:
-                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=180)
             memory = gr.Markdown(elem_id="preflight")
             with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="start")
-                stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                resume = gr.Button("Resume", elem_id="resume")
+                start = gr.Button("Start training", variant="primary", elem_id="start", min_width=120)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
+                resume = gr.Button("Resume", elem_id="resume", min_width=80)
             message = gr.Markdown(elem_id="train-message")
         with gr.Column(scale=3, min_width=440):
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
-            plot = gr.LinePlot(view.loss_plot(None), x="step", y="loss", color="series", label="Loss",
+            plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss", color_map=view.COLORS,
                                height=220, elem_id="loss-plot", x_title="step", y_title="loss")
             warnings = gr.Markdown(elem_id="run-warnings")
             gallery = gr.Gallery(label="Previews (newest first)", columns=4, height=300, object_fit="contain",
                                  elem_id="previews", elem_classes=["pixelated"], interactive=False)
             pick = gr.Dropdown([], value=None, label="Show run", info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
+    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+        with gr.Row():
+            for p in [p for p in ADVANCED if not isinstance(forms.value_at(s0, p), bool)]:
+                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
+        with gr.Row():
+            for p in [p for p in ADVANCED if isinstance(forms.value_at(s0, p), bool)]:
+                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
                         wrap=True, elem_id="runs", max_height=260)
     inputs = [fields[p] for p in PATHS]
@@ -164,7 +167,7 @@ def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resum
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
-        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", gr.update(value=snap.id), None
+        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id), None
 
     if services.runner is None:
         start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
@@ -195,7 +198,12 @@ def _act(services: Services, action: str, pick_id):
         raise StudioError("There is no run to " + action + ".", "Start a training first.")
     if action == "stop":
         done = services.runner.stop(snap.id)
-        word = "Cancelled" if done.status == "cancelled" else "Stopping"
-        return f"{word} **{done.adapter}**: the adapter trained so far is saved.", None
+        if done.status == "cancelled":
+            return f"Cancelled **{done.adapter}** (it had not started).", None
+        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved.", None
     new = services.runner.resume(snap.id)
-    return f"Resuming **{new.adapter}** as run {new.id}.", gr.update(value=new.id), None
+    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id), None
+
+
+def pick_update(services: Services, run_id: str):
+    return gr.update(choices=[view.run_choice(r) for r in services.runner.runs()], value=run_id)

@@ -7,6 +7,7 @@ import html
 import time
 from typing import Any
 
+COLORS = {"training": "#2563eb", "validation": "#ea580c"}
 RUN_HEADERS = ["Run", "Adapter", "Image set", "Status", "Step", "Loss", "Started", "Note"]
 
 
@@ -79,12 +80,15 @@ def progress_html(snap: Any | None) -> str:
             f'{_bar(frac, snap.status == "failed")}<div id="run-stats">{" · ".join(stats)}</div></div>')
 
 
-def loss_plot(snap: Any | None) -> dict:
-    """The loss curves as Gradio's plot data (columns + rows): no pandas needed."""
+def loss_plot(snap: Any | None) -> dict | None:
+    """The loss curves as Gradio's plot data (columns + rows): no pandas needed. None while
+    there is no point yet (an empty first value leaves Gradio's chart without its lines)."""
     rows: list[list[Any]] = []
     if snap is not None:
         rows += [[int(s), float(v), "training"] for s, v in snap.losses]
         rows += [[int(s), float(v), "validation"] for s, v in snap.val_losses]
+    if not rows:
+        return None
     return {"columns": ["step", "loss", "series"], "data": rows, "mark": "line",
             "datatypes": {"step": "quantitative", "loss": "quantitative", "series": "nominal"}}
 
