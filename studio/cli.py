@@ -53,9 +53,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .ui.app import launch
+    import os
 
-    launch(settings_from(ModelSettings, args), settings_from(ServeSettings, args))
+    from .ui.server import exposure_warning, launch, parse_auth
+
+    serve = settings_from(ServeSettings, args)
+    warning = exposure_warning(serve.host, parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", "")))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    launch(settings_from(ModelSettings, args), serve)
     return 0
 
 
@@ -96,16 +102,45 @@ def cmd_dataset_show(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train; with ``--events PATH`` every event (and any error, as a ``failed`` event) is
+    also written as JSON lines for the job runner."""
+    from .jobs.events_file import JsonlSink
+
+    events = JsonlSink(Path(args.events)) if args.events else None
+    try:
+        return _train(args, events)
+    except StudioError as e:  # setup errors; NonFiniteLoss was already reported by the trainer
+        if events:
+            events.fail(str(e))
+        raise
+    except KeyboardInterrupt:
+        if events:
+            events.fail("Training was interrupted a second time before it could save. "
+                        "Resume continues from the last checkpoint.")
+        raise
+    except Exception as e:
+        if events:
+            events.fail(f"Training crashed: {type(e).__name__}: {e}")
+        raise
+    finally:
+        if events:
+            events.close()
+
+
+def _train(args: argparse.Namespace, events: Any) -> int:
     import signal
 
     from .config import apply_sets
     from .data.ingest import ingest
     from .events import StopToken
+    from .jobs.events_file import Tee
     from .models.loading import load_model
     from .train.cli_sink import TqdmSink
     from .train.loop import Trainer
     from .train.presets import DEFAULT_FOR_FAMILY, load_preset
 
+    stop = StopToken()  # first Ctrl-C/SIGINT (even while loading): stop at the next step, save
+    signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     m = settings_from(ModelSettings, args)
     model = load_model(m.model, m.device, m.dtype)
     settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[model.family]), args.set or [])
@@ -117,9 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
             print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
         state.wait_for_everyone()
-    stop = StopToken()
-    signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
-    trainer = Trainer(args.name, dataset, model, settings, TqdmSink(settings.steps), stop)
+    trainer = Trainer(args.name, dataset, model, settings, Tee(TqdmSink(settings.steps), events), stop)
     trainer.run(resume=args.resume)
     return 0
 
@@ -165,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set steps=200 --set lora.rank=16 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    t.add_argument("--events", metavar="PATH",
+                   help="also append every event (and any error) to PATH as JSON lines (the job runner reads it)")
     add_settings(t, ModelSettings)
     t.set_defaults(func=cmd_train)
 

@@ -53,6 +53,19 @@ class ServeSettings:
     port: int = setting(7860, "TCP port.", min=1, max=65535)
     max_file_size_mb: int = setting(50, "Largest upload accepted, in MB.", min=1, max=2048)
     queue_size: int = setting(16, "Requests allowed to wait in the queue.", min=1, max=1024)
+    auth: str = setting("", "USER:PASS required to open the studio (or set STUDIO_AUTH); empty = no login.")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The background training runner (``studio.jobs``)."""
+    max_queued: int = setting(4, "Trainings allowed to wait for a busy device; more are refused (queue full).",
+                              min=0, max=100)
+    stderr_tail_lines: int = setting(20, "Last lines of a training's stderr kept in its run record.",
+                                     min=1, max=1000)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,11 @@ class TrainSettings:
     lr_unet: float = setting(1e-4, "Learning rate of the UNet LoRA.", min=0.0, max=1.0)
     lr_text: float = setting(5e-5, "Learning rate of the text-encoder LoRA.", min=0.0, max=1.0)
     lr_scheduler: str = setting("constant_with_warmup", "LR schedule (diffusers.optimization): constant, "
-                                "constant_with_warmup, cosine, linear, polynomial.")
+                                "constant_with_warmup, cosine, linear, polynomial.",
+                                choices=("constant", "constant_with_warmup", "cosine", "linear", "polynomial"))
     warmup_steps: int = setting(0, "Linear warm-up steps.", min=0, max=100_000)
-    optimizer: str = setting("adamw8bit", "adamw8bit (bitsandbytes, default) or adamw (torch).")
+    optimizer: str = setting("adamw8bit", "adamw8bit (bitsandbytes, default) or adamw (torch).",
+                              choices=("adamw8bit", "adamw"))
     weight_decay: float = setting(1e-2, "AdamW weight decay.", min=0.0, max=1.0)
     max_grad_norm: float = setting(1.0, "Gradient clipping norm; 0 = off.", min=0.0, max=1e6)
     seed: int = setting(0, "Seed of data order, noise and timesteps.")
@@ -120,11 +135,13 @@ class TrainSettings:
     shuffle_tags: bool = setting(False, "Shuffle comma-separated caption tags.")
     keep_tokens: int = setting(1, "Leading tags kept in place when shuffling.", min=0, max=64)
     # memory recipe
-    mixed_precision: str = setting("auto", "auto (bf16/fp16 on CUDA, fp32 on CPU), no, fp16, bf16.")
+    mixed_precision: str = setting("auto", "auto (bf16/fp16 on CUDA, fp32 on CPU), no, fp16, bf16.",
+                                    choices=("auto", "no", "fp16", "bf16"))
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
     cache_latents: bool = setting(True, "Encode images once; the VAE then leaves the GPU.")
     cache_text: bool = setting(True, "Encode captions once when the text encoder is not trained.")
-    quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).")
+    quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).",
+                             choices=("none", "8bit", "nf4"))
     vram_budget_gb: float = setting(0.0, "GPU memory the preflight allows; 0 = the GPU's total.", min=0.0, max=1024.0)
     # validation, previews, checkpoints
     validate_every: int = setting(50, "Validation loss on held-out images every N steps; 0 = off.", min=0)
@@ -134,17 +151,16 @@ class TrainSettings:
     sample_steps: int = setting(20, "Sampler steps of the previews.", min=1, max=150)
     checkpoint_every: int = setting(100, "Resumable checkpoint every N steps; 0 = only at the end.", min=0)
     keep_checkpoints: int = setting(2, "Checkpoints kept (oldest deleted).", min=1, max=100)
-    final: str = setting("last", "Adapter written at the end: last, or best (lowest validation loss).")
+    final: str = setting("last", "Adapter written at the end: last, or best (lowest validation loss).",
+                          choices=("last", "best"))
     max_bad_steps: int = setting(3, "Non-finite losses in a row before training stops with an error.", min=1)
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        choices = {"optimizer": ("adamw8bit", "adamw"), "final": ("last", "best"),
-                   "quantize": ("none", "8bit", "nf4"), "mixed_precision": ("auto", "no", "fp16", "bf16"),
-                   "lr_scheduler": ("constant", "constant_with_warmup", "cosine", "linear", "polynomial")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise StudioError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}.")
+        for f in fields(self):  # the allowed values live on the field (the UI's dropdowns read them too)
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
+                raise StudioError(f"{f.name}={getattr(self, f.name)!r} is not one of: {', '.join(allowed)}.")
 
 
 def check_ranges(obj: Any) -> None:

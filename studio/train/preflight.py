@@ -12,9 +12,10 @@ This is an estimate from CPU measurements; GPU peaks were not measured in this m
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from ..config import TrainSettings
+from ..config import LoraSettings, TrainSettings
 from ..errors import StudioError
 
 GiB = 2**30
@@ -93,11 +94,22 @@ def lora_param_count(unet, text_encoders: list, s: TrainSettings) -> int:
 
 def for_family(family: str, s: TrainSettings, resolution: int = 0) -> Estimate:
     """Estimate from the shipped full-size configs, without loading any weights."""
+    from ..models.family import NATIVE_RESOLUTION
+
+    unet, tes, vae, lora = _config_counts(family, s.lora)
+    dtype_bytes = 4 if family == "tiny" else 2
+    return estimate(family, s, unet, list(tes), vae, lora, dtype_bytes,
+                    resolution or s.resolution or NATIVE_RESOLUTION[family])
+
+
+@functools.lru_cache(maxsize=32)
+def _config_counts(family: str, lora: LoraSettings) -> tuple[int, tuple[int, ...], int, int]:
+    """Parameter counts of a family's shipped configs (built on the meta device; cached because
+    the page asks again on every settings change)."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from ..models.family import NATIVE_RESOLUTION
     from ..models.loading import CONFIG_DIR, TINY_DIR
 
     root = TINY_DIR if family == "tiny" else CONFIG_DIR / family
@@ -106,6 +118,15 @@ def for_family(family: str, s: TrainSettings, resolution: int = 0) -> Estimate:
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(root / "vae"))
         tes = [CLIPTextModel(CLIPTextConfig.from_pretrained(root / sub))
                for sub in ("text_encoder", "text_encoder_2") if (root / sub).is_dir()]
-    dtype_bytes = 4 if family == "tiny" else 2
-    return estimate(family, s, param_count(unet), [param_count(t) for t in tes], param_count(vae),
-                    lora_param_count(unet, tes, s), dtype_bytes, resolution or s.resolution or NATIVE_RESOLUTION[family])
+    lora_params = lora_param_count(unet, tes, TrainSettings(lora=lora))
+    return param_count(unet), tuple(param_count(t) for t in tes), param_count(vae), lora_params
+
+
+def device_memory(device) -> int:
+    """Total memory of a CUDA device in bytes; 0 for a CPU (the estimate is then for a GPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 0
+    return torch.cuda.mem_get_info(device)[1]

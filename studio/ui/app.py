@@ -1,76 +1,83 @@
-"""The browser studio (Gradio Blocks). Generate tab; more tabs arrive with later features."""
+"""The browser studio: a header and four tabs (Images, Train, Library, Generate).
+
+Each tab lives in its own module and receives the same :class:`~studio.ui.services.Services`.
+The header shows the base model and the current training on every tab, read from the job
+records on a timer, so a reload or a second browser shows the same truth.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import html
 import logging
 
 import gradio as gr
 
-from ..config import GenerateSettings, ModelSettings, ServeSettings
-from ..errors import StudioError
-from ..generate import Engine
+from ..config import ModelSettings, ServeSettings
+from .generate import generate_tab
+from .images import images_tab
+from .library import library_tab
+from .services import Services
+from .train import train_tab
 
 log = logging.getLogger(__name__)
 
+POLL_S = 2.0  # how often the page re-reads job records
 
-def _field(cls: type, name: str) -> dataclasses.Field:
-    return {f.name: f for f in dataclasses.fields(cls)}[name]
-
-
-def _number(cls: type, name: str, label: str, **kw) -> gr.Number:
-    f = _field(cls, name)
-    return gr.Number(value=f.default, label=label, info=f.metadata["help"], precision=kw.pop("precision", None),
-                     minimum=f.metadata.get("min"), maximum=f.metadata.get("max"), **kw)
-
-
-def generate_tab(engine: Engine) -> None:
-    d = GenerateSettings()
-    with gr.Row():
-        with gr.Column(scale=1):
-            prompt = gr.Textbox(value=d.prompt, label="Prompt", info=_field(GenerateSettings, "prompt").metadata["help"],
-                                elem_id="prompt")
-            negative = gr.Textbox(value=d.negative, label="Negative prompt", elem_id="negative")
-            with gr.Row():
-                seed = _number(GenerateSettings, "seed", "Seed", precision=0, elem_id="seed")
-                steps = _number(GenerateSettings, "steps", "Steps", precision=0)
-                guidance = _number(GenerateSettings, "guidance", "Guidance")
-            with gr.Row():
-                width = _number(GenerateSettings, "width", "Width", precision=0, elem_id="width")
-                height = _number(GenerateSettings, "height", "Height", precision=0, elem_id="height")
-            button = gr.Button("Generate", variant="primary", elem_id="generate")
-        with gr.Column(scale=1):
-            image = gr.Image(label="Result", type="pil", elem_id="result", format="png", height=384)
-            status = gr.Markdown(elem_id="status")
-
-    def run(prompt, negative, seed, steps, guidance, width, height):
-        try:
-            s = GenerateSettings(prompt=prompt, negative=negative, seed=int(seed), steps=int(steps),
-                                 guidance=float(guidance), width=int(width or 0), height=int(height or 0))
-            r = engine.generate(s)
-        except StudioError as e:
-            raise gr.Error(str(e)) from None
-        return r.image, f"{r.image.width}×{r.image.height}, seed {s.seed}, {r.seconds:.2f} s"
-
-    button.click(run, [prompt, negative, seed, steps, guidance, width, height], [image, status],
-                 concurrency_limit=1)
+CSS = """
+.gradio-container { max-width: 1260px !important; margin: 0 auto !important; }
+/* the tiny model draws 64 px images: enlarge them without blurring */
+.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px;
+        background: var(--block-background-fill); }
+#header { display: flex; justify-content: space-between; align-items: baseline; flex-wrap: wrap; gap: 8px; }
+#header h1 { margin: 0; font-size: 1.6rem; }
+.muted { color: var(--body-text-color-subdued); font-size: 0.9rem; }
+.job-line { font-size: 0.95rem; }
+.progress { height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; margin: 6px 0; }
+.progress > div { height: 100%; background: var(--color-accent); transition: width .5s; }
+.status-error { color: var(--error-text-color, #b91c1c); }
+.status-ok { color: var(--color-green-600, #15803d); }
+"""
 
 
-def build_app(engine: Engine) -> gr.Blocks:
+def job_line(runner) -> str:
+    """One line about the current training for the header (HTML)."""
+    if runner is None:
+        return '<span class="muted">Training is not available (job runner missing).</span>'
+    runner.poll()
+    snap = runner.active()
+    if snap is None:
+        return '<span class="muted">No training running.</span>'
+    name = html.escape(snap.adapter)
+    if snap.status == "queued":
+        return f"Training <b>{name}</b>: queued (position {snap.queue_position})."
+    pct = int(100 * snap.step / snap.total) if snap.total else 0
+    return (f'Training <b>{name}</b>: {snap.status}, step {snap.step}/{snap.total} ({pct}%)'
+            f'<div class="progress" style="max-width:420px"><div style="width:{pct}%"></div></div>')
+
+
+def header(services: Services) -> None:
+    m = services.engine.model
+    with gr.Row(elem_id="header"):
+        gr.Markdown("# LoRA Style Studio")
+        gr.Markdown(f"Base model **{html.escape(m.ref.kind if m.ref.kind == 'tiny' else m.ref.location)}** "
+                    f"({m.family}) on **{services.device}**, {services.dtype}", elem_classes=["muted"],
+                    elem_id="base-model")
+    job = gr.HTML(job_line(services.runner), elem_id="job-status", elem_classes=["job-line"])
+    gr.Timer(POLL_S).tick(lambda: job_line(services.runner), None, job, show_progress="hidden",
+                          queue=False)
+
+
+def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="LoRA Style Studio") as app:
-        gr.Markdown(f"# LoRA Style Studio\nBase model: **{engine.model.ref.location}** "
-                    f"({engine.model.family}, {engine.model.device}, {str(engine.model.dtype).replace('torch.', '')})")
-        with gr.Tab("Generate"):
-            generate_tab(engine)
+        header(services)
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Images", id="images", elem_id="tab-images"):
+                images_tab(services)
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                train_tab(services)
+            with gr.Tab("Library", id="library", elem_id="tab-library"):
+                library_tab(services)
+            with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
+                generate_tab(services)
     return app
-
-
-def launch(model: ModelSettings, serve: ServeSettings, block: bool = True):
-    from ..models.loading import load_model
-
-    engine = Engine(load_model(model.model, model.device, model.dtype))
-    app = build_app(engine)
-    app.queue(max_size=serve.queue_size)
-    return app.launch(server_name=serve.host, server_port=serve.port, prevent_thread_lock=not block,
-                      max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
-                      show_error=True, inbrowser=False)

@@ -57,6 +57,7 @@ def page(server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         pg = browser.new_page()
         pg.goto(server)
+        pg.get_by_role("tab", name="Generate").click()
         yield pg
         browser.close()
 

@@ -1,0 +1,185 @@
+"""Images tab: make or grow an image set from uploads (files or zips) or a sample style set,
+see what was accepted and why anything was refused, edit captions, see the hold-out split.
+
+Callbacks call :mod:`studio.data` (ingest, manifest) and return what the page shows;
+the set itself lives on disk, so a reload shows the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from ..config import IngestSettings
+from ..data import ingest as ingest_mod
+from ..data import manifest as mf
+from ..errors import StudioError
+from ..models.tiny.scenes import STYLES
+from .common import guard, on_show
+from .forms import field_input
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+REPORT_HEADERS = ["File", "Result", "Reason / details"]
+CAPTION_HEADERS = ["Image", "Split", "Caption"]
+SAMPLE_COUNT = 16  # images in a "Try a sample style set" set
+
+
+def dataset_names(services: Services) -> list[str]:
+    root = services.ws.datasets
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+
+
+def report_rows(report: ingest_mod.IngestReport) -> list[list[str]]:
+    rows = [[it.source, "accepted", "; ".join([f"{it.width}×{it.height}", *it.notes])] for it in report.accepted]
+    rows += [[name, "refused", reason] for name, reason in report.refused]
+    rows += [["", "note", n] for n in report.notes]
+    return rows
+
+
+def report_summary(report: ingest_mod.IngestReport) -> str:
+    return (f"**{report.dataset}**: accepted {len(report.accepted)}, refused {len(report.refused)}. "
+            f"The set now has {report.total} images ({report.total - report.val} for training, "
+            f"{report.val} held out for validation).")
+
+
+def set_view(services: Services, name: str | None):
+    """Gallery items, caption rows and the split line for dataset ``name``."""
+    if not name:
+        return [], [], "Pick a set or make a new one."
+    m = mf.load(name, services.ws)
+    folder = mf.dataset_dir(name, services.ws)
+    gallery = [(str(folder / it.file), f"{'[val] ' if it.split == 'val' else ''}{it.caption}") for it in m.items]
+    rows = [[it.source, "validation" if it.split == "val" else "train", it.caption] for it in m.items]
+    held = ", ".join(Path(it.source).name for it in m.val) or "none (fewer than 5 images)"
+    split = (f"**{name}** (trigger word *{m.trigger}*): {len(m.items)} images, {len(m.train)} for training, "
+             f"{len(m.val)} held out for validation: {held}.")
+    return gallery, rows, split
+
+
+def target_name(existing: str | None, new: str | None) -> str:
+    name = (new or "").strip() or (existing or "")
+    if not name:
+        raise StudioError("No image set chosen.", "Pick an existing set or type a name for a new one.")
+    return mf.check_name(name)
+
+
+def add_files(services: Services, existing, new, trigger, files):
+    name = target_name(existing, new)
+    if not files:
+        raise StudioError("No files to add.", "Drop photos or a .zip into the upload box first.")
+    settings = dataclasses.replace(IngestSettings(), trigger=(trigger or "").strip())
+    report = ingest_mod.ingest(name, [Path(f) for f in files], settings, family=services.family, ws=services.ws)
+    return name, report
+
+
+def add_sample(services: Services, style: str, existing, new, trigger):
+    from ..models.tiny.sample_data import write_style_set
+
+    name = (new or "").strip() or (existing or "") or f"{style}-sample"
+    mf.check_name(name)
+    folder = services.ws.root / "samples" / style
+    write_style_set(folder, style, SAMPLE_COUNT)
+    settings = dataclasses.replace(IngestSettings(), trigger=(trigger or "").strip() or style)
+    return name, ingest_mod.ingest(name, [folder], settings, family=services.family, ws=services.ws)
+
+
+def match_rows(items: list[mf.Item], rows) -> list[tuple[mf.Item, str]]:
+    """Pair each caption-table row with its image: by position (the table lists the manifest
+    in order), else by its source name when that is unique (the user sorted the table)."""
+    by_source: dict[str, list[mf.Item]] = {}
+    for it in items:
+        by_source.setdefault(it.source, []).append(it)
+    pairs = []
+    for i, row in enumerate(rows or []):
+        source, caption = str(row[0]), str(row[2] if len(row) > 2 else "").strip()
+        if i < len(items) and items[i].source == source:
+            pairs.append((items[i], caption))
+        elif len(by_source.get(source, [])) == 1:
+            pairs.append((by_source[source][0], caption))
+        else:
+            raise StudioError(f"Cannot tell which image {source!r} is.", "Reload the page and edit again.")
+    return pairs
+
+
+def save_captions(services: Services, name: str | None, rows) -> str:
+    if not name:
+        raise StudioError("No image set chosen.", "Pick the set whose captions you edited.")
+    changed = 0
+    for item, caption in match_rows(mf.load(name, services.ws).items, rows):
+        if caption != item.caption:
+            if not caption:
+                raise StudioError(f"The caption of {item.source} is empty.", "Write a caption (the trigger word helps).")
+            mf.set_caption(name, item.file, caption, services.ws)
+            changed += 1
+    return f"Saved {changed} caption{'s' if changed != 1 else ''} in **{name}**." if changed else \
+        "No caption changed."
+
+
+def images_tab(services: Services) -> None:
+    names = dataset_names(services)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            with gr.Group():
+                existing = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                                       info="An existing set to add to, edit or train.", elem_id="set-pick")
+                new = gr.Textbox(label="New set name", placeholder="e.g. my-shop (letters, digits, - and _)",
+                                 info="Fill in to start a new set; leave empty to use the one above.",
+                                 elem_id="set-new")
+                trigger = field_input(IngestSettings, "trigger", label="Trigger word", elem_id="trigger")
+            files = gr.File(file_count="multiple", label="Photos or .zip files (drag and drop)",
+                            type="filepath", elem_id="upload", height=150)
+            add = gr.Button("Add to set", variant="primary", elem_id="add-images")
+            with gr.Row(equal_height=True):
+                style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Sample style", scale=1,
+                                    elem_id="sample-style")
+                sample = gr.Button("Try a sample style set", scale=1, elem_id="try-sample")
+            status = gr.Markdown(elem_id="images-status")
+            report = gr.Dataframe(headers=REPORT_HEADERS, value=[], label="Ingest report", type="array",
+                                  interactive=False, wrap=True, elem_id="ingest-report", max_height=300,
+                                  column_widths=["34%", "20%", "46%"])
+        with gr.Column(scale=3, min_width=420):
+            split = gr.Markdown(elem_id="split-info")
+            gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain",
+                                 elem_id="thumbs", elem_classes=["pixelated"], allow_preview=True,
+                                 interactive=False)
+            captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
+                                    type="array", interactive=True, static_columns=[0, 1], wrap=True,
+                                    elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
+            save = gr.Button("Save captions", elem_id="save-captions")
+            saved = gr.Markdown(elem_id="captions-status")
+    _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+          captions, save, saved)
+
+
+def _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+          captions, save, saved) -> None:
+    def show(name):
+        return set_view(services, name)
+
+    def after_ingest(name, rep):
+        g, rows, sp = set_view(services, name)
+        return (gr.update(choices=dataset_names(services), value=name), "", report_summary(rep),
+                report_rows(rep), sp, g, rows, None)
+
+    ingest_out = [existing, new, status, report, split, gallery, captions, files]
+    add.click(guard(lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f))),
+              [existing, new, trigger, files], ingest_out, concurrency_limit=1)
+    sample.click(guard(lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t))),
+                 [style, existing, new, trigger], ingest_out, concurrency_limit=1)
+    existing.change(guard(show), existing, [gallery, captions, split])
+    save.click(guard(lambda name, rows: (save_captions(services, name, rows), *show(name))),
+               [existing, captions], [saved, gallery, captions, split], concurrency_limit=1)
+
+    def refresh(name):
+        names = dataset_names(services)
+        name = name if name in names else (names[-1] if names else None)
+        return gr.update(choices=names, value=name), *show(name)
+
+    on_show(refresh, existing, [existing, gallery, captions, split])

@@ -1,0 +1,71 @@
+"""``studio serve``: launch the page with safe defaults.
+
+Localhost only unless told otherwise; optional login (``--auth USER:PASS`` or ``STUDIO_AUTH``);
+uploads capped; analytics and monitoring off; the file route serves only the workspace
+(and Gradio's own upload cache); a bounded queue; no share links.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+from ..config import ModelSettings, ServeSettings
+from ..errors import StudioError
+from ..paths import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def parse_auth(raw: str) -> tuple[str, str] | None:
+    """'USER:PASS' -> (user, pass); empty -> None (no login)."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise StudioError("--auth / STUDIO_AUTH must look like USER:PASS.",
+                          "Give a user name and a password separated by a colon.")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume it is reachable
+
+
+def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
+    """The warning ``studio serve`` prints when the page is open to the network without a login."""
+    if is_loopback(host) or auth:
+        return None
+    return (f"WARNING: the studio listens on {host} without a login: anyone who can reach this machine "
+            "can train, generate and read your outputs folder. Add --auth USER:PASS (or set STUDIO_AUTH), "
+            "or serve on 127.0.0.1 and use an SSH tunnel.")
+
+
+def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | None) -> dict:
+    """Everything :meth:`gradio.Blocks.launch` gets; kept apart so tests can read it."""
+    from .app import CSS
+
+    ws.root.mkdir(parents=True, exist_ok=True)
+    return dict(server_name=serve.host, server_port=serve.port, auth=auth, share=False,
+                max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
+                allowed_paths=[str(ws.root.resolve())], show_error=True, inbrowser=False,
+                footer_links=["settings"], css=CSS, ssr_mode=False, mcp_server=False, pwa=False)
+
+
+def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **runner_kw):
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    auth = parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", ""))  # the CLI prints exposure_warning
+    from .app import build_app
+    from .services import build_services
+
+    services = build_services(model, serve, **runner_kw)
+    app = build_app(services)
+    app.queue(max_size=serve.queue_size, default_concurrency_limit=1)
+    return app.launch(prevent_thread_lock=not block, **launch_kwargs(serve, services.ws, auth))

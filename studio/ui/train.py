@@ -1,0 +1,209 @@
+"""Train tab: pick a set, a name and a preset; the settings form (main fields plus an
+Advanced accordion generated from ``TrainSettings``); a memory estimate that follows the
+form; Start / Stop / Resume through the job runner; and the run's live state (progress,
+loss curves, warnings, previews, past runs) read from the job records on a timer, so a
+reload or a second browser shows the same run.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from ..adapters.library import check_name as check_adapter_name
+from ..config import TrainSettings
+from ..data import manifest as mf
+from ..errors import StudioError
+from ..train import preflight, presets
+from . import forms
+from . import train_view as view
+from .common import guard, on_show
+from .images import dataset_names
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+MAIN = ["steps", "lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", "batch_size",
+        "lora.text_encoder", "quantize"]
+ADVANCED = [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN]
+PATHS = MAIN + ADVANCED
+POLL_S = 2.0
+
+
+@functools.lru_cache(maxsize=16)
+def preset_settings(name: str) -> TrainSettings:
+    return presets.load_preset(name)
+
+
+def form_values(settings: TrainSettings) -> list:
+    return [forms.as_display(forms.value_at(settings, p)) for p in PATHS]
+
+
+def settings_from_form(preset: str, values: list) -> TrainSettings:
+    if not preset:
+        raise StudioError("No preset chosen.", "Pick a preset; it fills in the settings.")
+    return forms.build(preset_settings(preset), PATHS, values)
+
+
+def memory_text(services: Services, s: TrainSettings) -> str:
+    est = preflight.for_family(services.family, s)
+    head = f"**Memory estimate:** {est.format()}."
+    if not services.on_gpu:
+        return (f"{head}<br><span class='muted'>Training runs on the CPU here, so this is what the run would "
+                "need on a GPU (an estimate, not a measurement).</span>")
+    budget = s.vram_budget_gb * preflight.GiB or services.gpu_memory
+    fits = est.total <= budget
+    verdict = "fits" if fits else "<span class='status-error'>does not fit</span>"
+    return f"{head} It {verdict} in {budget / preflight.GiB:.1f} GiB of GPU memory."
+
+
+def start_run(services: Services, dataset, adapter, preset, values):
+    from ..jobs import TrainRequest
+
+    if not dataset:
+        raise StudioError("No image set chosen.", "Make one on the Images tab, then pick it here.")
+    m = mf.load(dataset, services.ws)
+    if not m.train:
+        raise StudioError(f"Image set {dataset!r} has no training images.", "Add images on the Images tab.")
+    adapter = check_adapter_name((adapter or "").strip())
+    if adapter in services.library.names():
+        raise StudioError(f"An adapter named {adapter!r} already exists.",
+                          "Choose another name (or delete the old one in the Library).")
+    if any(r.adapter == adapter and r.live for r in services.runner.runs()):
+        raise StudioError(f"A training of {adapter!r} is already running or queued.", "Choose another name.")
+    settings = settings_from_form(preset, values)
+    if services.on_gpu:
+        budget = settings.vram_budget_gb * preflight.GiB or services.gpu_memory
+        preflight.check(preflight.for_family(services.family, settings), int(budget), services.family)
+    sets = forms.diff_sets(preset_settings(preset), settings, PATHS)
+    req = TrainRequest(adapter=adapter, dataset=dataset, preset=preset, sets=tuple(sets),
+                       model=services.model.model, device=services.model.device, dtype=services.model.dtype)
+    return services.runner.start(req)
+
+
+def shown_run(services: Services, pick: str | None):
+    """The run the tab shows: the one picked, else the live one, else the newest."""
+    runner = services.runner
+    if runner is None:
+        return None, []
+    snaps = runner.runs()
+    if pick and any(r.id == pick for r in snaps):
+        return next(r for r in snaps if r.id == pick), snaps
+    live = [r for r in snaps if r.status in ("running", "queued")]
+    return (live[0] if live else (snaps[0] if snaps else None)), snaps
+
+
+def train_tab(services: Services) -> None:
+    family = services.family
+    preset0 = presets.DEFAULT_FOR_FAMILY[family]
+    s0 = preset_settings(preset0)
+    fields = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=360):
+            with gr.Group():
+                names = dataset_names(services)
+                dataset = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                                      info="Made on the Images tab.", elem_id="train-set")
+                adapter = gr.Textbox(label="Adapter name", placeholder="e.g. neon-v1", elem_id="adapter-name",
+                                     info="The style's name in the Library (letters, digits, - and _).")
+                preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
+                                     info=f"Fills in the settings below; {preset0} suits the {family} model.")
+            with gr.Group():
+                with gr.Row():
+                    for p in MAIN:
+                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
+            memory = gr.Markdown(elem_id="preflight")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="start", min_width=120)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
+                resume = gr.Button("Resume", elem_id="resume", min_width=80)
+            message = gr.Markdown(elem_id="train-message")
+        with gr.Column(scale=3, min_width=440):
+            progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
+            plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss", color_map=view.COLORS,
+                               height=220, elem_id="loss-plot", x_title="step", y_title="loss")
+            warnings = gr.Markdown(elem_id="run-warnings")
+            gallery = gr.Gallery(label="Previews (newest first)", columns=4, height=300, object_fit="contain",
+                                 elem_id="previews", elem_classes=["pixelated"], interactive=False)
+            pick = gr.Dropdown([], value=None, label="Show run", info="Empty = the current or newest run.",
+                               elem_id="run-pick", allow_custom_value=False)
+    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+        with gr.Row():
+            for p in [p for p in ADVANCED if not isinstance(forms.value_at(s0, p), bool)]:
+                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
+        with gr.Row():
+            for p in [p for p in ADVANCED if isinstance(forms.value_at(s0, p), bool)]:
+                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
+    runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
+                        wrap=True, elem_id="runs", max_height=260)
+    inputs = [fields[p] for p in PATHS]
+    _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+          progress, plot, warnings, gallery, pick, runs)
+
+
+def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+          progress, plot, warnings, gallery, pick, runs) -> None:
+    sig = gr.State(None)
+    live = [progress, plot, warnings, gallery, runs, pick, stop, resume, sig]
+
+    def refresh(pick_id, last):
+        snap, snaps = shown_run(services, pick_id)
+        key = view.signature(snap, snaps)
+        if key == last:
+            return [gr.skip()] * len(live)
+        choices = [view.run_choice(r) for r in snaps]
+        can_stop = snap is not None and snap.status in ("running", "queued")
+        return (view.progress_html(snap), view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
+                view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
+                gr.update(interactive=bool(snap and snap.can_resume)), key)
+
+    def estimate(preset_name, *values):
+        try:
+            return memory_text(services, settings_from_form(preset_name, list(values)))
+        except StudioError as e:
+            return f"<span class='status-error'>Settings problem: {e}</span>"
+
+    def started(snap):
+        verb = "queued" if snap.status == "queued" else "started"
+        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id), None
+
+    if services.runner is None:
+        start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
+            "Training from the page needs the job runner, which is not installed."))), None, None)
+        return
+    gr.Timer(POLL_S).tick(guard(refresh), [pick, sig], live, show_progress="hidden")
+    pick.change(guard(refresh), [pick, gr.State(None)], live, show_progress="hidden")
+    preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
+    for c in [preset, *inputs]:
+        c.change(estimate, [preset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
+    start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
+                [dataset, adapter, preset, *inputs], [message, pick, sig], concurrency_limit=1)
+    stop.click(guard(lambda r: _act(services, "stop", r)), pick, [message, sig])
+    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick, sig])
+
+    def sets_and_memory(current, p, *values):
+        names = dataset_names(services)
+        value = current if current in names else (names[-1] if names else None)
+        return gr.update(choices=names, value=value), estimate(p, *values)
+
+    on_show(sets_and_memory, [dataset, preset, *inputs], [dataset, memory])
+    dataset.change(lambda d, a: a or (d or ""), [dataset, adapter], adapter)
+
+
+def _act(services: Services, action: str, pick_id):
+    snap, _ = shown_run(services, pick_id)
+    if snap is None:
+        raise StudioError("There is no run to " + action + ".", "Start a training first.")
+    if action == "stop":
+        done = services.runner.stop(snap.id)
+        if done.status == "cancelled":
+            return f"Cancelled **{done.adapter}** (it had not started).", None
+        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved.", None
+    new = services.runner.resume(snap.id)
+    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id), None
+
+
+def pick_update(services: Services, run_id: str):
+    return gr.update(choices=[view.run_choice(r) for r in services.runner.runs()], value=run_id)

@@ -1,0 +1,127 @@
+"""What the Train tab shows for a run: pure functions from a RunSnapshot to HTML, plot data
+and table rows (no Gradio event wiring here, no torch)."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+COLORS = {"training": "#2563eb", "validation": "#ea580c"}
+RUN_HEADERS = ["Run", "Adapter", "Image set", "Status", "Step", "Loss", "Started", "Note"]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def clock(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "–"
+
+
+def first_line(text: str, limit: int = 160) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _bar(fraction: float, failed: bool = False) -> str:
+    pct = max(0.0, min(1.0, fraction)) * 100
+    colour = ' style="background: var(--error-text-color, #b91c1c)"' if failed else ""
+    return (f'<div class="progress" role="progressbar" aria-valuenow="{pct:.0f}" aria-valuemin="0" '
+            f'aria-valuemax="100"><div{colour} style="width:{pct:.1f}%"></div></div>')
+
+
+def status_sentence(snap: Any) -> str:
+    """What happened to the run, in words a user acts on."""
+    name = html.escape(snap.adapter)
+    s = snap.status
+    if s == "queued":
+        return f"Waiting for the {html.escape(snap.device)} (position {snap.queue_position} in the queue)."
+    if s == "running":
+        return "Stopping: saving a usable adapter…" if getattr(snap, "stopping", False) else "Training…"
+    if s == "finished":
+        return f"Finished. <b>{name}</b> is in the Library and the Generate tab."
+    if s == "stopped":
+        return (f"Stopped at step {snap.step}; the adapter <b>{name}</b> saved so far is usable."
+                + (" Press Resume to continue." if snap.can_resume else ""))
+    if s == "failed":
+        return f'<span class="status-error">Failed: {html.escape(snap.error or "the training process exited with an error")}</span>'
+    if s == "interrupted":
+        why = html.escape(snap.error or "the training process is gone")
+        return (f'<span class="status-error">Interrupted: {why}.</span>'
+                + (" Press Resume to continue from the last checkpoint." if snap.can_resume else ""))
+    return html.escape(s)
+
+
+def progress_html(snap: Any | None) -> str:
+    if snap is None:
+        return ('<div class="card" id="run-card"><b>No training yet.</b> <span class="muted">Pick an image set '
+                'and press Start.</span></div>')
+    total = snap.total or 0
+    frac = snap.step / total if total else 0.0
+    stats = [f"step <b>{snap.step}</b>/{total or '?'}"]
+    if snap.loss is not None:
+        stats.append(f"loss {snap.loss:.4f}")
+    if snap.status == "running" and snap.it_per_s:
+        stats += [f"{snap.it_per_s:.2f} it/s", f"ETA {duration(snap.eta_s)}"]
+    elif snap.started and snap.ended:
+        stats.append(f"took {duration(snap.ended - snap.started)}")
+    return (f'<div class="card" id="run-card"><div><b>{html.escape(snap.adapter)}</b> '
+            f'<span class="muted">from set {html.escape(snap.dataset)} · run {html.escape(snap.id)} · '
+            f'{html.escape(snap.device)}</span></div>'
+            f'<div id="run-status" data-status="{snap.status}">{status_sentence(snap)}</div>'
+            f'{_bar(frac, snap.status == "failed")}<div id="run-stats">{" · ".join(stats)}</div></div>')
+
+
+def loss_plot(snap: Any | None) -> dict | None:
+    """The loss curves as Gradio's plot data (columns + rows): no pandas needed. None while
+    there is no point yet (an empty first value leaves Gradio's chart without its lines)."""
+    rows: list[list[Any]] = []
+    if snap is not None:
+        rows += [[int(s), float(v), "training"] for s, v in snap.losses]
+        rows += [[int(s), float(v), "validation"] for s, v in snap.val_losses]
+    if not rows:
+        return None
+    return {"columns": ["step", "loss", "series"], "data": rows, "mark": "line",
+            "datatypes": {"step": "quantitative", "loss": "quantitative", "series": "nominal"}}
+
+
+def warnings_md(snap: Any | None) -> str:
+    if snap is None or not snap.warnings:
+        return ""
+    return "**Warnings**\n\n" + "\n".join(f"- {w}" for w in snap.warnings[-8:])
+
+
+def previews(snap: Any | None) -> list[tuple[str, str]]:
+    if snap is None:
+        return []
+    return [(path, f"step {step}: {prompt}") for step, path, prompt in reversed(snap.samples)]
+
+
+def run_rows(snaps: list[Any]) -> list[list[Any]]:
+    rows = []
+    for r in snaps:
+        note = first_line(r.error) if r.status in ("failed", "interrupted") else \
+            ("queue position %s" % r.queue_position if r.status == "queued" else "")
+        rows.append([r.id, r.adapter, r.dataset, r.status, f"{r.step}/{r.total or '?'}",
+                     "" if r.loss is None else f"{r.loss:.4f}", clock(r.started or r.created), note])
+    return rows
+
+
+def run_choice(r: Any) -> tuple[str, str]:
+    return f"{r.adapter} · {r.status} · {r.id}", r.id
+
+
+def signature(snap: Any | None, snaps: list[Any]) -> tuple:
+    """Changes whenever anything the tab shows changes (the timer skips identical updates)."""
+    def one(r):
+        return (r.id, r.status, r.step, r.total, len(r.samples), len(r.warnings), len(r.val_losses),
+                getattr(r, "stopping", False), r.queue_position, r.can_resume)
+    return (one(snap) if snap else None, tuple(one(r) for r in snaps))
