@@ -1,4 +1,4 @@
-"""The ``studio`` command: serve, generate, sample-data.
+"""The ``studio`` command: serve, generate, grid, train, dataset, sample-data.
 
 Flags are generated from the settings dataclasses in :mod:`studio.config`, so the CLI,
 the UI and presets share one default and one help text per setting.
@@ -10,13 +10,11 @@ import argparse
 import dataclasses
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import GenerateSettings, IngestSettings, ModelSettings, ServeSettings
+from .config import IngestSettings, ModelSettings, ServeSettings
 from .errors import StudioError
-from .paths import Workspace
 
 
 def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
@@ -37,26 +35,13 @@ def settings_from(cls: type, args: argparse.Namespace) -> Any:
     return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import Engine
-    from .models.loading import load_model
-    from .paths import atomic_save_image
-
-    settings = settings_from(GenerateSettings, args)
-    m = settings_from(ModelSettings, args)
-    engine = Engine(load_model(m.model, m.device, m.dtype))
-    result = engine.generate(settings)
-    out = Path(args.out) if args.out else Workspace().images / f"{time.strftime('%Y%m%d-%H%M%S')}-{settings.seed}.png"
-    atomic_save_image(out, result.image)
-    print(f"wrote {out} ({result.image.width}x{result.image.height}, {result.seconds:.2f}s)")
-    return 0
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
+    from . import quiet
     from .ui.server import exposure_warning, launch, parse_auth
 
+    quiet.libraries(args.verbose)
     serve = settings_from(ServeSettings, args)
     warning = exposure_warning(serve.host, parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", "")))
     if warning:
@@ -139,6 +124,9 @@ def _train(args: argparse.Namespace, events: Any) -> int:
     from .train.loop import Trainer
     from .train.presets import DEFAULT_FOR_FAMILY, load_preset
 
+    from . import quiet
+
+    quiet.libraries(args.verbose)
     stop = StopToken()  # first Ctrl-C/SIGINT (even while loading): stop at the next step, save
     signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
     m = settings_from(ModelSettings, args)
@@ -178,11 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="draw one image to a PNG")
-    add_settings(g, GenerateSettings)
-    add_settings(g, ModelSettings)
-    g.add_argument("--out", help="PNG path (default: outputs/images/<time>-<seed>.png)")
-    g.set_defaults(func=cmd_generate)
+    from .cli_generate import register as register_generate
+
+    register_generate(sub)  # generate, grid
 
     s = sub.add_parser("serve", help="start the browser studio")
     add_settings(s, ModelSettings)
@@ -233,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import quiet
+
     args = build_parser().parse_args(argv)
+    quiet.apply(args.verbose)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

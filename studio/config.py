@@ -42,9 +42,21 @@ class GenerateSettings:
     guidance: float = setting(6.0, "Classifier-free guidance scale.", min=0.0, max=30.0)
     width: int = setting(0, "Image width in pixels; 0 = the model's native size.", min=0, max=4096)
     height: int = setting(0, "Image height in pixels; 0 = the model's native size.", min=0, max=4096)
+    sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
+                           "Euler, DDIM, UniPC.")
+    count: int = setting(1, "Images to draw; image i uses seed + i.", min=1, max=16)
 
     def __post_init__(self) -> None:
         check_ranges(self)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the generation engine keeps adapters on its one pipeline."""
+    max_loaded_adapters: int = setting(8, "Adapters kept loaded at once; the least recently used is unloaded "
+                                       "beyond this.", min=1, max=256)
+    fuse_after: int = setting(3, "Fuse the blend into the weights after this many identical requests in a row "
+                              "(0 = only when asked).", min=0, max=1000)
 
 
 @dataclass(frozen=True)

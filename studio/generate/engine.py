@@ -1,34 +1,72 @@
-"""The generation engine: one loaded pipeline, deterministic seeds, size checks."""
+"""The generation engine: one loaded pipeline, library adapters toggled/weighted/blended on it.
+
+Public API (what the UI, the CLI, the trainer's previews and the job runner call)::
+
+    engine = Engine(model, EngineSettings(), library=Library(ws))
+    r = engine.generate(GenerateSettings(prompt="a mug <lora:neon:0.8>", count=2),
+                        loras=[LoraWeight("pastel", unet=0.5, te=0.3)], fuse=False)
+    r.images, r.seeds, r.image (first), r.loras, r.warnings, r.seconds, r.fused
+    g = engine.grid(["a mug", "a lamp"], [[], [LoraWeight("neon")], [LoraWeight("neon", .5),
+                    LoraWeight("pastel", .5)]], GenerateSettings(seed=3))   # -> grid.GridResult
+    engine.loaded()         # [LoadedAdapter(name, file_bytes, param_bytes, components, warning)]
+    engine.to("cpu")        # move the pipeline (under the lock), e.g. while a training uses the GPU
+    tags.parse(prompt, known_names) -> (clean prompt, [LoraWeight])
+
+Every draw holds one lock around "set adapters (+ fuse state) + draw", so concurrent requests
+never see each other's adapters. No adapter (or all weights 0) draws exactly the base model;
+a request without library adapters leaves a training run's own adapter untouched.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
-from ..config import GenerateSettings
+from ..adapters.library import Library
+from ..config import EngineSettings, GenerateSettings
 from ..errors import StudioError
 from ..models.loading import LoadedModel
+from . import samplers, tags
+from .slots import AdapterSlots, LoadedAdapter
+from .tags import LoraWeight
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class GenerationResult:
-    image: Image.Image
-    settings: GenerateSettings
+    images: tuple[Image.Image, ...]
+    seeds: tuple[int, ...]
+    settings: GenerateSettings  # as drawn: prompt without its <lora:…> tags
     seconds: float
+    loras: tuple[LoraWeight, ...] = ()
+    warnings: tuple[str, ...] = ()
+    fused: bool = False
+
+    @property
+    def image(self) -> Image.Image:
+        return self.images[0]
 
 
 class Engine:
     """Wraps one base model. Everything that draws an image (the Generate tab, the CLI,
     training previews) goes through :meth:`generate`, so previews never lie."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, settings: EngineSettings | None = None, library: Library | None = None):
         self.model = model
+        self.settings = settings or EngineSettings()
+        self.library = library or Library()
+        self.lock = threading.RLock()
+        self.slots = AdapterSlots(model, self.library, self.settings.max_loaded_adapters)
+        self._base_scheduler = model.pipe.scheduler
+        self._schedulers: dict[str, object] = {}
+        self._streak = 0  # identical requests in a row (auto-fuse)
 
     def resolve_size(self, s: GenerateSettings) -> tuple[int, int]:
         native = self.model.resolution
@@ -39,13 +77,76 @@ class Engine:
                               f"Width and height must be multiples of {m} (native size is {native}).")
         return w, h
 
-    @torch.inference_mode()
-    def generate(self, s: GenerateSettings) -> GenerationResult:
+    def request(self, s: GenerateSettings, loras=()) -> tuple[GenerateSettings, list[LoraWeight]]:
+        """Prompt tags + explicit adapters -> (settings with the clean prompt, checked adapter list)."""
+        loras = list(loras)
+        if "<lora:" in s.prompt.lower():
+            clean, tagged = tags.parse(s.prompt, self.library.names())
+            s, loras = dataclasses.replace(s, prompt=clean), loras + tagged
+        if loras:
+            tags.check_known(loras, self.library.names())
+        for lw in loras:
+            if max(abs(lw.unet), abs(lw.text)) > tags.MAX_WEIGHT:
+                raise StudioError(f"Weight of adapter {lw.name!r} is outside -4…4.", "Use a weight from -4 to 4.")
+        return s, loras
+
+    def generate(self, s: GenerateSettings, loras=(), fuse: bool = False) -> GenerationResult:
+        s, loras = self.request(s, loras)
         w, h = self.resolve_size(s)
+        sched = self._scheduler(s.sampler)
+        active = [lw for lw in loras if lw.unet or lw.text]  # weight 0 everywhere = not there: exactly the base
+        with self.lock:
+            warnings = self.slots.ensure([lw.name for lw in active])
+            changed = self.slots.apply(active)
+            self._streak = 1 if changed else self._streak + 1
+            after = self.settings.fuse_after
+            if active and (fuse or (after and self._streak >= after)):
+                self.slots.fuse()
+            t0 = time.perf_counter()
+            seeds = tuple(s.seed + i for i in range(s.count))
+            images = tuple(self._draw(s, seed, w, h, sched) for seed in seeds)
+            seconds, fused = time.perf_counter() - t0, self.slots.fused
+        return GenerationResult(images, seeds, s, seconds, tuple(loras), tuple(warnings), fused)
+
+    @torch.inference_mode()
+    def _draw(self, s: GenerateSettings, seed: int, w: int, h: int, sched) -> Image.Image:
         # A CPU generator gives the same initial noise on every device.
-        gen = torch.Generator("cpu").manual_seed(s.seed)
-        t0 = time.perf_counter()
-        out = self.model.pipe(prompt=s.prompt, negative_prompt=s.negative or None,
-                              num_inference_steps=s.steps, guidance_scale=s.guidance,
-                              width=w, height=h, generator=gen, output_type="pil")
-        return GenerationResult(out.images[0], s, time.perf_counter() - t0)
+        gen = torch.Generator("cpu").manual_seed(seed)
+        pipe = self.model.pipe
+        pipe.scheduler = sched
+        try:
+            out = pipe(prompt=s.prompt, negative_prompt=s.negative or None, num_inference_steps=s.steps,
+                       guidance_scale=s.guidance, width=w, height=h, generator=gen, output_type="pil")
+        finally:
+            pipe.scheduler = self._base_scheduler  # the pipeline keeps its own scheduler for others
+        return out.images[0]
+
+    def _scheduler(self, name: str):
+        name = samplers.check(name)
+        with self.lock:
+            if name not in self._schedulers:
+                self._schedulers[name] = samplers.build(name, self._base_scheduler.config)
+            return self._schedulers[name]
+
+    def grid(self, prompts, sets, settings: GenerateSettings | None = None, fuse: bool = False):
+        """Prompts (rows) × adapter sets (columns) at one seed; see :mod:`studio.generate.grid`."""
+        from .grid import draw_grid
+
+        return draw_grid(self, list(prompts), [list(x) for x in sets], settings or GenerateSettings(), fuse)
+
+    def loaded(self) -> list[LoadedAdapter]:
+        with self.lock:
+            return list(self.slots.loaded.values())
+
+    def unload(self, name: str | None = None) -> None:
+        """Unload one adapter (or all): frees its memory; it reloads from the library on next use."""
+        with self.lock:
+            self.slots.apply([])
+            for n in [name] if name else list(self.slots.loaded):
+                self.slots.evict(n)
+
+    def to(self, device) -> None:
+        """Move the pipeline (base, adapters, fused weights) to ``device``, waiting for a draw in progress."""
+        with self.lock:
+            self.model.pipe.to(device)
+            self.model.device = torch.device(device)

@@ -1,0 +1,107 @@
+"""``studio generate`` and ``studio grid``: draw with the engine, with library adapters.
+
+``--lora NAME[:W[:TE_W]]`` (repeatable) and ``<lora:NAME:W>`` prompt tags pick adapters;
+``--lora-set "neon:0.5,pastel:0.5"`` (repeatable, "none" = the base) makes grid columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .config import EngineSettings, GenerateSettings, ModelSettings
+from .paths import Workspace
+
+
+def _engine(args: argparse.Namespace):
+    from . import quiet
+    from .cli import settings_from
+    from .generate import Engine
+    from .models.loading import load_model
+
+    quiet.libraries(args.verbose)
+    m = settings_from(ModelSettings, args)
+    return Engine(load_model(m.model, m.device, m.dtype), settings_from(EngineSettings, args))
+
+
+def lora_set(text: str) -> list:
+    """``"neon:0.5,pastel:0.5"`` -> [LoraWeight, …]; ``"none"`` or ``""`` -> []."""
+    from .generate.tags import parse_spec
+
+    text = text.strip()
+    if text.lower() in ("", "none", "base"):
+        return []
+    return [parse_spec(part.strip(), f"--lora-set {text!r}") for part in text.split(",")]
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .cli import settings_from
+    from .generate.tags import parse_spec
+    from .paths import atomic_save_image
+
+    settings = settings_from(GenerateSettings, args)
+    loras = [parse_spec(x, f"--lora {x!r}") for x in args.lora or []]
+    engine = _engine(args)
+    r = engine.generate(settings, loras=loras, fuse=args.fuse)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if args.out:
+        out = Path(args.out)
+        outs = [out] if r.seeds[1:] == () else [out.with_name(f"{out.stem}-{s}{out.suffix}") for s in r.seeds]
+    else:
+        outs = [Workspace().images / f"{stamp}-{s}.png" for s in r.seeds]
+    for path, image in zip(outs, r.images):
+        atomic_save_image(path, image)
+    for w in r.warnings:
+        print(f"warning: {w}")
+    used = f", {' + '.join(lw.label for lw in r.loras)}" if r.loras else ""
+    where = outs[0] if len(outs) == 1 else f"{len(outs)} images {outs[0]} … {outs[-1].name}"
+    print(f"wrote {where} ({r.image.width}x{r.image.height}, {settings.sampler}{used}, {r.seconds:.2f}s)")
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from .cli import settings_from
+    from .generate import grid
+
+    settings = settings_from(GenerateSettings, args)
+    sets = [lora_set(x) for x in args.lora_set or ["none"]]
+    engine = _engine(args)
+    r = engine.grid(args.prompt_list or [settings.prompt], sets, settings, fuse=args.fuse)
+    out = Path(args.out) if args.out else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    paths = grid.save(r, out)
+    for w in r.warnings:
+        print(f"warning: {w}")
+    print(f"wrote {out} ({len(r.row_labels)} prompts x {len(r.col_labels)} adapter sets, "
+          f"{r.image.width}x{r.image.height}; {len(paths) - 1} cells beside it, {r.seconds:.2f}s)")
+    return 0
+
+
+def register(sub) -> None:
+    from .cli import add_settings
+
+    g = sub.add_parser("generate", help="draw images to PNG, optionally with library adapters")
+    add_settings(g, GenerateSettings)
+    add_settings(g, ModelSettings)
+    add_settings(g, EngineSettings)
+    g.add_argument("--lora", action="append", metavar="NAME[:W[:TE_W]]",
+                   help="use a library adapter at UNet weight W and text-encoder weight TE_W (repeatable); "
+                        "<lora:NAME:W> tags in the prompt work too")
+    g.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster repeated draws)")
+    g.add_argument("--out", help="PNG path (default: outputs/images/<time>-<seed>.png); with --count N, "
+                                 "-<seed> is added to the name")
+    g.set_defaults(func=cmd_generate)
+
+    gr = sub.add_parser("grid", help="compare adapter sets: prompts x adapter sets at one seed, one labelled PNG")
+    gr.add_argument("--prompt", action="append", dest="prompt_list", metavar="TEXT",
+                    help="a row of the grid (repeatable)")
+    gr.add_argument("--lora-set", action="append", metavar="NAME:W,NAME:W",
+                    help='a column: adapters with weights, e.g. "neon:1" or "neon:0.5,pastel:0.5"; '
+                         '"none" = no adapter (repeatable)')
+    add_settings(gr, GenerateSettings, skip=("prompt", "count"))
+    add_settings(gr, ModelSettings)
+    add_settings(gr, EngineSettings)
+    gr.add_argument("--fuse", action="store_true", help="fuse each column's blend while drawing it")
+    gr.add_argument("--out", help="grid PNG path (default: outputs/images/grid-<time>.png); cells are written "
+                                  "beside it as <name>-r<row>-c<col>.png")
+    gr.set_defaults(func=cmd_grid)
