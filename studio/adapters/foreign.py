@@ -30,9 +30,17 @@ def _with_component_prefix(sd: dict) -> dict:
 def _to_peft(component: str, sd: dict) -> dict:
     from diffusers.utils import convert_state_dict_to_peft, convert_unet_state_dict_to_peft
 
+    if all(".lora_A." in k or ".lora_B." in k for k in sd):
+        return sd  # already PEFT
     if component == "unet":
         return convert_unet_state_dict_to_peft(sd)
-    return convert_state_dict_to_peft(sd)
+    from diffusers.utils.state_dict_utils import StateDictType
+
+    out = {}
+    for k, v in sd.items():  # per key: one file may mix the old (to_q_lora) and newer (lora_linear_layer) names
+        kind = StateDictType.DIFFUSERS if "lora_linear_layer" in k else StateDictType.DIFFUSERS_OLD
+        out.update(convert_state_dict_to_peft({k: v}, original_type=kind) if ".lora_" not in k else {k: v})
+    return out
 
 
 def _path(component: str, name: str) -> str:
