@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--count", type=int, default=16, help="images per style (default: 16)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     d.set_defaults(func=cmd_sample_data)
+    __import__("studio.cli_adapters", fromlist=["register"]).register(sub)  # adapters, export, import, blend
     return p
 
 

@@ -104,6 +104,37 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """How `studio export` writes an adapter for another tool (see README: compatibility table)."""
+    format: str = setting("kohya", "kohya (A1111, Forge, ComfyUI, kohya; SDXL with sd-scripts block names) or "
+                                   "diffusers (PEFT keys, `load_lora_weights`).")
+    dtype: str = setting("fp16", "Tensor dtype of the file: fp32, fp16 (half the size) or bf16.")
+    rank: int = setting(0, "Resize every module to this rank by SVD; 0 = keep the trained ranks.", min=0, max=1024)
+    keep: float = setting(0.0, "Resize each module to the smallest rank keeping this share of its singular-value "
+                               "energy (sv_fro, e.g. 0.95); 0 = off.", min=0.0, max=1.0)
+    fold_alpha: bool = setting(True, "diffusers format: fold alpha/rank into lora_B (scale 1 in every loader); "
+                                     "off = exact weights, alphas only in the lora_adapter_metadata header.")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+        for name, allowed in (("format", ("kohya", "diffusers")), ("dtype", ("fp32", "fp16", "bf16"))):
+            if getattr(self, name) not in allowed:
+                raise StudioError(f"{name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}.")
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """Limits for LoRA files from elsewhere (untrusted input), checked before any tensor is read."""
+    max_file_mb: int = setting(2048, "Largest LoRA file accepted, in MB (big SDXL LoCons are ~1.7 GB).",
+                               min=1, max=16_384)
+    max_header_mb: int = setting(16, "Largest safetensors JSON header accepted, in MB.", min=1, max=100)
+    max_tensors: int = setting(20_000, "Most tensors a LoRA file may hold (SDXL full LoCon: ~7,000).",
+                               min=1, max=1_000_000)
+    max_rank: int = setting(1024, "Highest LoRA rank accepted.", min=1, max=4096)
+    allow_pickle: bool = setting(True, "Accept .pt/.ckpt/.bin files, read only with torch.load(weights_only=True).")
+
+
+@dataclass(frozen=True)
 class LoraSettings:
     rank: int = setting(8, "LoRA rank of the attention projections (to_q/k/v/out).", min=1, max=256)
     alpha: float = setting(8.0, "LoRA alpha of the attention projections; scale = alpha / rank.", min=0.0, max=1024.0)

@@ -61,7 +61,105 @@ class AdapterRecord:
         return tuple(self.layers)
 
 
-class Library:
+# ---------------------------------------------------------------- changing the library
+def _stage(root: Path) -> Path:
+    import tempfile
+
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))  # hidden: names() never lists it
+
+
+def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], info: dict) -> None:
+    from safetensors.torch import save
+
+    from ..paths import atomic_write_bytes
+
+    atomic_write_bytes(folder / f"{name}.safetensors", save(sd, metadata=metadata))
+    atomic_write_bytes(folder / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+
+
+def _retitled(metadata: dict[str, str], name: str) -> dict[str, str]:
+    return {**metadata, "ss_output_name": name, "modelspec.title": name}
+
+
+class _Changes:
+    """rename / delete / duplicate / add, mixed into :class:`Library`. Each change is atomic:
+    the new state appears by one ``os.rename`` of a folder, or not at all."""
+
+    def _free(self, name: str) -> Path:
+        folder = self.folder(name)
+        if folder.exists():
+            raise StudioError(f"An adapter named {name!r} already exists.", "Pick another name.")
+        return folder
+
+    def read(self, name: str) -> tuple[dict, dict[str, str]]:
+        """The canonical tensors and header metadata of a library adapter."""
+        from safetensors import safe_open
+
+        file = self.get(name).file
+        with safe_open(str(file), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+    def add(self, name: str, sd: dict, metadata: dict[str, str], info: dict) -> Path:
+        """Write a new adapter (imports, blends): staged in a hidden folder, then renamed into place."""
+        import os
+        import shutil
+
+        target = self._free(check_name(name))
+        tmp = _stage(self.root)
+        try:
+            _write_adapter(tmp, name, sd, _retitled(metadata, name), {**info, "name": name})
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target / f"{name}.safetensors"
+
+    def rename(self, old: str, new: str) -> AdapterRecord:
+        import os
+
+        sd, meta = self.read(old)
+        target, folder = self._free(check_name(new)), self.folder(old)
+        info = {**_read_json(folder / "adapter.json"), "name": new}
+        _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: folder stays valid
+        try:
+            os.rename(folder, target)
+        except BaseException:
+            (folder / f"{new}.safetensors").unlink(missing_ok=True)
+            raise
+        (target / f"{old}.safetensors").unlink(missing_ok=True)
+        return self.get(new)
+
+    def duplicate(self, name: str, new: str) -> AdapterRecord:
+        import os
+        import shutil
+
+        sd, meta = self.read(name)
+        target, folder = self._free(check_name(new)), self.folder(name)
+        tmp = _stage(self.root)
+        try:
+            preview = folder / "preview.png"
+            if preview.is_file():
+                shutil.copy2(preview, tmp / "preview.png")
+            info = {**_read_json(folder / "adapter.json"), "name": new, "duplicated_from": name}
+            _write_adapter(tmp, new, sd, _retitled(meta, new), info)
+            os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.get(new)
+
+    def delete(self, name: str) -> None:
+        import os
+        import shutil
+
+        self.get(name)  # exists, or a StudioError listing the known names
+        trash = _stage(self.root) / name
+        os.rename(self.folder(name), trash)  # gone from the library in one step
+        shutil.rmtree(trash.parent, ignore_errors=True)
+
+
+class Library(_Changes):
     def __init__(self, ws: Workspace | None = None):
         self.ws = ws or Workspace()
 

@@ -1,0 +1,146 @@
+"""Reading an untrusted LoRA file: header checked by hand before safetensors sees it, caps, dtypes,
+refused adapter kinds by name, finite values. Pickles only through ``torch.load(weights_only=True)``.
+
+Every refusal is a :class:`StudioError` naming the file and the reason; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+import torch
+
+from ..config import ImportSettings
+from ..errors import StudioError
+
+MB = 1 << 20
+DTYPES = {"F16": 2, "BF16": 2, "F32": 4}
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# Adapter kinds recognised by their key names; never half-loaded as plain LoRA.
+UNSUPPORTED = (
+    ("hada_", "LoHa (LyCORIS Hadamard product)"), ("lokr_", "LoKr (LyCORIS Kronecker product)"),
+    ("dora_scale", "DoRA"), ("lora_magnitude_vector", "DoRA"), ("ia3_", "IA3"), (".on_input", "IA3"),
+    (".diff", "full-weight difference (LyCORIS 'full')"), ("lora_mid.", "LoCon with Tucker (lora_mid) convs"),
+    ("oft_", "OFT"), (".a1.weight", "GLoRA"), ("b_up.weight", "GLoRA"),
+)
+
+
+def refuse(file: Path, why: str, fix: str = "Use a plain LoRA/LoCon .safetensors file.") -> StudioError:
+    return StudioError(f"{file.name} was not imported: {why}.", fix)
+
+
+def unsupported_kind(keys) -> str | None:
+    for k in keys:
+        for marker, kind in UNSUPPORTED:
+            if marker in k:
+                return kind
+    return None
+
+
+def read_header(file: Path, s: ImportSettings) -> tuple[dict, dict[str, str], int]:
+    """(tensor entries, metadata, data start) of a safetensors file, every field checked."""
+    size = file.stat().st_size
+    if size > s.max_file_mb * MB:
+        raise refuse(file, f"it is {size / MB:.0f} MB, over the {s.max_file_mb} MB limit",
+                     "Raise --max-file-mb if you trust the file.")
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise refuse(file, "the file is empty or truncated")
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise refuse(file, "it is a pickle (PyTorch .pt/.ckpt), not safetensors, despite its name",
+                         "Rename it to .pt to have it read with torch.load(weights_only=True).")
+        (n,) = struct.unpack("<Q", head)
+        if n > s.max_header_mb * MB or 8 + n > size:
+            raise refuse(file, f"its header claims {n} bytes but the file has {size}" if 8 + n > size
+                         else f"its header is over the {s.max_header_mb} MB limit")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise refuse(file, "its header is not valid JSON (not a safetensors file)") from None
+    if not isinstance(header, dict):
+        raise refuse(file, "its header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise refuse(file, "its metadata is not a string table")
+    _check_entries(file, header, size - 8 - n, s)
+    return header, {str(k): v for k, v in metadata.items()}, 8 + n
+
+
+def _check_entries(file: Path, header: dict, data_size: int, s: ImportSettings) -> None:
+    if len(header) > s.max_tensors:
+        raise refuse(file, f"it holds {len(header)} tensors, over the {s.max_tensors} limit")
+    if not header:
+        raise refuse(file, "it holds no tensors")
+    spans = []
+    for name, e in header.items():
+        if not isinstance(e, dict) or e.get("dtype") not in DTYPES:
+            dtype = e.get("dtype") if isinstance(e, dict) else "?"
+            raise refuse(file, f"tensor {name[:80]} has dtype {str(dtype)[:10]} (only F16, BF16 and F32 are accepted)")
+        shape, off = e.get("shape"), e.get("data_offsets")
+        ok = isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape) and \
+            isinstance(off, list) and len(off) == 2 and all(isinstance(o, int) for o in off)
+        if not ok or off[1] - off[0] != math.prod(shape) * DTYPES[e["dtype"]]:
+            raise refuse(file, f"tensor {name[:80]} has a malformed shape or offsets")
+        spans.append((off[0], off[1], name))
+    end = 0
+    for begin, stop, name in sorted(spans):
+        if begin != end:
+            raise refuse(file, f"tensor {name[:80]} overlaps another or leaves a gap (offset {begin}, expected {end})")
+        end = stop
+    if end != data_size:
+        raise refuse(file, f"its tensors need {end} bytes but the file holds {data_size}")
+
+
+def load_tensors(file: Path, s: ImportSettings) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors and the metadata of a checked file (safetensors, or a weights-only pickle)."""
+    if file.suffix.lower() in PICKLE_SUFFIXES:
+        return _load_pickle(file, s), {}
+    header, metadata, _ = read_header(file, s)
+    kind = unsupported_kind(header)
+    if kind:
+        raise refuse(file, f"{kind} files are not supported yet", "Export it as a plain LoRA, or use LoRA/LoCon.")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(file)), metadata
+    except Exception as e:  # safetensors' own checks, after ours
+        raise refuse(file, f"safetensors cannot read it ({str(e)[:200]})") from None
+
+
+def _load_pickle(file: Path, s: ImportSettings) -> dict[str, torch.Tensor]:
+    if not s.allow_pickle:
+        raise refuse(file, "pickle files are switched off (allow_pickle)")
+    size = file.stat().st_size
+    if size == 0 or size > s.max_file_mb * MB:
+        raise refuse(file, "the file is empty" if not size else f"it is over the {s.max_file_mb} MB limit")
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError for code-carrying pickles, anything for junk
+        raise refuse(file, f"torch.load(weights_only=True) refused it ({str(e).splitlines()[0][:160]}); "
+                     "it may carry code", "Ask for a .safetensors version of the file.") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise refuse(file, "it does not hold a flat table of named tensors")
+    if len(obj) > s.max_tensors:
+        raise refuse(file, f"it holds {len(obj)} tensors, over the {s.max_tensors} limit")
+    bad = [k for k, v in obj.items() if v.dtype not in (torch.float16, torch.bfloat16, torch.float32)]
+    if bad:
+        raise refuse(file, f"tensor {bad[0][:80]} has dtype {obj[bad[0]].dtype} (only F16, BF16 and F32)")
+    kind = unsupported_kind(obj)
+    if kind:
+        raise refuse(file, f"{kind} files are not supported yet", "Export it as a plain LoRA, or use LoRA/LoCon.")
+    return obj
+
+
+def check_values(file: Path, sd: dict[str, torch.Tensor], s: ImportSettings) -> None:
+    for name, t in sd.items():
+        if not torch.isfinite(t).all():
+            raise refuse(file, f"tensor {name[:80]} holds NaN or Inf values", "The file is broken; get it again.")
+        if name.endswith(("lora_down.weight", "lora_A.weight", ".down.weight")) and t.ndim and t.shape[0] > s.max_rank:
+            raise refuse(file, f"rank {t.shape[0]} (in {name[:80]}) is over the {s.max_rank} limit")
