@@ -15,6 +15,7 @@ import gradio as gr
 
 from ..config import GenerateSettings
 from ..errors import StudioError
+from .common import guard
 from .forms import build, field_input, field_of
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def policy_line(services: "Services", home: str) -> str:
     """Where generation runs now; moves the pipeline to the CPU while a training uses the GPU."""
     if not home.startswith("cuda"):
         return "Generation runs on the **CPU**, beside any training (both share the processor)."
-    busy = services.runner.gpu_busy()
+    busy = services.runner is not None and services.runner.gpu_busy()
     target = "cpu" if busy else home
     if services.device != target:
         services.engine.to(target)
@@ -99,7 +100,7 @@ def generate_tab(services: "Services") -> None:
         now = lib.names()
         return (gr.skip() if now == current else now), policy_line(services, home)
 
-    gr.Timer(REFRESH_S).tick(tick, names, [names, policy], show_progress="hidden")
+    gr.Timer(REFRESH_S).tick(guard(tick), names, [names, policy], show_progress="hidden")
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
 
 
@@ -144,18 +145,15 @@ def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.
             policy_line(services, home)
             return run(services, fixed, picks)
 
-        button.click(click, [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1)
+        button.click(guard(click), [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1)
 
 
 def run(services: "Services", values: list, picks: list[tuple[str, float, float]]):
     """Generate with the form's settings and the toggled adapters (prompt tags add to them)."""
     from ..generate.tags import LoraWeight
 
-    try:
-        s = build(GenerateSettings(), FIELDS, list(values))
-        r = services.engine.generate(s, loras=[LoraWeight(n, u, t) for n, u, t in picks])
-    except StudioError as e:
-        raise gr.Error(str(e)) from None
+    s = build(GenerateSettings(), FIELDS, list(values))
+    r = services.engine.generate(s, loras=[LoraWeight(n, u, t) for n, u, t in picks])
     return [(img, _caption(r, i)) for i, img in enumerate(r.images)], _status(r)
 
 
@@ -174,15 +172,14 @@ def _grid(services: "Services", form: list) -> None:
     def draw(p_text, s_text, *values):
         from ..generate.tags import parse_spec
 
-        try:
-            s = build(GenerateSettings(), FIELDS, list(values))
-            p_list = [p.strip() for p in p_text.splitlines() if p.strip()]
-            sets = [[] if line.strip().lower() in ("", "none", "-") else
-                     [parse_spec(x.strip()) for x in line.split(",") if x.strip()]
-                     for line in s_text.splitlines() if line.strip()]
-            g = services.engine.grid(p_list, sets, s)
-        except StudioError as e:
-            raise gr.Error(str(e)) from None
-        return g.image
+        s = build(GenerateSettings(), FIELDS, list(values))
+        p_list = [p.strip() for p in p_text.splitlines() if p.strip()]
+        sets = [[] if line.strip().lower() in ("none", "-") else
+                [parse_spec(x.strip()) for x in line.split(",") if x.strip()]
+                for line in s_text.splitlines() if line.strip()]
+        if not p_list or not sets:
+            raise StudioError("The grid needs at least one prompt and one adapter set.",
+                              "Write one per line; 'none' is the base model.")
+        return services.engine.grid(p_list, sets, s).image
 
-    go.click(draw, [prompts, sets, *form], image, concurrency_limit=1)
+    go.click(guard(draw), [prompts, sets, *form], image, concurrency_limit=1)

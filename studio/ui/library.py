@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from ..config import help_of
 from ..errors import StudioError
+from .common import guard
+from .forms import field_input, field_of
 
 if TYPE_CHECKING:
     from .services import Services
@@ -75,10 +78,6 @@ def _empty(names: list[str]) -> str:
     return "" if names else "No adapters yet: train one in the Train tab or import a file below."
 
 
-def _error(e: StudioError):
-    return gr.Error(str(e))
-
-
 def library_tab(services: "Services") -> None:
     lib = services.library
     signature = gr.State(lambda: _signature(lib))
@@ -114,19 +113,16 @@ def library_tab(services: "Services") -> None:
                 gr.update(choices=names), _empty(names))
 
     def show(name):
-        try:
-            return _details(lib, name)
-        except StudioError as e:
-            raise _error(e) from None
+        return _details(lib, name)
 
     def pick(evt: gr.SelectData):
         names = lib.names()
         return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
 
-    gr.Timer(REFRESH_S).tick(refresh, [signature, chosen], [signature, cards, chosen, parts, empty],
+    gr.Timer(REFRESH_S).tick(guard(refresh), [signature, chosen], [signature, cards, chosen, parts, empty],
                              show_progress="hidden")
-    cards.select(pick, None, chosen)
-    chosen.change(show, chosen, [summary, details, metadata], show_progress="hidden")
+    cards.select(guard(pick), None, chosen)
+    chosen.change(guard(show), chosen, [summary, details, metadata], show_progress="hidden")
 
 
 def _manage(services: "Services", chosen: gr.Dropdown) -> None:
@@ -144,17 +140,11 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
     message = gr.Markdown(elem_id="library-message")
 
     def do_rename(name, new):
-        try:
-            lib.rename(name or "", (new or "").strip())
-        except StudioError as e:
-            raise _error(e) from None
+        lib.rename(name or "", (new or "").strip())
         return gr.update(choices=lib.names(), value=new.strip()), f"Renamed **{name}** to **{new.strip()}**."
 
     def do_duplicate(name, new):
-        try:
-            lib.duplicate(name or "", (new or "").strip())
-        except StudioError as e:
-            raise _error(e) from None
+        lib.duplicate(name or "", (new or "").strip())
         return gr.update(choices=lib.names(), value=new.strip()), f"Copied **{name}** to **{new.strip()}**."
 
     def ask(name):
@@ -163,58 +153,52 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
         return gr.update(visible=True), f"Delete **{name}** and all its files? This cannot be undone."
 
     def do_delete(name):
-        try:
-            lib.delete(name or "")
-        except StudioError as e:
-            raise _error(e) from None
+        lib.delete(name or "")
         return gr.update(visible=False), gr.update(choices=lib.names(), value=None), f"Deleted **{name}**."
 
-    rename.click(do_rename, [chosen, new_name], [chosen, message])
-    duplicate.click(do_duplicate, [chosen, new_name], [chosen, message])
-    delete.click(ask, chosen, [confirm_row, confirm_text])
+    rename.click(guard(do_rename), [chosen, new_name], [chosen, message])
+    duplicate.click(guard(do_duplicate), [chosen, new_name], [chosen, message])
+    delete.click(guard(ask), chosen, [confirm_row, confirm_text])
     no.click(lambda: gr.update(visible=False), None, confirm_row)
-    yes.click(do_delete, chosen, [confirm_row, chosen, message])
+    yes.click(guard(do_delete), chosen, [confirm_row, chosen, message])
+
+
+def _pre(text: str) -> str:
+    """A service's multi-line report, shown as it is (monospace)."""
+    return "```text\n" + text.replace("`", "'") + "\n```"
+
+
+def _default(cls: type, name: str):
+    return field_of(cls, name)[0].default
 
 
 def _export(services: "Services", chosen: gr.Dropdown) -> None:
-    lib = services.library
+    from ..config import ExportSettings
+
     with gr.Group(elem_id="library-export"):
         gr.Markdown("#### Export for other tools")
-        fmt = gr.Radio(["kohya", "diffusers"], value="kohya", label="Format", elem_id="export-format",
-                       info="kohya: AUTOMATIC1111, ComfyUI, Forge. diffusers: load_lora_weights / PEFT keys.")
+        fmt = gr.Radio(["kohya", "diffusers"], value=_default(ExportSettings, "format"), label="Format",
+                       info=help_of(ExportSettings, "format"), elem_id="export-format")
         with gr.Row():
-            dtype = gr.Dropdown(["fp32", "fp16", "bf16"], value="fp16", label="Precision", elem_id="export-dtype",
-                                info="fp16 halves the file; the image barely changes.")
-            rank = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label="Rank (0 = keep)",
-                             elem_id="export-rank", info="Smaller rank, smaller file (SVD; error reported).")
+            dtype = gr.Dropdown(["fp32", "fp16", "bf16"], value=_default(ExportSettings, "dtype"), label="Precision",
+                                info=help_of(ExportSettings, "dtype"), elem_id="export-dtype")
+            rank = field_input(ExportSettings, "rank", label="Rank (0 = keep)", elem_id="export-rank")
         go = gr.Button("Export", elem_id="export-button")
         file = gr.File(label="Exported file", interactive=False, height=90, elem_id="export-file")
         report = gr.Markdown(elem_id="export-report")
 
     def run(name, fmt, dtype, rank):
+        from ..adapters.export import export
+
         if not name:
             raise gr.Error("Pick an adapter to export first.")
-        try:
-            result = lib.export(name, fmt=fmt, dtype=dtype, rank=int(rank or 0) or None)
-        except StudioError as e:
-            raise _error(e) from None
-        return str(result.path), _export_report(result)
+        result = export(name, ExportSettings(format=fmt, dtype=dtype, rank=int(rank or 0)), ws=services.ws)
+        return str(result.path), _pre(result.format_report())
 
-    go.click(run, [chosen, fmt, dtype, rank], [file, report])
-
-
-def _export_report(result) -> str:
-    lines = [f"**{result.path.name}** — {_size(result.path.stat().st_size)}"]
-    for k, v in getattr(result, "notes", {}).items() if isinstance(getattr(result, "notes", None), dict) else ():
-        lines.append(f"- {k}: {v}")
-    err = getattr(result, "error", None)
-    if err is not None:
-        lines.append(f"- resize error (relative Frobenius): {err:.4f}")
-    return "\n".join(lines)
+    go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 
 
 def _import(services: "Services") -> None:
-    lib = services.library
     with gr.Group(elem_id="library-import"):
         gr.Markdown("#### Import a LoRA file")
         upload = gr.File(label="LoRA file (.safetensors)", file_types=[".safetensors"], type="filepath",
@@ -225,15 +209,17 @@ def _import(services: "Services") -> None:
         report = gr.Markdown(elem_id="import-report")
 
     def run(path, new):
+        from ..adapters.importer import import_file
+
         if not path:
             raise gr.Error("Choose a .safetensors file to import first.")
         try:
-            result = lib.import_file(path, name=(new or "").strip() or None)
+            result = import_file(path, name=(new or "").strip() or None, ws=services.ws)
         except StudioError as e:
             return f"**Refused:** {e}"
-        return f"Imported **{result.name}**.\n\n" + str(result)
+        return f"Imported **{result.name}**.\n\n" + _pre(result.format())
 
-    go.click(run, [upload, name], report)
+    go.click(guard(run), [upload, name], report)
 
 
 def _blend(services: "Services") -> gr.Dropdown:
@@ -247,6 +233,7 @@ def _blend(services: "Services") -> gr.Dropdown:
         with gr.Row():
             new = gr.Textbox(label="New adapter name", elem_id="blend-name")
             rank = gr.Number(value=0, precision=0, minimum=0, maximum=1024, label="Rank (0 = exact)",
+                             info="Exact concatenates the ranks; a rank compresses by SVD (error reported).",
                              elem_id="blend-rank")
         go = gr.Button("Blend", elem_id="blend-button")
         report = gr.Markdown(elem_id="blend-report")
@@ -256,15 +243,14 @@ def _blend(services: "Services") -> gr.Dropdown:
         return [[n, w] for n in picked or []]
 
     def run(table, name, rank):
+        from ..adapters.blend import blend
+
         rows = table.values.tolist() if hasattr(table, "values") else table or []
         if len(rows) < 2:
             raise gr.Error("Pick at least two adapters to blend.")
-        try:
-            result = lib.blend((name or "").strip(), [(str(n), float(w)) for n, w in rows], rank=int(rank or 0) or None)
-        except StudioError as e:
-            raise _error(e) from None
-        return gr.update(choices=lib.names()), f"Blended into **{(name or '').strip()}**. {result or ''}"
+        result = blend(lib, (name or "").strip(), [(str(n), float(w)) for n, w in rows], rank=int(rank or 0))
+        return gr.update(choices=lib.names(), value=[]), _pre(result.format())
 
-    parts.change(fill, parts, weights)
-    go.click(run, [weights, new, rank], [parts, report])
+    parts.change(guard(fill), parts, weights)
+    go.click(guard(run), [weights, new, rank], [parts, report])
     return parts

@@ -65,5 +65,6 @@ def build_services(model: ModelSettings, serve: ServeSettings | None = None, ws:
         runner = None
     else:
         runner = JobRunner(ws=ws, **runner_kw)
-    return Services(ws=ws, engine=Engine(loaded), runner=runner, library=Library(ws), model=model,
+    library = Library(ws)  # one library: the engine resolves <lora:…> names in the same folder the tabs show
+    return Services(ws=ws, engine=Engine(loaded, library=library), runner=runner, library=library, model=model,
                     serve=serve or ServeSettings(), gpu_memory=device_memory(loaded.device))
