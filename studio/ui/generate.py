@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
 SEED_MAX = 2**31 - 1
-CSS = """
-#result img, #grid img, #library-cards img { image-rendering: pixelated; }
-#adapters .adapter-row { align-items: center; }
-"""
 
 
 FIELDS = ["prompt", "negative", "seed", "steps", "guidance", "sampler", "width", "height", "count"]
@@ -69,7 +65,7 @@ def generate_tab(services: "Services") -> None:
     lib, home = services.library, services.device
     names = gr.State(lambda: lib.names())
     gallery = gr.Gallery(label="Results", columns=2, height="auto", object_fit="contain", format="png",
-                         preview=False, allow_preview=True, elem_id="result", render=False)
+                         allow_preview=False, elem_id="result", elem_classes=["pixelated"], render=False)
     status = gr.Markdown(elem_id="status", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=420):
@@ -77,7 +73,7 @@ def generate_tab(services: "Services") -> None:
             negative = field_input(GenerateSettings, "negative", label="Negative prompt", elem_id="negative")
             with gr.Row(equal_height=True):
                 seed = field_input(GenerateSettings, "seed", label="Seed", elem_id="seed", scale=3)
-                dice = gr.Button("Random seed", elem_id="random-seed", scale=1, min_width=120)
+                dice = gr.Button("Random seed", elem_id="random-seed", scale=1, min_width=120, size="md")
             with gr.Row():
                 steps = field_input(GenerateSettings, "steps", label="Steps", elem_id="steps")
                 guidance = field_input(GenerateSettings, "guidance", label="Guidance", elem_id="guidance")
@@ -87,9 +83,11 @@ def generate_tab(services: "Services") -> None:
                 height = field_input(GenerateSettings, "height", label="Height", elem_id="height")
                 count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
             form = [prompt, negative, seed, steps, guidance, sampler, width, height, count]
-            button = gr.Button("Generate", variant="primary", elem_id="generate")
+            button = gr.Button("Generate", variant="primary", elem_id="generate", render=False)
+            gr.Markdown("**Adapters** — tick to use, drag to weigh; 0 = off.", elem_id="adapters-title")
             with gr.Group(elem_id="adapters"):
                 _adapter_list(services, names, form, button, [gallery, status], home)
+            button.render()
             policy = gr.Markdown(lambda: policy_line(services, home), elem_id="gpu-policy")
         with gr.Column(scale=3, min_width=420):
             gallery.render()
@@ -167,7 +165,8 @@ def _grid(services: "Services", form: list) -> None:
             sets = gr.Textbox(value="none", lines=3, label="Adapter sets (one per line)", elem_id="grid-sets",
                               info="none · neon:1 · neon:0.5, pastel:0.5 (name:weight[:text-encoder weight])")
         go = gr.Button("Draw grid", elem_id="grid-button")
-        image = gr.Image(label="Grid", type="pil", format="png", interactive=False, elem_id="grid", height=480)
+        image = gr.Image(label="Grid", type="pil", format="png", interactive=False, elem_id="grid",
+                         elem_classes=["pixelated"])
 
     def draw(p_text, s_text, *values):
         from ..generate.tags import parse_spec

@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_S = 3.0  # how often the page checks the library folder for changes
-CSS = """
-#library-cards .thumbnail-item img, #library-cards img { image-rendering: pixelated; }
-#library-cards .caption-label { white-space: normal; }
-"""
 
 
 def _size(n: int) -> str:
@@ -84,7 +80,8 @@ def library_tab(services: "Services") -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=420):
             cards = gr.Gallery(value=lambda: _cards(lib), label="Adapters", columns=4, height="auto",
-                               object_fit="contain", allow_preview=False, format="png", elem_id="library-cards")
+                               object_fit="contain", allow_preview=False, format="png", elem_id="library-cards",
+                               elem_classes=["pixelated"])
             empty = gr.Markdown(lambda: _empty(lib.names()), elem_id="library-empty")
         with gr.Column(scale=2, min_width=360):
             chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",

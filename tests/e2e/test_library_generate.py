@@ -83,9 +83,12 @@ def page(server, workspace):
         browser.close()
 
 
-def _shot(page, workspace: Path, name: str) -> None:
-    out = workspace / "screenshots"
-    out.mkdir(exist_ok=True)
+def _shot(page, name: str) -> None:
+    """1280-wide full-page screenshot into outputs/screenshots/ (the test runner's workspace)."""
+    from studio.paths import Workspace
+
+    out = Workspace().screenshots
+    out.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out / f"{name}.png"), full_page=True)
 
 
@@ -120,7 +123,7 @@ def test_generate_with_adapter_on_off_and_blended(page, workspace):
     _weight(page, "neon", 0.5)
     _weight(page, "pastel", 0.5)
     blend = _generate(page, "neon 0.5, pastel 0.5")
-    _shot(page, workspace, "generate")
+    _shot(page, "generate")
     assert base.shape == (64, 64, 3)
     assert np.array_equal(off, base), "toggling the adapter off must give exactly the base image"
     assert np.abs(on.astype(int) - base).mean() > 1.0
@@ -139,6 +142,20 @@ def test_prompt_tag_adds_an_adapter(page):
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("No adapter named 'nosuch'").first.wait_for(timeout=WAIT_MS)
     prompt.fill("a red mug on a white background")
+
+
+def test_compare_grid_draws_one_labelled_image(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_text("Compare grid").click()
+    page.get_by_label("Prompts (one per line)").fill("a red mug\na blue lamp")
+    page.get_by_label("Adapter sets (one per line)").fill("none\nneon:1\nneon:0.5, pastel:0.5")
+    page.get_by_role("button", name="Draw grid").click()
+    img = page.locator("#grid img")
+    img.wait_for(timeout=WAIT_MS)
+    png = page.request.get(img.get_attribute("src")).body()
+    grid = Image.open(io.BytesIO(png))
+    assert grid.width > 3 * 64 and grid.height > 2 * 64  # three columns, two rows, plus labels
+    _shot(page, "generate-grid")
 
 
 def _pick(page, name: str) -> None:
@@ -160,7 +177,7 @@ def test_export_downloads_a_file_diffusers_loads(page, workspace, tiny_model, tm
         link.click()
     path = tmp_path / dl.value.suggested_filename
     dl.value.save_as(path)
-    _shot(page, workspace, "library")
+    _shot(page, "library")
     sd = load_file(str(path))
     assert any(k.endswith("lora_down.weight") for k in sd) and all(str(v.dtype) == "torch.float16"
                                                                    for k, v in sd.items() if "weight" in k)
