@@ -13,8 +13,10 @@ import logging
 import gradio as gr
 
 from ..config import ModelSettings, ServeSettings
+from .generate import CSS as GENERATE_CSS
 from .generate import generate_tab
 from .images import images_tab
+from .library import CSS as LIBRARY_CSS
 from .library import library_tab
 from .services import Services
 from .train import train_tab
@@ -38,6 +40,7 @@ CSS = """
 .status-error { color: var(--error-text-color, #b91c1c); }
 .status-ok { color: var(--color-green-600, #15803d); }
 """
+CSS += LIBRARY_CSS + GENERATE_CSS  # the tabs' own rules
 
 
 def job_line(runner) -> str:

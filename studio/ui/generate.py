@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
 SEED_MAX = 2**31 - 1
+# Gallery captions say what was drawn: let them wrap instead of cutting them off.
+CSS = """
+#result .caption-label { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
+"""
 
 
 FIELDS = ["prompt", "negative", "seed", "steps", "guidance", "sampler", "width", "height", "count"]
@@ -65,7 +70,8 @@ def generate_tab(services: "Services") -> None:
     lib, home = services.library, services.device
     names = gr.State(lambda: lib.names())
     gallery = gr.Gallery(label="Results", columns=2, height="auto", object_fit="contain", format="png",
-                         allow_preview=False, elem_id="result", elem_classes=["pixelated"], render=False)
+                         allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],
+                         render=False)
     status = gr.Markdown(elem_id="status", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=420):

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Cards show every line of their caption; long values in the details table wrap anywhere.
+CSS = """
+#library-cards .caption-label { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
+#library-details td, #library-metadata td { word-break: break-word; }
+"""
+
 REFRESH_S = 3.0  # how often the page checks the library folder for changes
 
 
@@ -77,28 +84,29 @@ def _empty(names: list[str]) -> str:
 def library_tab(services: "Services") -> None:
     lib = services.library
     signature = gr.State(lambda: _signature(lib))
+    chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",
+                         info="Click a card or pick a name.", render=False)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=420):
+        with gr.Column(scale=3, min_width=480):
             cards = gr.Gallery(value=lambda: _cards(lib), label="Adapters", columns=4, height="auto",
-                               object_fit="contain", allow_preview=False, format="png", elem_id="library-cards",
+                               object_fit="contain", allow_preview=False, fit_columns=False, format="png",
+                               elem_id="library-cards",
                                elem_classes=["pixelated"])
             empty = gr.Markdown(lambda: _empty(lib.names()), elem_id="library-empty")
-        with gr.Column(scale=2, min_width=360):
-            chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",
-                                 info="Click a card or pick a name.")
+            with gr.Row(equal_height=False):
+                with gr.Column(min_width=260):
+                    _export(services, chosen)
+                with gr.Column(min_width=260):
+                    _import(services)
+        with gr.Column(scale=2, min_width=380):
+            chosen.render()
             summary = gr.Markdown(elem_id="library-summary")
             details = gr.Dataframe(headers=["Field", "Value"], label="Details", interactive=False, wrap=True,
-                                   elem_id="library-details")
+                                   column_widths=["38%", "62%"], elem_id="library-details")
             with gr.Accordion("File metadata", open=False):
                 metadata = gr.Dataframe(headers=["Key", "Value"], label="Metadata in the file", interactive=False,
-                                        wrap=True, elem_id="library-metadata")
+                                        wrap=True, column_widths=["38%", "62%"], elem_id="library-metadata")
             _manage(services, chosen)
-    with gr.Row(equal_height=False):
-        with gr.Column(min_width=360):
-            _export(services, chosen)
-        with gr.Column(min_width=360):
-            _import(services)
-        with gr.Column(min_width=360):
             parts = _blend(services)
 
     def refresh(sig, current):
@@ -190,9 +198,17 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         if not name:
             raise gr.Error("Pick an adapter to export first.")
         result = export(name, ExportSettings(format=fmt, dtype=dtype, rank=int(rank or 0)), ws=services.ws)
-        return str(result.path), _pre(result.format_report())
+        return str(result.path), _export_report(result)
 
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
+
+
+def _export_report(r) -> str:
+    lines = [f"**{r.path.name}** — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
+             f"Also saved in the workspace under `exports/`."]
+    if r.resize is not None:
+        lines.append(_pre(r.resize.format(per_module=False)))
+    return "\n\n".join(lines)
 
 
 def _import(services: "Services") -> None:
