@@ -146,8 +146,15 @@ def _train(args: argparse.Namespace, events: Any) -> int:
         if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
             print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
         state.wait_for_everyone()
-    trainer = Trainer(args.name, dataset, model, settings, Tee(TqdmSink(settings.steps), events), stop)
-    trainer.run(resume=args.resume)
+    sink = Tee(events)
+    trainer = Trainer(args.name, dataset, model, settings, sink, stop)
+    bar = TqdmSink(settings.steps)  # drawn once the dataset is known to be trainable
+    sink.sinks.insert(0, bar)
+    try:
+        trainer.run(resume=args.resume)
+    except BaseException:
+        bar.bar.close()  # the error message then starts on its own line
+        raise
     return 0
 
 

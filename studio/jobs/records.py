@@ -96,7 +96,8 @@ def is_alive(pid: int | None, start: float | None) -> bool:
         return False
     try:
         p = psutil.Process(pid)
-        return abs(p.create_time() - start) < 1.0 and p.status() != psutil.STATUS_ZOMBIE
+        # create_time is boot time + ticks; the kernel's boot time can wobble by a second
+        return abs(p.create_time() - start) < 2.0 and p.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 

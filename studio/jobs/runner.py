@@ -259,10 +259,11 @@ class JobRunner:
         """Derive the status from the events file and the process; persist changes."""
         if rec.status in ("queued", "cancelled") or rec.pid_gone:
             return rec
-        alive = rr.is_alive(rec.pid, rec.proc_start)
         proc = self._procs.get(rec.id)
-        if proc is not None and proc.poll() is not None:  # our child: reaped, exit code known
-            alive = False
+        if proc is not None:  # our own child: the OS knows best (and reaps it, with its exit code)
+            alive = proc.poll() is None
+        else:  # started by an earlier server: the pid must still be that very process
+            alive = rr.is_alive(rec.pid, rec.proc_start)
         prog = self._follower(rec)  # after the liveness check: a dead process wrote all it will
         before = dataclasses.asdict(rec)
         if not alive:

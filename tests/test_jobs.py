@@ -1,0 +1,188 @@
+"""The job runner: trainings as background processes on the tiny model (few steps each).
+
+Every training here is a real `python -m studio train` process; the tests poll like the
+page does and check the records (run.json, events.jsonl), the adapter files and statuses.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import run_cli
+from safetensors.torch import load_file
+
+from studio import events as ev
+from studio.config import JobSettings
+from studio.data import manifest as mf
+from studio.data.ingest import ingest
+from studio.errors import StudioError
+from studio.jobs import JobRunner, RunRecord, TrainRequest
+from studio.jobs.events_file import EventReader, JsonlSink, read_events
+from studio.models.tiny.sample_data import write_style_set
+from studio.paths import Workspace
+
+# attention-only LoRA, batch 1, no previews/validation unless a test asks: ~1 s a step
+FAST = ("batch_size=1", "optimizer=adamw", "lr_unet=1e-3", "sample_every=0", "sample_steps=1",
+        "validate_every=0", "lora.ff_rank=0", "lora.conv_rank=0", "lora.text_encoder=false")
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jobs")
+    write_style_set(root / "neon", "neon", 6)
+    w = Workspace(root / "outputs")
+    ingest("neon", [root / "neon"], ws=w)
+    mf.save(mf.Manifest("empty", "empty"), w)  # a dataset without images
+    return w
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training processes; 2 shared cores
+
+
+def req(adapter, *sets, dataset="neon"):
+    return TrainRequest(adapter, dataset, sets=FAST + sets, device="cpu")
+
+
+def wait(runner, run_id, until, timeout=300):
+    """Poll like the page (and check every run.json parses, every time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = runner.snapshot(run_id)
+        for rec in runner.ws.runs.glob("*/run.json"):
+            json.loads(rec.read_text())
+        if until(snap):
+            return snap
+        time.sleep(0.3)
+    raise AssertionError(f"timed out; last snapshot: {snap}")
+
+
+def ended(s):
+    return s.status not in ("queued", "running")
+
+
+def test_events_file_is_read_incrementally(tmp_path):
+    path = tmp_path / "events.jsonl"
+    sink, reader = JsonlSink(path), EventReader(path)
+    sink.emit(ev.Progress(1, 10, 0.5, 1e-3, 2.0, 4.5))
+    sink.emit(ev.Sample(1, ("a mug",), ("/x/s.png",)))
+    assert [type(e) for e in reader.read_new()] == [ev.Progress, ev.Sample]
+    assert reader.read_new() == []
+    with open(path, "a") as f:  # a writer caught mid-line, then a damaged line
+        f.write('{"type": "warning", "step": 2, "mess')
+    assert reader.read_new() == []
+    with open(path, "a") as f:
+        f.write('age": "hot"}\nnot json\n{"type": "from-the-future", "x": 1}\n')
+    assert reader.read_new() == [ev.Warning_(2, "hot")]
+    sink.emit(ev.Finished(3, "/x/a.safetensors", "last", True, 1.0))
+    sink.fail("later error")  # a terminal event exists: not written
+    sink.close()
+    events = read_events(path)
+    assert events[1] == ev.Sample(1, ("a mug",), ("/x/s.png",))
+    assert isinstance(events[-1], ev.Finished) and not any(isinstance(e, ev.Failed) for e in events)
+
+
+def test_importing_jobs_does_not_import_gradio_or_torch():
+    code = "import sys, studio.jobs; print(sorted(m for m in ('gradio', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_bad_requests_are_refused_before_a_process_starts(ws):
+    r = JobRunner(ws)
+    for bad, match in [(TrainRequest("../x", "neon"), "Adapter name"),
+                       (TrainRequest("ok", "nope"), "No dataset named"),
+                       (TrainRequest("ok", "../neon"), "Dataset name"),
+                       (req("ok", "lora.rnak=4"), "Unknown setting 'rnak'"),
+                       (req("ok", "lora.rank=0"), "out of range"),
+                       (TrainRequest("ok", "neon", device="gpu9"), "Device"),
+                       (TrainRequest("ok", "neon", preset="nope"), "No preset")]:
+        with pytest.raises(StudioError, match=match):
+            r.start(bad)
+    assert r.runs() == []
+    with pytest.raises(StudioError, match="No training run"):
+        r.snapshot("../../etc")
+
+
+def test_cli_writes_setup_errors_as_a_failed_event(ws, tmp_path):
+    path = tmp_path / "events.jsonl"
+    out = run_cli("train", "--dataset", "neon", "--name", "x", "--device", "cpu", "--set", "lora.rank=0",
+                  "--events", str(path), env={"STUDIO_OUTPUTS": str(ws.root)})
+    assert out.returncode == 2 and "error: lora" not in out.stdout
+    (failed,) = read_events(path)
+    assert isinstance(failed, ev.Failed) and "rank=0 is out of range" in failed.message
+
+
+def test_a_reused_pid_is_not_taken_for_the_training(ws):
+    """A record whose pid now belongs to another process (here: this test) is interrupted,
+    and Stop does not signal that process."""
+    folder = ws.runs / "20000101-000000-ghost-0000"
+    RunRecord(id=folder.name, adapter="ghost", dataset="neon", request={"adapter": "ghost", "dataset": "neon"},
+              device="cpu", status="running", created=1.0, started=1.0, pid=os.getpid(),
+              proc_start=1.0).save(folder)
+    r = JobRunner(ws)
+    snap = r.stop(folder.name)  # would SIGINT pytest itself if the pid were trusted
+    assert snap.status == "interrupted" and snap.can_resume and "Resume" in snap.error
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    import shutil
+
+    shutil.rmtree(folder)
+
+
+def test_start_stop_queue_cancel_and_failure(ws):
+    r = JobRunner(ws, JobSettings(max_queued=2))
+    a = r.start(req("long", "steps=300"))
+    assert a.status == "running" and a.pid
+    b = r.start(req("hollow", dataset="empty"))  # fails once it runs
+    c = r.start(req("later", "steps=2"))
+    assert (b.status, b.queue_position, c.status, c.queue_position) == ("queued", 1, "queued", 2)
+    with pytest.raises(StudioError, match="queue is full"):
+        r.start(req("more"))
+    with pytest.raises(StudioError, match="already being trained"):
+        r.start(req("long"))
+    assert r.stop(c.id).status == "cancelled"
+    assert r.snapshot(b.id).queue_position == 1
+    live = wait(r, a.id, lambda s: s.step >= 2)  # events read while the process runs
+    assert live.status == "running" and live.total == 300 and live.losses[0][0] == 1 and live.eta_s > 0
+    assert r.active().id == a.id and not r.gpu_busy()
+    assert r.stop(a.id).stopping
+    done = wait(r, a.id, lambda s: ended(s) and s.exit_code is not None)  # our child: exit code known
+    assert done.status == "stopped" and 2 <= done.step < 300 and done.exit_code == 0 and done.can_resume
+    weights = load_file(done.adapter_path)
+    assert any(k.endswith("lora_up.weight") and v.abs().sum() > 0 for k, v in weights.items())
+    failed = wait(r, b.id, lambda s: ended(s) and s.exit_code is not None)  # started by polling once "long" ended
+    assert failed.status == "failed" and "has no training images" in failed.error
+    assert failed.exit_code == 2 and "error:" in failed.stderr_tail and not failed.can_resume
+    assert [s.id for s in r.runs()][:3] == [c.id, b.id, a.id]
+    assert r.active() is None
+
+
+def test_kill_is_interrupted_then_resume_and_reattach(ws):
+    r1 = JobRunner(ws)
+    first = r1.start(req("kill", "steps=12", "checkpoint_every=2"))
+    wait(r1, first.id, lambda s: s.step >= 3)  # checkpoint of step 2 written
+    r2 = JobRunner(ws)  # a restarted server: re-attaches to the live run
+    seen = r2.snapshot(first.id)
+    assert seen.status == "running" and seen.pid == first.pid and seen.losses
+    os.killpg(first.pid, signal.SIGKILL)
+    lost = wait(r2, first.id, ended)
+    assert lost.status == "interrupted" and lost.can_resume and "Resume" in lost.error
+    assert r1.snapshot(first.id).status == "interrupted"
+    again = r2.resume(first.id)
+    assert again.status == "running" and again.resume_of == first.id and "--resume" in json.loads(
+        (ws.runs / again.id / "run.json").read_text())["args"]
+    old = r2.snapshot(first.id)
+    assert old.resumed_by == again.id and not old.can_resume
+    with pytest.raises(StudioError, match="cannot be resumed"):
+        r2.resume(first.id)
+    r3 = JobRunner(ws)  # another restart while the resumed run trains
+    assert r3.snapshot(again.id).status == "running"
+    done = wait(r3, again.id, ended)
+    assert done.status == "finished" and done.step == 12 and done.losses[0][0] > 1, done
+    assert load_file(done.adapter_path)
+    assert r2.snapshot(again.id).status == "finished"
