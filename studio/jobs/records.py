@@ -119,3 +119,12 @@ def tail(path: Path, lines: int, max_bytes: int = 16384) -> str:
         else:
             kept.append(line)
     return "\n".join(kept[-lines:])
+
+
+def mtime(path: Path) -> tuple[int, int]:
+    """Changes with every atomic rewrite (new inode) even within one mtime tick."""
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_mtime_ns
+    except OSError:
+        return -1, -1
