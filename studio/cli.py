@@ -107,10 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if events:
             events.fail(str(e))
         raise
-    except KeyboardInterrupt:
-        if events:
-            events.fail("Training was interrupted a second time before it could save. "
-                        "Resume continues from the last checkpoint.")
+    except KeyboardInterrupt:  # a second Ctrl-C: no final save, no final event (the run is interrupted)
         raise
     except Exception as e:
         if events:

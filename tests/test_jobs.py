@@ -134,10 +134,39 @@ def test_a_reused_pid_is_not_taken_for_the_training(ws):
     shutil.rmtree(folder)
 
 
+def test_reattached_gpu_run_blocks_the_gpu_until_force_stopped(ws):
+    """A live process recorded by an earlier server (here a stand-in `sleep`) is followed,
+    makes gpu_busy() true, holds its device's queue, and dies on a forced stop."""
+    from studio.jobs.records import process_start
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    folder = ws.runs / "20000101-000001-gpu-0000"
+    RunRecord(id=folder.name, adapter="gpu", dataset="neon", request={"adapter": "gpu", "dataset": "neon"},
+              device="cuda:0", status="running", created=2.0, started=2.0, pid=proc.pid,
+              proc_start=process_start(proc.pid)).save(folder)
+    queued = None
+    try:
+        r = JobRunner(ws)
+        assert r.snapshot(folder.name).status == "running" and r.gpu_busy()
+        assert r.active().id == folder.name
+        queued = r.start(TrainRequest("next", "neon", sets=FAST, device="cuda"))  # never runs here
+        assert queued.status == "queued" and queued.device == "cuda:0"
+        assert r.stop(queued.id).status == "cancelled"
+        snap = r.stop(folder.name, force=True)
+        assert snap.status == "interrupted" and not r.gpu_busy()
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        import shutil
+
+        for f in (folder, ws.runs / queued.id if queued else folder):
+            shutil.rmtree(f, ignore_errors=True)
+
+
 def test_start_stop_queue_cancel_and_failure(ws):
     r = JobRunner(ws, JobSettings(max_queued=2))
     a = r.start(req("long", "steps=300"))
-    assert a.status == "running" and a.pid
+    assert a.status == "running" and a.pid and a.total == 300  # known before the model loads
     b = r.start(req("hollow", dataset="empty"))  # fails once it runs
     c = r.start(req("later", "steps=2"))
     assert (b.status, b.queue_position, c.status, c.queue_position) == ("queued", 1, "queued", 2)
@@ -171,7 +200,7 @@ def test_kill_is_interrupted_then_resume_and_reattach(ws):
     r2 = JobRunner(ws)  # a restarted server: re-attaches to the live run
     seen = r2.snapshot(first.id)
     assert seen.status == "running" and seen.pid == first.pid and seen.losses
-    os.killpg(first.pid, signal.SIGKILL)
+    os.kill(first.pid, signal.SIGKILL)  # kill -9
     lost = wait(r2, first.id, ended)
     assert lost.status == "interrupted" and lost.can_resume and "Resume" in lost.error
     assert r1.snapshot(first.id).status == "interrupted"

@@ -34,6 +34,19 @@ def check_request(req: TrainRequest, ws: Workspace) -> str:
     return resolve_device(req.device)
 
 
+def planned_steps(req: TrainRequest) -> int:
+    """Steps the run will train, when the preset is known without loading the model (0 if not)."""
+    from ..train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    preset = req.preset or (DEFAULT_FOR_FAMILY["tiny"] if req.model == "tiny" else None)
+    if preset is None:
+        return 0
+    try:
+        return apply_sets(load_preset(preset), list(req.sets)).steps
+    except StudioError:
+        return 0
+
+
 def check_new_adapter(req: TrainRequest, ws: Workspace) -> None:
     """A fresh start must not silently overwrite a library adapter."""
     if (ws.adapters / req.adapter / f"{req.adapter}.safetensors").is_file() and not req.replace:

@@ -40,6 +40,7 @@ class RunRecord:
     request: dict[str, Any]  # the TrainRequest's fields
     device: str  # the device slot it trains on: "cpu", "cuda:0", ...
     args: list[str] = field(default_factory=list)  # the `studio train` arguments
+    planned_steps: int = 0  # from the preset + overrides when known before the model loads
     status: str = "queued"  # last status seen: queued/running/finished/stopped/failed/interrupted/cancelled
     created: float = 0.0
     started: float | None = None

@@ -55,22 +55,24 @@ class JobRunner:
             self._refresh_all()
             return self._snapshot(self._create(req, device, resume=False, resume_of=None))
 
-    def stop(self, run_id: str) -> RunSnapshot:
-        """Running: SIGINT to its process group (the trainer saves a usable adapter).
-        Queued: cancelled. Anything else: unchanged."""
+    def stop(self, run_id: str, force: bool = False) -> RunSnapshot:
+        """Running: SIGINT to its process group, once (the trainer stops at the next step and
+        saves a usable adapter). ``force``: SIGKILL now (no final save; the run becomes
+        interrupted and can resume from its last checkpoint). Queued: cancelled."""
         with self._locked():
             rec = self._refresh(self._get(run_id))
             if rec.status == "queued":
                 rec.status, rec.ended = "cancelled", time.time()
                 self._save(rec)
-            elif rec.status == "running" and rec.stop_requested is None:
-                if rr.is_alive(rec.pid, rec.proc_start):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(rec.pid, signal.SIGINT)  # own session: pgid == pid
-                rec.stop_requested = time.time()
+            elif not rec.pid_gone and (force or rec.stop_requested is None) and self._alive(rec):
+                with contextlib.suppress(ProcessLookupError):  # own session: pgid == pid
+                    os.killpg(rec.pid, signal.SIGKILL if force else signal.SIGINT)
+                rec.stop_requested = rec.stop_requested or time.time()
                 self._save(rec)
+                if force:
+                    self._wait_gone(rec)
             self._advance_queue()
-            return self._snapshot(rec)
+            return self._snapshot(self._refresh(rec))
 
     def resume(self, run_id: str) -> RunSnapshot:
         """Continue an interrupted (or stopped) run: same request, ``--resume`` from its
@@ -174,6 +176,9 @@ class JobRunner:
                     continue
                 self._records[cached.id], self._mtimes[cached.id] = cached, mtime
             out.append(cached)
+        for gone in set(self._records) - {r.id for r in out}:  # run folders deleted by hand
+            self._records.pop(gone)
+            self._followers.pop(gone, None)
         return out
 
     def _newest_first(self) -> list[RunRecord]:
@@ -195,10 +200,7 @@ class JobRunner:
         if rec.status in ("queued", "cancelled") or rec.pid_gone:
             return rec
         proc = self._procs.get(rec.id)
-        if proc is not None:  # our own child: the OS knows best (and reaps it, with its exit code)
-            alive = proc.poll() is None
-        else:  # started by an earlier server: the pid must still be that very process
-            alive = rr.is_alive(rec.pid, rec.proc_start)
+        alive = self._alive(rec)
         prog = self._follower(rec)  # after the liveness check: a dead process wrote all it will
         before = dataclasses.asdict(rec)
         if not alive:
@@ -212,6 +214,17 @@ class JobRunner:
         if dataclasses.asdict(rec) != before:
             self._save(rec)
         return rec
+
+    def _alive(self, rec: RunRecord) -> bool:
+        proc = self._procs.get(rec.id)
+        if proc is not None:  # our own child: the OS knows best (and reaps it, with its exit code)
+            return proc.poll() is None
+        return rr.is_alive(rec.pid, rec.proc_start)  # an earlier server's: must be that very process
+
+    def _wait_gone(self, rec: RunRecord, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._alive(rec) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _busy_devices(self) -> set[str]:
         return {r.device for r in self._records.values() if r.pid and not r.pid_gone}
@@ -257,7 +270,7 @@ class JobRunner:
         rec = RunRecord(id=rr.new_id(req.adapter), adapter=req.adapter, dataset=req.dataset,
                         request=dataclasses.asdict(req), device=device, created=time.time(),
                         resume=resume, resume_of=resume_of)
-        rec.args = req.args(device, resume)
+        rec.args, rec.planned_steps = req.args(device, resume), launch.planned_steps(req)
         self._save(rec)
         if not busy:
             self._launch(rec)
@@ -289,7 +302,8 @@ class JobRunner:
         req = TrainRequest(**{**rec.request, "sets": tuple(rec.request.get("sets", ()))})
         losses, val_losses, samples = self._with_history(rec, p)
         return RunSnapshot(
-            id=rec.id, adapter=rec.adapter, dataset=rec.dataset, status=rec.status, step=p.step, total=p.total,
+            id=rec.id, adapter=rec.adapter, dataset=rec.dataset, status=rec.status, step=p.step,
+            total=p.total or rec.planned_steps,
             loss=p.loss, it_per_s=p.it_per_s if rec.status == "running" else 0.0,
             eta_s=p.eta_s if rec.status == "running" else None, losses=losses,
             val_losses=val_losses, warnings=list(p.warnings), samples=samples, error=rec.error,
