@@ -193,24 +193,37 @@ def test_start_stop_queue_cancel_and_failure(ws):
     assert r.active() is None
 
 
-def test_kill_is_interrupted_then_resume_and_reattach(ws):
-    r1 = JobRunner(ws)
-    first = r1.start(req("kill", "steps=12", "checkpoint_every=2"))
-    wait(r1, first.id, lambda s: s.step >= 3)  # checkpoint of step 2 written
-    r2 = JobRunner(ws)  # a restarted server: re-attaches to the live run
-    seen = r2.snapshot(first.id)
-    assert seen.status == "running" and seen.pid == first.pid and seen.losses
-    os.kill(first.pid, signal.SIGKILL)  # kill -9
-    lost = wait(r2, first.id, ended)
+SERVER = """
+import signal, sys
+from pathlib import Path
+from studio.jobs import JobRunner, TrainRequest
+from studio.paths import Workspace
+run = JobRunner(Workspace(Path(sys.argv[1]))).start(TrainRequest("kill", "neon", sets=tuple(sys.argv[2:]), device="cpu"))
+print(run.id, flush=True)
+signal.pause()
+"""
+
+
+def test_server_ctrl_c_keeps_training_then_kill_9_resume_and_reattach(ws):
+    # a "server" starts the run, then gets Ctrl-C (SIGINT to its whole process group)
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ws.root), *FAST, "steps=12", "checkpoint_every=2"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    run_id = server.stdout.readline().strip()
+    os.killpg(server.pid, signal.SIGINT)
+    assert server.wait(timeout=60) != 0
+    r2 = JobRunner(ws)  # the restarted server re-attaches to the training, which went on
+    seen = wait(r2, run_id, lambda s: s.step >= 3)  # checkpoint of step 2 written
+    assert seen.status == "running" and seen.losses and seen.pid
+    os.kill(seen.pid, signal.SIGKILL)  # kill -9
+    lost = wait(r2, run_id, ended)
     assert lost.status == "interrupted" and lost.can_resume and "Resume" in lost.error
-    assert r1.snapshot(first.id).status == "interrupted"
-    again = r2.resume(first.id)
-    assert again.status == "running" and again.resume_of == first.id and "--resume" in json.loads(
+    again = r2.resume(run_id)
+    assert again.status == "running" and again.resume_of == run_id and "--resume" in json.loads(
         (ws.runs / again.id / "run.json").read_text())["args"]
-    old = r2.snapshot(first.id)
+    old = r2.snapshot(run_id)
     assert old.resumed_by == again.id and not old.can_resume
     with pytest.raises(StudioError, match="cannot be resumed"):
-        r2.resume(first.id)
+        r2.resume(run_id)
     r3 = JobRunner(ws)  # another restart while the resumed run trains
     assert r3.snapshot(again.id).status == "running"
     done = wait(r3, again.id, ended)

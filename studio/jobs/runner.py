@@ -49,6 +49,8 @@ class JobRunner:
     # ------------------------------------------------------------------ public API
     def start(self, req: TrainRequest) -> RunSnapshot:
         """Start a training now, or queue it while its device is busy."""
+        if isinstance(req.sets, list):
+            req = dataclasses.replace(req, sets=tuple(req.sets))
         device = launch.check_request(req, self.ws)
         launch.check_new_adapter(req, self.ws)
         with self._locked():
