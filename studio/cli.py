@@ -110,12 +110,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C: no final save, no final event (the run is interrupted)
         raise
     except Exception as e:
+        oom = type(e).__name__ == "OutOfMemoryError"  # torch.cuda.OutOfMemoryError
+        message = OOM_MESSAGE if oom else f"Training crashed: {type(e).__name__}: {e}"
         if events:
-            events.fail(f"Training crashed: {type(e).__name__}: {e}")
+            events.fail(message)
+        if oom:
+            raise StudioError(message) from e
         raise
     finally:
         if events:
             events.close()
+
+
+OOM_MESSAGE = ("The GPU ran out of memory while training. Use an 8 GB preset, or lower batch_size or "
+               "resolution, turn on gradient_checkpointing, or set quantize=nf4; then start again "
+               "(Resume continues from the last checkpoint).")
 
 
 def _train(args: argparse.Namespace, events: Any) -> int:

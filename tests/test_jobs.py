@@ -118,6 +118,28 @@ def test_cli_writes_setup_errors_as_a_failed_event(ws, tmp_path):
     assert isinstance(failed, ev.Failed) and "rank=0 is out of range" in failed.message
 
 
+@pytest.mark.parametrize("error, expected, code", [
+    (type("OutOfMemoryError", (RuntimeError,), {}), "ran out of memory", 2),
+    (ValueError, "Training crashed: ValueError: boom", None)])
+def test_cli_crashes_end_as_a_failed_event(tmp_path, monkeypatch, error, expected, code):
+    from studio import cli
+
+    def crash(args, events):
+        events.emit(ev.Progress(7, 10, 0.1, 1e-4, 1.0, 3.0))
+        raise error("boom")
+
+    monkeypatch.setattr(cli, "_train", crash)
+    path = tmp_path / "events.jsonl"
+    argv = ["train", "--dataset", "neon", "--name", "x", "--events", str(path)]
+    if code is None:
+        with pytest.raises(error):
+            cli.main(argv)
+    else:
+        assert cli.main(argv) == code
+    failed = read_events(path)[-1]
+    assert isinstance(failed, ev.Failed) and failed.step == 7 and expected in failed.message
+
+
 def test_a_reused_pid_is_not_taken_for_the_training(ws):
     """A record whose pid now belongs to another process (here: this test) is interrupted,
     and Stop does not signal that process."""
