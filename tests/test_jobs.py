@@ -140,6 +140,18 @@ def test_cli_crashes_end_as_a_failed_event(tmp_path, monkeypatch, error, expecte
     assert isinstance(failed, ev.Failed) and failed.step == 7 and expected in failed.message
 
 
+@pytest.mark.parametrize("code, status, words", [(None, "interrupted", "Resume"), (-9, "interrupted", "SIGKILL"),
+                                                 (130, "interrupted", "twice"), (1, "failed", "Traceback line")])
+def test_status_of_a_process_that_left_no_final_event(code, status, words):
+    from studio.jobs.progress import Progress, derive_status
+
+    rec = RunRecord(id="x", adapter="a", dataset="d", request={}, device="cpu", exit_code=code,
+                    stderr_tail="Traceback line")
+    assert derive_status(rec, Progress(), alive=True) == ("running", "")
+    got, error = derive_status(rec, Progress(), alive=False)
+    assert got == status and words in error
+
+
 def test_a_reused_pid_is_not_taken_for_the_training(ws):
     """A record whose pid now belongs to another process (here: this test) is interrupted,
     and Stop does not signal that process."""

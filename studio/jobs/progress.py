@@ -66,16 +66,21 @@ class Follower:
         return self.progress
 
 
+INTERRUPTED = 130  # `studio` exits so on a second Ctrl-C (no final save)
+
+
 def derive_status(rec: RunRecord, prog: Progress, alive: bool) -> tuple[str, str]:
     """(status, error) of a started run."""
     if prog.end:
         return prog.end, prog.error
     if alive:
         return "running", ""
-    if rec.exit_code is not None and rec.exit_code > 0:  # died before its events file opened
-        last = rec.stderr_tail.strip().splitlines()[-1:] or [f"exit code {rec.exit_code}"]
+    code = rec.exit_code
+    if code is not None and code > 0 and code != INTERRUPTED:  # died before its events file opened
+        last = rec.stderr_tail.strip().splitlines()[-1:] or [f"exit code {code}"]
         return "failed", f"The training process failed: {last[0]}"
-    how = f" (killed by {_signal_name(-rec.exit_code)})" if rec.exit_code and rec.exit_code < 0 else ""
+    how = (f" (killed by {_signal_name(-code)})" if code and code < 0 else
+           " (interrupted twice)" if code == INTERRUPTED else "")
     return "interrupted", (f"The training process ended before finishing{how}: it was killed, ran out of "
                            "memory, or the machine restarted. Resume continues from its last checkpoint.")
 
