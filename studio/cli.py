@@ -98,18 +98,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         if events:
             events.fail(str(e))
         raise
-    except KeyboardInterrupt:
-        if events:
-            events.fail("Training was interrupted a second time before it could save. "
-                        "Resume continues from the last checkpoint.")
+    except KeyboardInterrupt:  # a second Ctrl-C: no final save, no final event (the run is interrupted)
         raise
     except Exception as e:
+        oom = type(e).__name__ == "OutOfMemoryError"  # torch.cuda.OutOfMemoryError
+        message = OOM_MESSAGE if oom else f"Training crashed: {type(e).__name__}: {e}"
         if events:
-            events.fail(f"Training crashed: {type(e).__name__}: {e}")
+            events.fail(message)
+        if oom:
+            raise StudioError(message) from e
         raise
     finally:
         if events:
             events.close()
+
+
+OOM_MESSAGE = ("The GPU ran out of memory while training. Use an 8 GB preset, or lower batch_size or "
+               "resolution, turn on gradient_checkpointing, or set quantize=nf4; then start again "
+               "(Resume continues from the last checkpoint).")
 
 
 def _train(args: argparse.Namespace, events: Any) -> int:
@@ -140,8 +146,15 @@ def _train(args: argparse.Namespace, events: Any) -> int:
         if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
             print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
         state.wait_for_everyone()
-    trainer = Trainer(args.name, dataset, model, settings, Tee(TqdmSink(settings.steps), events), stop)
-    trainer.run(resume=args.resume)
+    sink = Tee(events)
+    trainer = Trainer(args.name, dataset, model, settings, sink, stop)
+    bar = TqdmSink(settings.steps)  # drawn once the dataset is known to be trainable
+    sink.sinks.insert(0, bar)
+    try:
+        trainer.run(resume=args.resume)
+    except BaseException:
+        bar.bar.close()  # the error message then starts on its own line
+        raise
     return 0
 
 

@@ -57,6 +57,8 @@ class EngineSettings:
                                        "beyond this.", min=1, max=256)
     fuse_after: int = setting(3, "Fuse the blend into the weights after this many identical requests in a row "
                               "(0 = only when asked).", min=0, max=1000)
+    exact_unfuse: bool = setting(True, "Keep a CPU copy of the weights a fuse changes, so unfusing restores them "
+                                 "bit-exactly (peft's own unfuse leaves rounding residue).")
 
 
 @dataclass(frozen=True)

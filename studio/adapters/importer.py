@@ -99,7 +99,8 @@ def _metadata(original: dict[str, str], name: str, family: str, file: Path) -> t
         if len(v) > MAX_META_CHARS:
             warnings.append(f"metadata {k[:60]!r} ({len(v)} chars) was dropped: too long")
             continue
-        meta[k[:200]] = v
+        # Kept inert: diffusers would read lora_adapter_metadata next to the kohya alphas and refuse both.
+        meta["studio_original_" + k[:200] if k == "lora_adapter_metadata" else k[:200]] = v
     declared = meta.get("ss_base_model_version", "")
     said = "sdxl" if "xl" in declared else "sd2" if "v2" in declared else "sd1" if "v1" in declared else ""
     if said and family != "tiny" and said != family:

@@ -63,7 +63,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.library = library or Library()
         self.lock = threading.RLock()
-        self.slots = AdapterSlots(model, self.library, self.settings.max_loaded_adapters)
+        self.slots = AdapterSlots(model, self.library, self.settings.max_loaded_adapters, self.settings.exact_unfuse)
         self._base_scheduler = model.pipe.scheduler
         self._schedulers: dict[str, object] = {}
         self._streak = 0  # identical requests in a row (auto-fuse)

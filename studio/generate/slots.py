@@ -9,6 +9,9 @@ merges it into the weights. Not thread-safe on its own: the engine holds its loc
 diffusers/peft pitfalls handled here:
 - peft's unmerge subtracts the delta computed with the *current* scale, so the weights are
   never re-scaled (``set_adapters``), loaded, deleted or disabled while fused: unfuse first;
+- peft's unmerge (``weight -= delta``) is not bit-exact: with ``exact_unfuse`` the fused layers'
+  base weights are copied to CPU memory before fusing and put back after unfusing, so the
+  base (and every unfused blend) draws exactly as if it had never been fused;
 - ``fuse_lora(lora_scale≠1)`` rescales layers for good: always fuse at 1.0 (the weights
   already carry the scale);
 - peft adapter names must not clash with the trainer's own adapter ``default``: library
@@ -21,6 +24,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+
+import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
 
 from ..adapters.library import AdapterRecord, Library
 from ..errors import StudioError
@@ -54,10 +60,11 @@ def family_check(record: AdapterRecord, model: LoadedModel) -> str:
 
 
 class AdapterSlots:
-    def __init__(self, model: LoadedModel, library: Library, max_loaded: int):
-        self.model, self.library, self.max_loaded = model, library, max_loaded
+    def __init__(self, model: LoadedModel, library: Library, max_loaded: int, exact_unfuse: bool = True):
+        self.model, self.library, self.max_loaded, self.exact_unfuse = model, library, max_loaded, exact_unfuse
+        self._saved: list = []  # (LoRA layer, its base weight before fusing, on the CPU)
         self.loaded: OrderedDict[str, LoadedAdapter] = OrderedDict()  # LRU order, newest last
-        self.active: tuple[tuple[str, float, float], ...] = ()
+        self.active: tuple[tuple[str, float, float], ...] | None = ()  # None = unknown
         self.fused = False
 
     @property
@@ -74,11 +81,18 @@ class AdapterSlots:
     def unfuse(self) -> None:
         if self.fused:
             self.pipe.unfuse_lora(components=self._components())
-            self.fused = False
+            with torch.no_grad():  # peft's subtraction leaves rounding residue: put the exact weights back
+                for layer, weight in self._saved:
+                    layer.get_base_layer().weight.copy_(weight)
+            self._saved, self.fused = [], False
 
     def fuse(self) -> None:
         if not self.fused and self.active:
             names = [PREFIX + n for n, _, _ in self.active]
+            layers = [m for c in self._components() for m in getattr(self.pipe, c).modules()
+                      if isinstance(m, BaseTunerLayer) and any(n in getattr(m, "lora_A", {}) for n in names)]
+            if self.exact_unfuse:
+                self._saved = [(m, m.get_base_layer().weight.detach().to("cpu", copy=True)) for m in layers]
             self.pipe.fuse_lora(components=self._components(), lora_scale=1.0, adapter_names=names)
             self.fused = True
 
@@ -108,7 +122,7 @@ class AdapterSlots:
         if missing:
             self.model.base_hash  # noqa: B018 - hash the base weights while nothing is fused
             self.unfuse()
-            self.active = ("changed",)  # force set_adapters: loading may change what is active
+            self.active = None  # unknown: loading may change what is active, so apply() sets it again
         for n in missing:
             self.loaded[n] = self._load(n)
         for n in names:
@@ -124,8 +138,8 @@ class AdapterSlots:
         if name not in self.loaded:
             return
         self.unfuse()
-        if any(n == name for n, _, _ in self.active):
-            self.active = ("changed",)
+        if self.active and any(n == name for n, _, _ in self.active):
+            self.active = None
         self.pipe.delete_adapters(PREFIX + name)
         del self.loaded[name]
         log.info("unloaded adapter %s", name)

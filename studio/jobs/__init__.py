@@ -27,7 +27,9 @@ moves itself. On a CPU-only machine training and generation run side by side on 
 Imports neither torch (except to resolve ``device="auto"``) nor gradio.
 """
 
+from .launch import resolve_device
 from .records import RunRecord
-from .runner import JobRunner, RunSnapshot, TrainRequest, resolve_device
+from .runner import JobRunner
+from .types import RunSnapshot, TrainRequest
 
 __all__ = ["JobRunner", "RunRecord", "RunSnapshot", "TrainRequest", "resolve_device"]

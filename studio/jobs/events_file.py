@@ -23,6 +23,7 @@ TYPES: dict[str, type] = {"progress": ev.Progress, "validation": ev.Validation, 
                           "saved": ev.Saved, "warning": ev.Warning_, "finished": ev.Finished,
                           "failed": ev.Failed}
 NAMES = {cls: name for name, cls in TYPES.items()}
+_FIELDS = {name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in TYPES.items()}
 TERMINAL = (ev.Finished, ev.Failed)
 
 
@@ -33,13 +34,12 @@ def to_json(e: ev.Event, t: float | None = None) -> str:
 
 def from_json(record: dict[str, Any]) -> ev.Event | None:
     """The event a JSON object stands for; None for unknown types or wrong fields (newer writers)."""
-    cls = TYPES.get(record.get("type", ""))
+    kind = record.get("type", "")
+    cls, names = TYPES.get(kind), _FIELDS.get(kind)
     if cls is None:
         return None
-    names = {f.name: f for f in dataclasses.fields(cls)}
     try:
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names}
-        return cls(**values)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names})
     except TypeError:
         return None
 
@@ -106,22 +106,23 @@ class EventReader:
             data = f.read(size - self.offset)
         self.offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
-        out = []
-        for line in lines:
-            e = _parse(line)
-            if e is not None:
-                out.append(e)
-        return out
+        lines = [line for line in lines if line.strip()]
+        try:  # one parse for the whole chunk (a restarted server reads long files once)
+            records = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:  # a damaged line somewhere: line by line, skipping it
+            records = [_parse(line) for line in lines]
+        return [e for e in map(_event, records) if e is not None]
 
 
-def _parse(line: bytes) -> ev.Event | None:
-    if not line.strip():
-        return None
+def _parse(line: bytes) -> Any:
     try:
-        record = json.loads(line)
+        return json.loads(line)
     except ValueError:
         log.warning("skipped a damaged events line: %r", line[:200])
         return None
+
+
+def _event(record: Any) -> ev.Event | None:
     return from_json(record) if isinstance(record, dict) else None
 
 

@@ -7,11 +7,13 @@ every second costs a ``stat`` per run plus the new lines.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import events as ev
 from .events_file import EventReader
+from .records import RunRecord
 
 
 @dataclass
@@ -62,3 +64,29 @@ class Follower:
         for e in self.reader.read_new():
             self.progress.add(e)
         return self.progress
+
+
+INTERRUPTED = 130  # `studio` exits so on a second Ctrl-C (no final save)
+
+
+def derive_status(rec: RunRecord, prog: Progress, alive: bool) -> tuple[str, str]:
+    """(status, error) of a started run."""
+    if prog.end:
+        return prog.end, prog.error
+    if alive:
+        return "running", ""
+    code = rec.exit_code
+    if code is not None and code > 0 and code != INTERRUPTED:  # died before its events file opened
+        last = rec.stderr_tail.strip().splitlines()[-1:] or [f"exit code {code}"]
+        return "failed", f"The training process failed: {last[0]}"
+    how = (f" (killed by {_signal_name(-code)})" if code and code < 0 else
+           " (interrupted twice)" if code == INTERRUPTED else "")
+    return "interrupted", (f"The training process ended before finishing{how}: it was killed, ran out of "
+                           "memory, or the machine restarted. Resume continues from its last checkpoint.")
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"

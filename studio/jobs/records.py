@@ -40,6 +40,7 @@ class RunRecord:
     request: dict[str, Any]  # the TrainRequest's fields
     device: str  # the device slot it trains on: "cpu", "cuda:0", ...
     args: list[str] = field(default_factory=list)  # the `studio train` arguments
+    planned_steps: int = 0  # from the preset + overrides when known before the model loads
     status: str = "queued"  # last status seen: queued/running/finished/stopped/failed/interrupted/cancelled
     created: float = 0.0
     started: float | None = None
@@ -96,7 +97,8 @@ def is_alive(pid: int | None, start: float | None) -> bool:
         return False
     try:
         p = psutil.Process(pid)
-        return abs(p.create_time() - start) < 1.0 and p.status() != psutil.STATUS_ZOMBIE
+        # create_time is boot time + ticks; the kernel's boot time can wobble by a second
+        return abs(p.create_time() - start) < 2.0 and p.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -118,3 +120,12 @@ def tail(path: Path, lines: int, max_bytes: int = 16384) -> str:
         else:
             kept.append(line)
     return "\n".join(kept[-lines:])
+
+
+def mtime(path: Path) -> tuple[int, int]:
+    """Changes with every atomic rewrite (new inode) even within one mtime tick."""
+    try:
+        st = path.stat()
+        return st.st_ino, st.st_mtime_ns
+    except OSError:
+        return -1, -1

@@ -9,89 +9,23 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..config import JobSettings, TrainSettings, apply_sets
+from ..config import JobSettings
 from ..errors import StudioError
 from ..paths import Workspace
 from . import records as rr
-from .progress import Follower, Progress
+from . import launch
+from .progress import Follower, Progress, derive_status
 from .records import RunRecord
+from .types import ENDED, LIVE, RunSnapshot, TrainRequest
 
 log = logging.getLogger(__name__)
-
-LIVE = ("queued", "running")
-ENDED = ("finished", "stopped", "failed", "interrupted", "cancelled")
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    adapter: str
-    dataset: str
-    preset: str | None = None
-    sets: tuple[str, ...] = ()  # "key=value" overrides, as `studio train --set`
-    model: str = "tiny"
-    device: str = "auto"
-    dtype: str = "auto"
-
-    def args(self, device: str, resume: bool) -> list[str]:
-        """The `studio train` arguments of this request on a resolved device."""
-        out = ["--dataset", self.dataset, "--name", self.adapter, "--model", self.model,
-               "--device", device, "--dtype", self.dtype]
-        out += ["--preset", self.preset] if self.preset else []
-        for kv in self.sets:
-            out += ["--set", kv]
-        return out + (["--resume"] if resume else [])
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """Everything the page shows about one run, read from its records. Times: Unix seconds."""
-    id: str
-    adapter: str
-    dataset: str
-    status: str  # queued | running | finished | stopped | failed | interrupted | cancelled
-    step: int
-    total: int  # 0 until the first progress event
-    loss: float | None
-    it_per_s: float
-    eta_s: float | None
-    losses: list[tuple[int, float]]
-    val_losses: list[tuple[int, float]]
-    warnings: list[str]
-    samples: list[tuple[int, str, str]]  # (step, png path, prompt), oldest first
-    error: str  # the trainer's message (failed) or what happened (interrupted); "" otherwise
-    adapter_path: str | None  # the finished/stopped run's .safetensors
-    created: float
-    started: float | None
-    ended: float | None
-    exit_code: int | None  # None while running or when another server started the process
-    stderr_tail: str
-    queue_position: int | None  # 1 = next on its device; None unless queued
-    can_resume: bool
-    device: str  # the device slot: "cpu", "cuda:0", ...
-    request: TrainRequest | None = None
-    pid: int | None = None
-    stopping: bool = False  # Stop was pressed; the run is saving its adapter
-    resume_of: str | None = None
-    resumed_by: str | None = None
-
-    @property
-    def live(self) -> bool:
-        return self.status in LIVE
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total) if self.total else 0.0
 
 
 class JobRunner:
@@ -115,27 +49,32 @@ class JobRunner:
     # ------------------------------------------------------------------ public API
     def start(self, req: TrainRequest) -> RunSnapshot:
         """Start a training now, or queue it while its device is busy."""
-        device = _check_request(req, self.ws)
+        if isinstance(req.sets, list):
+            req = dataclasses.replace(req, sets=tuple(req.sets))
+        device = launch.check_request(req, self.ws)
+        launch.check_new_adapter(req, self.ws)
         with self._locked():
             self._refresh_all()
             return self._snapshot(self._create(req, device, resume=False, resume_of=None))
 
-    def stop(self, run_id: str) -> RunSnapshot:
-        """Running: SIGINT to its process group (the trainer saves a usable adapter).
-        Queued: cancelled. Anything else: unchanged."""
+    def stop(self, run_id: str, force: bool = False) -> RunSnapshot:
+        """Running: SIGINT to its process group, once (the trainer stops at the next step and
+        saves a usable adapter). ``force``: SIGKILL now (no final save; the run becomes
+        interrupted and can resume from its last checkpoint). Queued: cancelled."""
         with self._locked():
             rec = self._refresh(self._get(run_id))
             if rec.status == "queued":
                 rec.status, rec.ended = "cancelled", time.time()
                 self._save(rec)
-            elif rec.status == "running" and rec.stop_requested is None:
-                if rr.is_alive(rec.pid, rec.proc_start):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(rec.pid, signal.SIGINT)  # own session: pgid == pid
-                rec.stop_requested = time.time()
+            elif not rec.pid_gone and (force or rec.stop_requested is None) and self._alive(rec):
+                with contextlib.suppress(ProcessLookupError):  # own session: pgid == pid
+                    os.killpg(rec.pid, signal.SIGKILL if force else signal.SIGINT)
+                rec.stop_requested = rec.stop_requested or time.time()
                 self._save(rec)
+                if force:
+                    self._wait_gone(rec)
             self._advance_queue()
-            return self._snapshot(rec)
+            return self._snapshot(self._refresh(rec))
 
     def resume(self, run_id: str) -> RunSnapshot:
         """Continue an interrupted (or stopped) run: same request, ``--resume`` from its
@@ -202,7 +141,7 @@ class JobRunner:
                 return
             self.ws.runs.mkdir(parents=True, exist_ok=True)
             with open(self.ws.runs / ".lock", "a+") as f:
-                _flock(f)
+                launch.flock(f)
                 self._depth = 1
                 try:
                     yield
@@ -215,7 +154,7 @@ class JobRunner:
     def _save(self, rec: RunRecord) -> None:
         rec.save(self._folder(rec.id))
         self._records[rec.id] = rec
-        self._mtimes[rec.id] = _mtime(self._folder(rec.id) / rr.RECORD)
+        self._mtimes[rec.id] = rr.mtime(self._folder(rec.id) / rr.RECORD)
 
     def _get(self, run_id: str) -> RunRecord:
         if not isinstance(run_id, str) or not run_id or "/" in run_id or run_id.startswith("."):
@@ -232,13 +171,16 @@ class JobRunner:
         for folder in sorted(self.ws.runs.iterdir()) if self.ws.runs.is_dir() else []:
             if folder.name.startswith(".") or not folder.is_dir():
                 continue
-            mtime, cached = _mtime(folder / rr.RECORD), self._records.get(folder.name)
+            mtime, cached = rr.mtime(folder / rr.RECORD), self._records.get(folder.name)
             if cached is None or self._mtimes.get(folder.name) != mtime:
                 cached = RunRecord.load(folder)
                 if cached is None or cached.id != folder.name:
                     continue
                 self._records[cached.id], self._mtimes[cached.id] = cached, mtime
             out.append(cached)
+        for gone in set(self._records) - {r.id for r in out}:  # run folders deleted by hand
+            self._records.pop(gone)
+            self._followers.pop(gone, None)
         return out
 
     def _newest_first(self) -> list[RunRecord]:
@@ -259,10 +201,8 @@ class JobRunner:
         """Derive the status from the events file and the process; persist changes."""
         if rec.status in ("queued", "cancelled") or rec.pid_gone:
             return rec
-        alive = rr.is_alive(rec.pid, rec.proc_start)
         proc = self._procs.get(rec.id)
-        if proc is not None and proc.poll() is not None:  # our child: reaped, exit code known
-            alive = False
+        alive = self._alive(rec)
         prog = self._follower(rec)  # after the liveness check: a dead process wrote all it will
         before = dataclasses.asdict(rec)
         if not alive:
@@ -270,12 +210,23 @@ class JobRunner:
             rec.exit_code = proc.returncode if proc is not None else rec.exit_code
             rec.stderr_tail = rr.tail(self._folder(rec.id) / rr.STDERR, self.settings.stderr_tail_lines)
             self._procs.pop(rec.id, None)
-        rec.status, rec.error = _derive(rec, prog, alive)
+        rec.status, rec.error = derive_status(rec, prog, alive)
         if rec.status in ENDED and rec.ended is None:
             rec.ended = time.time()
         if dataclasses.asdict(rec) != before:
             self._save(rec)
         return rec
+
+    def _alive(self, rec: RunRecord) -> bool:
+        proc = self._procs.get(rec.id)
+        if proc is not None:  # our own child: the OS knows best (and reaps it, with its exit code)
+            return proc.poll() is None
+        return rr.is_alive(rec.pid, rec.proc_start)  # an earlier server's: must be that very process
+
+    def _wait_gone(self, rec: RunRecord, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._alive(rec) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _busy_devices(self) -> set[str]:
         return {r.device for r in self._records.values() if r.pid and not r.pid_gone}
@@ -321,7 +272,7 @@ class JobRunner:
         rec = RunRecord(id=rr.new_id(req.adapter), adapter=req.adapter, dataset=req.dataset,
                         request=dataclasses.asdict(req), device=device, created=time.time(),
                         resume=resume, resume_of=resume_of)
-        rec.args = req.args(device, resume)
+        rec.args, rec.planned_steps = req.args(device, resume), launch.planned_steps(req)
         self._save(rec)
         if not busy:
             self._launch(rec)
@@ -329,11 +280,13 @@ class JobRunner:
 
     def _launch(self, rec: RunRecord) -> None:
         folder = self._folder(rec.id)
-        cmd = [sys.executable, "-m", "studio", "train", *rec.args, "--events", str(folder / rr.EVENTS)]
+        cmd = launch.command(rec.args, folder / rr.EVENTS)
         try:
+            if not rec.resume:
+                launch.clear_leftovers(rec.adapter, self.ws)
             with open(folder / rr.STDOUT, "ab") as out, open(folder / rr.STDERR, "ab") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        start_new_session=True, env=_child_env(self.ws))
+                                        start_new_session=True, env=launch.child_env(self.ws))
         except OSError as e:
             rec.status, rec.error, rec.ended, rec.pid_gone = "failed", f"Could not start training: {e}", \
                 time.time(), True
@@ -349,88 +302,37 @@ class JobRunner:
     def _snapshot(self, rec: RunRecord) -> RunSnapshot:
         p = self._follower(rec) if rec.pid else Progress()
         req = TrainRequest(**{**rec.request, "sets": tuple(rec.request.get("sets", ()))})
+        losses, val_losses, samples = self._with_history(rec, p)
         return RunSnapshot(
-            id=rec.id, adapter=rec.adapter, dataset=rec.dataset, status=rec.status, step=p.step, total=p.total,
+            id=rec.id, adapter=rec.adapter, dataset=rec.dataset, status=rec.status, step=p.step,
+            total=p.total or rec.planned_steps,
             loss=p.loss, it_per_s=p.it_per_s if rec.status == "running" else 0.0,
-            eta_s=p.eta_s if rec.status == "running" else None, losses=list(p.losses),
-            val_losses=list(p.val_losses), warnings=list(p.warnings), samples=list(p.samples), error=rec.error,
+            eta_s=p.eta_s if rec.status == "running" else None, losses=losses,
+            val_losses=val_losses, warnings=list(p.warnings), samples=samples, error=rec.error,
             adapter_path=p.adapter_path, created=rec.created, started=rec.started, ended=rec.ended,
             exit_code=rec.exit_code, stderr_tail=rec.stderr_tail, queue_position=self._queue_position(rec),
             can_resume=self._can_resume(rec), device=rec.device, request=req, pid=rec.pid,
             stopping=rec.status == "running" and rec.stop_requested is not None,
             resume_of=rec.resume_of, resumed_by=rec.resumed_by)
 
-
-def _derive(rec: RunRecord, prog: Progress, alive: bool) -> tuple[str, str]:
-    """(status, error) of a started run."""
-    if prog.end:
-        return prog.end, prog.error
-    if alive:
-        return "running", ""
-    if rec.exit_code is not None and rec.exit_code > 0:  # died before its events file opened
-        last = rec.stderr_tail.strip().splitlines()[-1:] or [f"exit code {rec.exit_code}"]
-        return "failed", f"The training process failed: {last[0]}"
-    how = f" (killed by {_signal_name(-rec.exit_code)})" if rec.exit_code and rec.exit_code < 0 else ""
-    return "interrupted", (f"The training process ended before finishing{how}: it was killed, ran out of "
-                           "memory, or the machine restarted. Resume continues from its last checkpoint.")
-
-
-def _mtime(path: Path) -> tuple[int, int]:
-    """Changes with every atomic rewrite (new inode) even within one mtime tick."""
-    try:
-        st = path.stat()
-        return st.st_ino, st.st_mtime_ns
-    except OSError:
-        return -1, -1
+    def _with_history(self, rec: RunRecord, p: Progress) -> tuple[list, list, list]:
+        """Curves and previews of a resumed run continue those of the run(s) it resumed, up
+        to the checkpoint it started from."""
+        losses, vals, samples = list(p.losses), list(p.val_losses), list(p.samples)
+        seen, parent_id = {rec.id}, rec.resume_of if rec.resume else None
+        while parent_id and parent_id not in seen and parent_id in self._records:
+            seen.add(parent_id)
+            parent = self._records[parent_id]
+            pp = self._follower(parent)
+            cut = losses[0][0] - 1 if losses else _step_of(pp.checkpoints[-1] if pp.checkpoints else "")
+            losses = [x for x in pp.losses if x[0] <= cut] + losses
+            vals = [x for x in pp.val_losses if x[0] <= cut] + vals
+            samples = [x for x in pp.samples if x[0] <= cut] + samples
+            parent_id = parent.resume_of if parent.resume else None
+        return losses, vals, samples
 
 
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
-
-
-def _check_request(req: TrainRequest, ws: Workspace) -> str:
-    """Refuse a request that cannot start (names, dataset, settings); return its device slot."""
-    from ..adapters.library import check_name
-    from ..data import manifest as mf
-
-    check_name(req.adapter)
-    if not (mf.dataset_dir(req.dataset, ws) / "manifest.json").is_file():
-        raise StudioError(f"No dataset named {req.dataset!r}.", "Add images to a dataset first.")
-    if not isinstance(req.sets, tuple) or not all(isinstance(s, str) for s in req.sets):
-        raise StudioError("Settings overrides must be a tuple of 'key=value' strings.")
-    apply_sets(TrainSettings(), list(req.sets))  # unknown keys and out-of-range values fail here
-    if req.preset:
-        from ..train.presets import load_preset
-
-        apply_sets(load_preset(req.preset), list(req.sets))
-    return resolve_device(req.device)
-
-
-def resolve_device(device: str) -> str:
-    """The device slot a training occupies: "cpu", "cuda:N", "mps"; "auto" asks torch."""
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise StudioError(f"Device {str(device)[:40]!r} is not known.", "Use auto, cpu, cuda or cuda:N.")
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda:0" if device == "cuda" else device
-
-
-def _child_env(ws: Workspace) -> dict[str, str]:
-    """The training process writes into this workspace and imports this very studio package."""
-    pkg_parent = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": pkg_parent + (os.pathsep + path if path else "")}
-
-
-def _flock(f) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: one server per workspace
-        return
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+def _step_of(checkpoint: str) -> int:
+    """``.../checkpoints/step-0000040`` -> 40 (0 when there is none)."""
+    tail = Path(checkpoint).name.removeprefix("step-")
+    return int(tail) if tail.isdigit() else 0

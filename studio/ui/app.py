@@ -28,7 +28,7 @@ POLL_S = 2.0  # how often the page re-reads job records
 CSS = """
 .gradio-container { max-width: 1260px !important; margin: 0 auto !important; }
 /* the tiny model draws 64 px images: enlarge them without blurring */
-.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.pixelated img, .pixelated canvas { image-rendering: pixelated; }
 .card { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px;
         background: var(--block-background-fill); }
 #header { display: flex; justify-content: space-between; align-items: baseline; flex-wrap: wrap; gap: 8px; }

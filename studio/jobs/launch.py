@@ -1,0 +1,94 @@
+"""Turning a request into a training process: checks, device slot, command, environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from ..config import TrainSettings, apply_sets
+from ..errors import StudioError
+from ..paths import Workspace
+from .types import TrainRequest
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_request(req: TrainRequest, ws: Workspace) -> str:
+    """Refuse a request that cannot start (names, dataset, settings); return its device slot."""
+    from ..adapters.library import check_name
+    from ..data import manifest as mf
+
+    check_name(req.adapter)
+    if not (mf.dataset_dir(req.dataset, ws) / "manifest.json").is_file():
+        raise StudioError(f"No dataset named {req.dataset!r}.", "Add images to a dataset first.")
+    if not isinstance(req.sets, tuple) or not all(isinstance(s, str) for s in req.sets):
+        raise StudioError("Settings overrides must be a tuple of 'key=value' strings.")
+    apply_sets(TrainSettings(), list(req.sets))  # unknown keys and out-of-range values fail here
+    if req.preset:
+        from ..train.presets import load_preset
+
+        apply_sets(load_preset(req.preset), list(req.sets))
+    return resolve_device(req.device)
+
+
+def planned_steps(req: TrainRequest) -> int:
+    """Steps the run will train, when the preset is known without loading the model (0 if not)."""
+    from ..train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    preset = req.preset or (DEFAULT_FOR_FAMILY["tiny"] if req.model == "tiny" else None)
+    if preset is None:
+        return 0
+    try:
+        return apply_sets(load_preset(preset), list(req.sets)).steps
+    except StudioError:
+        return 0
+
+
+def check_new_adapter(req: TrainRequest, ws: Workspace) -> None:
+    """A fresh start must not silently overwrite a library adapter."""
+    if (ws.adapters / req.adapter / f"{req.adapter}.safetensors").is_file() and not req.replace:
+        raise StudioError(f"An adapter named {req.adapter!r} already exists.",
+                          "Choose another name, or ask to replace it (its file is overwritten when the run ends).")
+
+
+def clear_leftovers(adapter: str, ws: Workspace) -> None:
+    """Before a fresh run: a previous run's checkpoints, best weights and previews would be
+    taken for this run's (resume, final=best, the preview gallery)."""
+    folder = ws.adapters / adapter
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    shutil.rmtree(folder / "samples", ignore_errors=True)
+    (folder / "best.safetensors").unlink(missing_ok=True)
+
+
+def command(args: list[str], events: Path) -> list[str]:
+    return [sys.executable, "-m", "studio", "train", *args, "--events", str(events)]
+
+
+def resolve_device(device: str) -> str:
+    """The device slot a training occupies: "cpu", "cuda:N", "mps"; "auto" asks torch."""
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise StudioError(f"Device {str(device)[:40]!r} is not known.", "Use auto, cpu, cuda or cuda:N.")
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda:0" if device == "cuda" else device
+
+
+def child_env(ws: Workspace) -> dict[str, str]:
+    """The training process writes into this workspace and imports this very studio package."""
+    pkg_parent = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": pkg_parent + (os.pathsep + path if path else "")}
+
+
+def flock(f) -> None:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: one server per workspace
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)

@@ -1,0 +1,131 @@
+"""`studio serve` serves nothing outside the workspace (and Gradio's upload cache), binds
+localhost by default, takes a login, and warns when it is open to the network without one."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+from studio.config import ServeSettings
+from studio.errors import StudioError
+from studio.paths import Workspace
+from studio.ui.server import exposure_warning, launch_kwargs, parse_auth
+
+SECRET = "studio-secret-outside-the-workspace"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve")
+    ws = base / "outputs"
+    ws.mkdir()
+    (ws / "inside.txt").write_text("hello from the workspace")
+    (base / "outside.txt").write_text(SECRET)  # a sibling of the workspace
+    port = _free_port()
+    env = {**os.environ, "STUDIO_OUTPUTS": str(ws), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("STUDIO_AUTH", None)
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read())
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("studio serve did not come up in 180 s")
+    yield url, ws, base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_file_route_serves_the_workspace(server):
+    url, ws, _ = server
+    status, body = _get(url + "/gradio_api/file=" + str(ws / "inside.txt"))  # the route works...
+    assert status == 200 and body == b"hello from the workspace"
+
+
+@pytest.mark.parametrize("path", [
+    "/file=/etc/passwd", "/gradio_api/file=/etc/passwd", "/gradio_api/file=%2Fetc%2Fpasswd",
+    "/gradio_api/file=../../../../../../etc/passwd", "/gradio_api/file=..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/gradio_api/file=%252Fetc%252Fpasswd",
+    "/gradio_api/file=//etc/passwd", "/file=/proc/self/environ",
+])
+def test_file_route_refuses_system_files(server, path):  # ...and serves nothing else
+    url, _, _ = server
+    status, body = _get(url + path)
+    assert status >= 400 and b"root:" not in body and b"PATH=" not in body
+
+
+def test_file_route_refuses_a_sibling_of_the_workspace(server):
+    url, ws, base = server
+    for path in (str(base / "outside.txt"), f"{ws}/../outside.txt", f"{ws}/%2e%2e/outside.txt",
+                 f"{ws}%2F..%2Foutside.txt"):
+        status, body = _get(url + "/gradio_api/file=" + path)
+        assert status >= 400 and SECRET.encode() not in body, path
+
+
+def test_source_tree_is_not_served(server):
+    url, _, _ = server
+    status, body = _get(url + "/gradio_api/file=" + str(ROOT / "pyproject.toml"))
+    assert status >= 400 and b"lora-style-studio" not in body
+
+
+def test_defaults_and_launch_settings(tmp_path):
+    s = ServeSettings()
+    assert s.host == "127.0.0.1"
+    kw = launch_kwargs(s, Workspace(tmp_path), ("me", "pw"))
+    assert kw["share"] is False and kw["enable_monitoring"] is False
+    assert kw["allowed_paths"] == [str(tmp_path.resolve())]
+    assert kw["auth"] == ("me", "pw") and kw["max_file_size"] == f"{s.max_file_size_mb}mb"
+
+
+def test_auth_parsing_and_exposure_warning():
+    assert parse_auth("") is None
+    assert parse_auth("ann:s3cret:x") == ("ann", "s3cret:x")
+    with pytest.raises(StudioError, match="USER:PASS"):
+        parse_auth("no-colon")
+    assert exposure_warning("127.0.0.1", None) is None
+    assert exposure_warning("localhost", None) is None
+    assert exposure_warning("0.0.0.0", ("a", "b")) is None
+    assert "without a login" in exposure_warning("0.0.0.0", None)
+    assert "without a login" in exposure_warning("192.168.1.5", None)
+
+
+def test_cli_prints_the_warning_before_serving(tmp_path):
+    """Bound to all interfaces without a login: the warning is printed (the server is then stopped)."""
+    env = {**os.environ, "STUDIO_OUTPUTS": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("STUDIO_AUTH", None)
+    proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--host", "0.0.0.0", "--port",
+                             str(_free_port())], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert "WARNING" in line and "--auth" in line

@@ -1,0 +1,76 @@
+"""The page's inputs come from the settings fields, and the Train form round-trips to the
+same TrainSettings the CLI builds from `--preset` + `--set`."""
+
+import dataclasses
+
+import gradio as gr
+import pytest
+
+from studio.config import TrainSettings, apply_sets
+from studio.errors import StudioError
+from studio.train.presets import load_preset
+from studio.ui import forms
+from studio.ui import train_view as view
+
+
+def test_inputs_take_default_limits_help_and_choices_from_the_field():
+    steps = forms.field_input(TrainSettings, "steps")
+    f = {x.name: x for x in dataclasses.fields(TrainSettings)}["steps"]
+    assert isinstance(steps, gr.Number)
+    assert (steps.value, steps.minimum, steps.maximum, steps.info) == (f.default, 1, 1_000_000, f.metadata["help"])
+    q = forms.field_input(TrainSettings, "quantize")
+    assert isinstance(q, gr.Dropdown) and [c[1] for c in q.choices] == ["none", "8bit", "nf4"]
+    te = forms.field_input(TrainSettings, "lora.text_encoder")
+    assert isinstance(te, gr.Checkbox) and te.value is True and te.label == "Text-encoder LoRA"
+    prompts = forms.field_input(TrainSettings, "sample_prompts", ("a", "b"))
+    assert isinstance(prompts, gr.Textbox) and prompts.value == "a | b"
+
+
+def test_every_train_setting_has_an_input_path():
+    paths = forms.leaf_paths(TrainSettings)
+    assert "lora.rank" in paths and "steps" in paths and "lora" not in paths
+    assert len(paths) == len(dataclasses.fields(TrainSettings)) - 1 + len(dataclasses.fields(TrainSettings().lora))
+
+
+def test_form_round_trips_through_preset_and_sets():
+    preset = load_preset("tiny-cpu")
+    paths = forms.leaf_paths(TrainSettings)
+    values = [forms.as_display(forms.value_at(preset, p)) for p in paths]
+    assert forms.build(preset, paths, values) == preset  # untouched form = the preset
+    values[paths.index("steps")] = 24.0  # gr.Number hands back floats
+    values[paths.index("lora.rank")] = 4
+    values[paths.index("sample_prompts")] = "a cup, {trigger} style | a box"
+    values[paths.index("flip")] = True
+    s = forms.build(preset, paths, values)
+    assert (s.steps, s.lora.rank, s.flip) == (24, 4, True)
+    assert s.sample_prompts == ("a cup, {trigger} style", "a box")
+    sets = forms.diff_sets(preset, s, paths)
+    assert sorted(sets) == sorted(["steps=24", "lora.rank=4", "flip=True", "sample_prompts=a cup, {trigger} style|a box"])
+    assert apply_sets(preset, sets) == s  # what the job runner's `studio train --set` rebuilds
+
+
+@pytest.mark.parametrize("path,value,match", [("steps", 0, "out of range"), ("quantize", "4bit", "not one of"),
+                                              ("lr_unet", None, "empty")])
+def test_bad_form_values_are_readable_errors(path, value, match):
+    preset = load_preset("tiny-cpu")
+    paths = forms.leaf_paths(TrainSettings)
+    values = [forms.value_at(preset, p) for p in paths]
+    values[paths.index(path)] = value
+    with pytest.raises(StudioError, match=match):
+        forms.build(preset, paths, values)
+
+
+def test_run_view_says_what_happened():
+    snap = type("Snap", (), dict(id="r1", adapter="neon", dataset="set", status="failed", step=3, total=10,
+                                 loss=0.5, it_per_s=1.0, eta_s=7.0, losses=[(1, 0.9), (2, 0.7)],
+                                 val_losses=[(2, 0.8)], warnings=["validation loss rose"], samples=[],
+                                 error="Training stopped: loss was not finite 3 times in a row.",
+                                 device="cpu", can_resume=False, queue_position=None, started=1.0,
+                                 ended=5.0, created=1.0))()
+    html = view.progress_html(snap)
+    assert "Failed: Training stopped" in html and 'data-status="failed"' in html
+    plot = view.loss_plot(snap)
+    assert plot["data"] == [[1, 0.9, "training"], [2, 0.7, "training"], [2, 0.8, "validation"]]
+    assert view.loss_plot(None) is None
+    assert view.run_rows([snap])[0][3] == "failed" and "not finite" in view.run_rows([snap])[0][-1]
+    assert view.duration(3725) == "1 h 02 min" and view.duration(None) == "–"
