@@ -35,8 +35,9 @@ CSS = """
 FIELDS = ["prompt", "negative", "seed", "steps", "guidance", "sampler", "width", "height", "count"]
 
 
-def policy_line(services: "Services", home: str) -> str:
-    """Where generation runs now; moves the pipeline to the CPU while a training uses the GPU."""
+def gpu_policy(services: "Services", home: str) -> str:
+    """Put the pipeline where the policy says (the CPU while a training uses the GPU, else ``home``);
+    return the line that tells the user."""
     if not home.startswith("cuda"):
         return "Generation runs on the **CPU**, beside any training (both share the processor)."
     busy = services.runner is not None and services.runner.gpu_busy()
@@ -55,7 +56,8 @@ def _adapters(r) -> str:
 def _caption(r, i: int) -> str:
     s = r.settings
     w, h = r.images[i].size
-    return f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g} · {_adapters(r)}"
+    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g}"
+            f" · {_adapters(r)}")
 
 
 def _status(r) -> str:
@@ -94,7 +96,7 @@ def generate_tab(services: "Services") -> None:
             with gr.Group(elem_id="adapters"):
                 _adapter_list(services, names, form, button, [gallery, status], home)
             button.render()
-            policy = gr.Markdown(lambda: policy_line(services, home), elem_id="gpu-policy")
+            policy = gr.Markdown(lambda: gpu_policy(services, home), elem_id="gpu-policy")
         with gr.Column(scale=3, min_width=420):
             gallery.render()
             status.render()
@@ -102,7 +104,7 @@ def generate_tab(services: "Services") -> None:
 
     def tick(current):
         now = lib.names()
-        return (gr.skip() if now == current else now), policy_line(services, home)
+        return (gr.skip() if now == current else now), gpu_policy(services, home)
 
     gr.Timer(REFRESH_S).tick(guard(tick), names, [names, policy], show_progress="hidden")
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
@@ -127,29 +129,30 @@ def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.
         if not current:
             gr.Markdown("No adapters in the library yet. `<lora:name:weight>` tags work once there are.",
                         elem_id="no-adapters")
-        toggles, weights, tes = [], [], []
-        for n in current:
+        toggles, weights = [], []
+        for n in current:  # keys keep a user's ticks and weights when the list is drawn again
             with gr.Row(elem_classes="adapter-row"):
-                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}", interactive=True,
-                                           scale=1, min_width=140))
-                weights.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} weight", key=f"w-{n}", interactive=True,
-                                         elem_id=f"lora-w-{n}", scale=3))
+                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
+                                           interactive=True, scale=1, min_width=140))
+                weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
         with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
-            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate", interactive=True,
-                                   info="Off: the text encoder uses each adapter's weight above.")
-            for n in current:
-                tes.append(gr.Slider(-MAX_WEIGHT, MAX_WEIGHT, value=1.0, step=0.05, label=f"{n} text-encoder weight",
-                                     key=f"te-{n}", elem_id=f"lora-te-{n}", interactive=True))
+            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
+                                   interactive=True, info="Off: the text encoder uses each adapter's weight above.")
+            tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT) for n in current]
 
         def click(*values):
             k = len(current)
             fixed, rest = values[:len(form)], values[len(form):]
             on, w, sep, te = rest[:k], rest[k:2 * k], rest[2 * k], rest[2 * k + 1:]
             picks = [(n, float(w[i]), float(te[i]) if sep else None) for i, n in enumerate(current) if on[i]]
-            policy_line(services, home)
+            gpu_policy(services, home)
             return run(services, fixed, picks)
 
         button.click(guard(click), [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1)
+
+
+def _weight(label: str, key: str, elem_id: str, limit: float, **kw) -> gr.Slider:
+    return gr.Slider(-limit, limit, value=1.0, step=0.05, label=label, key=key, elem_id=elem_id, interactive=True, **kw)
 
 
 def run(services: "Services", values: list, picks: list[tuple[str, float, float]]):
