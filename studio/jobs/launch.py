@@ -80,10 +80,12 @@ def resolve_device(device: str) -> str:
 
 def child_env(ws: Workspace) -> dict[str, str]:
     """The training process writes into this workspace and imports this very studio package."""
-    pkg_parent = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": pkg_parent + (os.pathsep + path if path else "")}
+    env = {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1"}
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # a source checkout (never prepend site-packages)
+        path = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(checkout) + (os.pathsep + path if path else "")
+    return env
 
 
 def flock(f) -> None:
