@@ -27,6 +27,11 @@ def check_request(req: TrainRequest, ws: Workspace) -> str:
     if not isinstance(req.sets, tuple) or not all(isinstance(s, str) for s in req.sets):
         raise StudioError("Settings overrides must be a tuple of 'key=value' strings.")
     apply_sets(TrainSettings(), list(req.sets))  # unknown keys and out-of-range values fail here
+    if req.dtype not in ("auto", "fp32", "fp16", "bf16"):
+        raise StudioError(f"dtype {str(req.dtype)[:40]!r} is not known.", "Use auto, fp32, fp16 or bf16.")
+    if not isinstance(req.model, str) or not req.model or req.model.startswith("-"):
+        raise StudioError(f"Base model {str(req.model)[:80]!r} is not a model reference.",
+                          "Use 'tiny', a diffusers folder, a .safetensors file or a hub id.")
     if req.preset:
         from ..train.presets import load_preset
 
