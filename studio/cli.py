@@ -121,13 +121,9 @@ OOM_MESSAGE = ("The GPU ran out of memory while training. Use an 8 GB preset, or
 def _train(args: argparse.Namespace, events: Any) -> int:
     import signal
 
-    from .config import apply_sets
-    from .data.ingest import ingest
+    from .config import TrainSettings, apply_sets
     from .events import StopToken
     from .jobs.events_file import Tee
-    from .models.loading import load_model
-    from .train.cli_sink import TqdmSink
-    from .train.loop import Trainer
     from .train.presets import DEFAULT_FOR_FAMILY, load_preset
 
     from . import quiet
@@ -135,6 +131,13 @@ def _train(args: argparse.Namespace, events: Any) -> int:
     quiet.libraries(args.verbose)
     stop = StopToken()  # first Ctrl-C/SIGINT (even while loading): stop at the next step, save
     signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
+    # bad --set keys/values fail before torch and the model load (the preset may depend on its family)
+    apply_sets(load_preset(args.preset) if args.preset else TrainSettings(), args.set or [])
+    from .data.ingest import ingest
+    from .models.loading import load_model
+    from .train.cli_sink import TqdmSink
+    from .train.loop import Trainer
+
     m = settings_from(ModelSettings, args)
     model = load_model(m.model, m.device, m.dtype)
     settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[model.family]), args.set or [])

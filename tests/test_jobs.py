@@ -101,7 +101,9 @@ def test_bad_requests_are_refused_before_a_process_starts(ws):
                        (req("ok", "lora.rnak=4"), "Unknown setting 'rnak'"),
                        (req("ok", "lora.rank=0"), "out of range"),
                        (TrainRequest("ok", "neon", device="gpu9"), "Device"),
-                       (TrainRequest("ok", "neon", preset="nope"), "No preset")]:
+                       (TrainRequest("ok", "neon", preset="nope"), "No preset"),
+                       (TrainRequest("ok", "neon", dtype="--resume"), "dtype"),
+                       (TrainRequest("ok", "neon", model="--images=/"), "Base model")]:
         with pytest.raises(StudioError, match=match):
             r.start(bad)
     assert r.runs() == []

@@ -27,6 +27,11 @@ def check_request(req: TrainRequest, ws: Workspace) -> str:
     if not isinstance(req.sets, tuple) or not all(isinstance(s, str) for s in req.sets):
         raise StudioError("Settings overrides must be a tuple of 'key=value' strings.")
     apply_sets(TrainSettings(), list(req.sets))  # unknown keys and out-of-range values fail here
+    if req.dtype not in ("auto", "fp32", "fp16", "bf16"):
+        raise StudioError(f"dtype {str(req.dtype)[:40]!r} is not known.", "Use auto, fp32, fp16 or bf16.")
+    if not isinstance(req.model, str) or not req.model or req.model.startswith("-"):
+        raise StudioError(f"Base model {str(req.model)[:80]!r} is not a model reference.",
+                          "Use 'tiny', a diffusers folder, a .safetensors file or a hub id.")
     if req.preset:
         from ..train.presets import load_preset
 
@@ -80,10 +85,12 @@ def resolve_device(device: str) -> str:
 
 def child_env(ws: Workspace) -> dict[str, str]:
     """The training process writes into this workspace and imports this very studio package."""
-    pkg_parent = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": pkg_parent + (os.pathsep + path if path else "")}
+    env = {**os.environ, "STUDIO_OUTPUTS": str(ws.root.resolve()), "PYTHONUNBUFFERED": "1"}
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():  # a source checkout (never prepend site-packages)
+        path = env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(checkout) + (os.pathsep + path if path else "")
+    return env
 
 
 def flock(f) -> None:
