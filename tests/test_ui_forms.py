@@ -74,3 +74,13 @@ def test_run_view_says_what_happened():
     assert view.loss_plot(None) is None
     assert view.run_rows([snap])[0][3] == "failed" and "not finite" in view.run_rows([snap])[0][-1]
     assert view.duration(3725) == "1 h 02 min" and view.duration(None) == "–"
+
+
+def test_the_page_modules_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, studio.ui.app, studio.ui.server; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stderr
