@@ -82,6 +82,11 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
                               "The file is for another architecture or is damaged.")
     sd = canonical.to_canonical(parts, 2 if fit.family == "sdxl" else 1)
     meta, warnings = _metadata(metadata, name, fit.family, file)
+    for c in ("text_encoder", "text_encoder_2"):
+        paths = [p for comp, p in parts if comp == c]
+        if paths and not any(p.endswith("out_proj") for p in paths):
+            warnings.append(f"{c} LoRA without out_proj: diffusers' load_lora_weights cannot read such kohya files "
+                            "(it fails to infer their layout)")
     info = {"name": name, "family": fit.family, "source": "imported", "imported_from": file.name[:200],
             "source_format": fmt, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "trigger": meta.get("modelspec.trigger_phrase", "")[:200]}
