@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from .config import IngestSettings, ModelSettings, ServeSettings
 from .errors import StudioError
+from .paths import Workspace
 
 
 def add_settings(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
@@ -121,34 +122,29 @@ OOM_MESSAGE = ("The GPU ran out of memory while training. Use an 8 GB preset, or
 def _train(args: argparse.Namespace, events: Any) -> int:
     import signal
 
-    from .config import TrainSettings, apply_sets
     from .events import StopToken
-    from .jobs.events_file import Tee
-    from .train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    stop = StopToken()  # first Ctrl-C/SIGINT (even while loading): stop at the next step, save
+    signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
+    # settings, names, dataset and resume fail here, before torch and the model load
+    settings, model_ref, device, family = _train_preflight(args)
 
     from . import quiet
 
     quiet.libraries(args.verbose)
-    stop = StopToken()  # first Ctrl-C/SIGINT (even while loading): stop at the next step, save
-    signal.signal(signal.SIGINT, lambda *_: (stop.stop(), signal.signal(signal.SIGINT, signal.default_int_handler)))
-    # bad --set keys/values fail before torch and the model load (the preset may depend on its family)
-    apply_sets(load_preset(args.preset) if args.preset else TrainSettings(), args.set or [])
-    from .data.ingest import ingest
-    from .models.loading import load_model
+    from .jobs.events_file import Tee
     from .train.cli_sink import TqdmSink
     from .train.loop import Trainer
 
-    m = settings_from(ModelSettings, args)
-    model = load_model(m.model, m.device, m.dtype)
-    settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[model.family]), args.set or [])
-    dataset = args.dataset
+    dataset = args.dataset or args.name
+    model = None
     if args.images:
-        from accelerate import PartialState
-
-        dataset, state = dataset or args.name, PartialState(cpu=model.device.type == "cpu")
-        if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
-            print(ingest(dataset, [Path(args.images)], IngestSettings(), family=model.family).format())
-        state.wait_for_everyone()
+        if family is None:  # a hub id: its family is known once it is loaded
+            model = _load(args)
+            family = model.family
+        _ingest(args, dataset, family, device)
+        _check_train(args, settings, family, device, model_ref)  # now against the ingested dataset
+    model = model or _load(args)
     sink = Tee(events)
     trainer = Trainer(args.name, dataset, model, settings, sink, stop)
     bar = TqdmSink(settings.steps)  # drawn once the dataset is known to be trainable
@@ -159,6 +155,71 @@ def _train(args: argparse.Namespace, events: Any) -> int:
         bar.bar.close()  # the error message then starts on its own line
         raise
     return 0
+
+
+def _load(args: argparse.Namespace):
+    from .models.loading import load_model
+
+    m = settings_from(ModelSettings, args)
+    return load_model(m.model, m.device, m.dtype)
+
+
+def _ingest(args: argparse.Namespace, dataset: str, family: str, device) -> None:
+    from accelerate import PartialState
+
+    from .data.ingest import ingest
+
+    state = PartialState(cpu=device.type == "cpu")
+    if state.is_main_process:  # under accelerate launch: one process ingests, the others wait
+        print(ingest(dataset, [Path(args.images)], IngestSettings(), family=family).format())
+    state.wait_for_everyone()
+
+
+def _train_preflight(args: argparse.Namespace):
+    """Everything `studio train` can check before loading a model: settings, names, family,
+    device, dataset, resume. Returns (settings, model ref, device, family or None for hub ids)."""
+    from .adapters.library import check_name
+    from .config import apply_sets
+    from .models.loading import family_of, parse_ref, pick_device_dtype
+    from .train.presets import DEFAULT_FOR_FAMILY, load_preset
+
+    check_name(args.name)
+    m = settings_from(ModelSettings, args)
+    ref = parse_ref(m.model)
+    device, _ = pick_device_dtype(m.device, m.dtype)
+    family = family_of(ref)
+    if family is None and not args.preset:
+        raise StudioError(f"The family of {m.model!r} is only known after downloading it, so no default "
+                          "preset can be picked.", "Pass --preset (sd15-8gb or sdxl-8gb).")
+    settings = apply_sets(load_preset(args.preset or DEFAULT_FOR_FAMILY[family]), args.set or [])
+    if args.dataset:
+        _check_train(args, settings, family, device, ref)
+    elif family:
+        from .train.validate import check_settings
+
+        check_settings(settings, family, None, device, _multiple(ref, family))
+    return settings, ref, device, family
+
+
+def _multiple(ref, family: str) -> int:
+    from .models.loading import size_multiple_of
+
+    return size_multiple_of(ref, family)
+
+
+def _check_train(args, settings, family, device, ref) -> None:
+    from .data import manifest as mf
+    from .train import checkpoint as ckpt
+    from .train.validate import check_device_memory, check_settings
+
+    manifest = mf.load(args.dataset or args.name)
+    if family:
+        check_settings(settings, family, manifest, device, _multiple(ref, family))
+        check_device_memory(settings, family, device)
+    folder = Workspace().adapters / args.name / "checkpoints"
+    if args.resume and not ckpt.list_checkpoints(folder):
+        raise StudioError(f"Nothing to resume: {folder} has no checkpoint.",
+                          "Run the same command without --resume to start over.")
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:

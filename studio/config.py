@@ -7,6 +7,7 @@ presets (``presets/*.toml``) overlay them; unknown keys are errors.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -211,6 +212,8 @@ class TrainSettings:
 def check_ranges(obj: Any) -> None:
     for f in fields(obj):
         v, lo, hi = getattr(obj, f.name), f.metadata.get("min"), f.metadata.get("max")
+        if isinstance(v, float) and not math.isfinite(v):  # NaN passes every < and > test
+            raise StudioError(f"{f.name}={v!r} is not a number.", f"Use a finite value from {lo} to {hi}.")
         if lo is not None and v < lo or hi is not None and v > hi:
             raise StudioError(f"{f.name}={v!r} is out of range.", f"Use a value from {lo} to {hi}.")
         if dataclasses.is_dataclass(v):
@@ -248,8 +251,18 @@ def overlay(obj: T, values: dict[str, Any], source: str) -> T:
             changes[key] = tuple(val) if isinstance(val, (list, tuple)) else tuple(str(val).split("|"))
         else:
             changes[key] = coerce(type(obj), key, val) if isinstance(val, str) and \
-                not isinstance(cur, str) else val
+                not isinstance(cur, str) else _typed(key, val, cur, source)
     return dataclasses.replace(obj, **changes)
+
+
+def _typed(key: str, val: Any, cur: Any, source: str) -> Any:
+    """A preset value must have the setting's type (TOML ``steps = 10.5`` is not a step count)."""
+    kind = type(cur)
+    ok = isinstance(val, kind) and not (kind is int and isinstance(val, bool)) or \
+        kind is float and isinstance(val, int) and not isinstance(val, bool)
+    if not ok:
+        raise StudioError(f"Setting {key!r} in {source} is {val!r}; it must be of type {kind.__name__}.")
+    return float(val) if kind is float else val
 
 
 def apply_sets(obj: T, pairs: list[str], source: str = "--set") -> T:

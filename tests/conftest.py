@@ -29,3 +29,27 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "studio", *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, env=full_env, timeout=600)
+
+
+class Tally:
+    """Counts of faults injected/survived and bad inputs tried/handled, by kind, for the
+    issue-11 report (`benchmarks/faults_report.py` sets FAULTS_TALLY to collect them)."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def record(self, suite: str, kind: str, case: str, ok: bool, **extra) -> None:
+        self.rows.append({"suite": suite, "kind": kind, "case": case, "ok": bool(ok), **extra})
+
+
+@pytest.fixture(scope="session")
+def tally():
+    import json
+
+    t = Tally()
+    yield t
+    out = os.environ.get("FAULTS_TALLY")
+    if out:
+        path = Path(out)
+        old = json.loads(path.read_text()) if path.is_file() else []
+        path.write_text(json.dumps(old + t.rows, indent=1))

@@ -76,7 +76,7 @@ def test_resize_errors_are_the_svd_tail():
 
 def test_blend_exact_equals_diffusers_set_adapters(ws):
     lib = Library(ws)
-    r = blend_mod.blend(lib, "ab", [("a", 0.7), ("b", 0.3)])
+    blend_mod.blend(lib, "ab", [("a", 0.7), ("b", 0.3)])
     rec = lib.get("ab")
     assert rec.source == "blended" and "a" in _meta(rec.file)["studio_blend"]
     assert rec.layers["unet_attention"].rank == 6 and rec.layers["unet_ff"].rank == 2  # ranks concatenated

@@ -2,7 +2,6 @@
 are byte-identical afterwards and nothing is written outside the dataset folder."""
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np

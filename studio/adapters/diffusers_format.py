@@ -21,7 +21,7 @@ from collections import Counter
 import torch
 
 from . import kohya
-from .structure import Module, component_of
+from .structure import Module
 
 METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
 

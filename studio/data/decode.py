@@ -41,7 +41,17 @@ class Decoded:
     warnings: list[str] = field(default_factory=list)
 
 
+# Magic numbers of the formats we accept: such a file that Pillow cannot identify has a bad header.
+_IMAGE_MAGIC = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),
+                (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF")]
+
+
 def _what_is(data: bytes) -> str:
+    for magic, fmt in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return f"a {fmt} file whose header is invalid (e.g. 0x0 pixels)"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "a WebP file whose header is invalid"
     for magic, name in _KNOWN:
         if data.startswith(magic):
             return name
@@ -107,11 +117,39 @@ def decode(data: bytes, name: str, max_pixels: int, background: str = "#ffffff")
                       "(a decompression-bomb guard); downscale it first") from None
     except UnidentifiedImageError:
         kind = _what_is(data)
+        if "header is invalid" in kind:
+            raise Refused(f"{kind}; re-export it from an image editor") from None
         accepted = ", ".join(ACCEPTED)
         raise Refused(f"{kind}: not an accepted format (accepted: {accepted}); "
                       "convert it to PNG or JPEG") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise Refused(f"unreadable or truncated image ({e}); re-export it from an image editor") from None
     rgb_bg = ImageColor.getrgb(background)[:3]
-    image = _to_rgb(img, rgb_bg, notes)
+    icc = img.info.get("icc_profile")
+    image = _to_srgb(_to_rgb(img, rgb_bg, notes), icc, original_mode, notes)
+    image.info.clear()  # the stored copy carries no user metadata (EXIF, profiles, text chunks)
     return Decoded(image, (w, h), original_mode, fmt, notes)
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None, mode: str, notes: list[str]) -> Image.Image:
+    """Pixels in a colour profile other than sRGB (Display P3 phone photos, Adobe RGB) are
+    converted to sRGB, which is what the model was trained on; a damaged or mismatched
+    profile is ignored (pixels read as sRGB) and noted."""
+    if not icc:
+        return image
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = src.profile.xcolor_space.strip()
+        if mode not in ("RGB", "RGBA", "P") or space != "RGB":
+            notes.append(f"colour profile ({space or '?'}) does not match the {mode} pixels: ignored")
+            return image
+        if "srgb" in ImageCms.getProfileDescription(src).lower():
+            return image
+        out = ImageCms.profileToProfile(image, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        notes.append("converted from its colour profile to sRGB")
+        return out
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        notes.append("colour profile is damaged: ignored (colours read as sRGB)")
+        return image

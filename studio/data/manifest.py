@@ -7,10 +7,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..adapters.library import _RESERVED as RESERVED_NAMES
 from ..errors import StudioError
 from ..paths import Workspace, atomic_write_bytes
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 
 
 @dataclass
@@ -43,9 +44,11 @@ class Manifest:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name or ""):
-        raise StudioError(f"Dataset name {name!r} is not allowed.",
-                          "Use 1-64 letters, digits, '-' or '_', starting with a letter or digit.")
+    """Dataset names become folder names: the adapter library's rule (no reserved device names)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name.lower() in RESERVED_NAMES:
+        raise StudioError(f"Dataset name {repr(name)[:80]} is not allowed.",
+                          "Use 1-64 letters, digits, '-' or '_', starting with a letter or digit "
+                          "(no paths, no hidden or reserved names such as CON).")
     return name
 
 

@@ -40,8 +40,14 @@ class Collected:
     notes: list[str]
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+
+
 def _is_zip(path: Path) -> bool:
-    return path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)
+    """A ``.zip``, or an unnamed archive; a file named as an image is read as an image even
+    when a zip is glued to its end (a PNG+zip polyglot): the user handed us a picture."""
+    suffix = path.suffix.lower()
+    return suffix == ".zip" or (suffix not in IMAGE_SUFFIXES and zipfile.is_zipfile(path))
 
 
 def _caption_text(data: bytes) -> str:
@@ -95,6 +101,8 @@ def _from_zip(path: Path, s: IngestSettings, out: Collected) -> None:
         for m in members:
             name = f"{label}/{m.filename}"
             reason = _unsafe(m.filename)
+            if reason is None and m.create_system == 3 and stat.S_ISLNK(m.external_attr >> 16):
+                reason = "symbolic link inside the zip: not followed"
             if reason is None and PurePosixPath(m.filename).suffix.lower() in ARCHIVE_SUFFIXES:
                 reason = "nested archive: unpack it and add its contents instead"
             if reason is None and m.file_size / max(1, m.compress_size) > s.zip_max_ratio:

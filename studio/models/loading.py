@@ -78,6 +78,29 @@ def parse_ref(ref: str) -> ModelRef:
     return ModelRef("hub", ref)
 
 
+def family_of(ref: ModelRef) -> str | None:
+    """The family of a base model from names and configs only (no weights are read);
+    None for a hub id, which is only known once downloaded."""
+    if ref.kind == "tiny":
+        return "tiny"
+    if ref.kind == "folder":
+        return family_from_folder(Path(ref.location))
+    if ref.kind == "single_file":
+        return family_from_keys(checkpoint_keys(Path(ref.location)))
+    return None
+
+
+def size_multiple_of(ref: ModelRef, family: str) -> int:
+    """What :attr:`LoadedModel.size_multiple` will be, from the configs alone: the VAE's
+    factor (2 per extra VAE block) x the UNet's downsamplings."""
+    import json
+
+    root = Path(ref.location) if ref.kind in ("tiny", "folder") else CONFIG_DIR / family
+    vae = json.loads((root / "vae" / "config.json").read_text())
+    unet = json.loads((root / "unet" / "config.json").read_text())
+    return 2 ** (len(vae["block_out_channels"]) - 1) * 2 ** (len(unet["block_out_channels"]) - 1)
+
+
 def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
     """CUDA with bf16 (fp16 on pre-Ampere) when present; fp32 on CPU (half is slow/unsupported there)."""
     if device == "auto":

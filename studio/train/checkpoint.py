@@ -1,19 +1,20 @@
 """Resumable checkpoints: LoRA weights, optimizer, LR schedule, RNG states, counters.
 
 Each checkpoint is a folder written under a temporary name and renamed into place
-(atomic); only the newest ``keep`` survive.
+(atomic, :func:`studio.paths.atomic_write_folder`); only the newest ``keep`` survive.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_bytes
+
+from ..paths import atomic_write_folder, remove_folder
 
 PREFIX = "step-"
 
@@ -34,20 +35,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(folder: Path, step: int, lora: dict, state: dict, keep: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint ``step`` atomically (a folder renamed into place), then prune old ones.
+    A full disk raises :class:`studio.paths.DiskFull` and leaves the older checkpoints as they were."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
     final = folder / f"{PREFIX}{step:07d}"
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
-    try:
-        save_file(lora, str(tmp / "lora.safetensors"))
-        torch.save(state, tmp / "state.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    atomic_write_folder(final, {"lora.safetensors": save_bytes(lora), "state.pt": buf.getvalue()})
     for old in list_checkpoints(folder)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_folder(old)  # renamed away first: never a half-deleted checkpoint under a step- name
     return final
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .. import events as ev
 from ..config import GenerateSettings, TrainSettings
+from ..adapters.library import check_name
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
 from ..errors import StudioError
@@ -31,6 +32,7 @@ from . import recipe
 from .batches import LatentBatches, encode
 from .loss import diffusion_loss, sample_noise, sample_timesteps, target
 from .text import TextConditioner
+from .validate import check_settings
 from .validation import Validator, overfitting
 
 log = logging.getLogger(__name__)
@@ -53,15 +55,15 @@ class NonFiniteLoss(StudioError):
 class Trainer:
     def __init__(self, name: str, dataset: str, model: LoadedModel, settings: TrainSettings,
                  sink: ev.Sink, stop: ev.StopToken | None = None, ws: Workspace | None = None):
-        mf.check_name(name)
+        check_name(name)
         self.name, self.model, self.s, self.sink = name, model, settings, sink
         self.stop = stop or ev.StopToken()
         self.ws = ws or Workspace()
         self.manifest = mf.load(dataset, self.ws)
         self.data_root = mf.dataset_dir(dataset, self.ws)
         self.out = self.ws.adapters / name
-        if not self.manifest.train:
-            raise StudioError(f"Dataset {dataset!r} has no training images.", "Add images first.")
+        # before any work (the CLI checked these before loading the model; the page may not have)
+        check_settings(settings, model.family, self.manifest, model.device, model.size_multiple)
 
     # ------------------------------------------------------------------ setup
     def _setup(self) -> None:
@@ -271,10 +273,32 @@ class Trainer:
                 ema = loss if ema is None else 0.9 * ema + 0.1 * loss
                 self._report(step, start, loss, t_loop)
                 self._periodic(step, ema)
+            return self._finish(step, start, t0)
         except NonFiniteLoss as e:
             self._emit(ev.Failed(step, str(e)))
             raise
-        return self._finish(step, start, t0)
+        except Exception as e:
+            err = self._failed(step, e)
+            if err is e:
+                raise
+            raise err from e
+
+    def _failed(self, step: int, e: Exception) -> Exception:
+        """A failure after setup (a full disk, an unwritable preview, a bug): the checkpoints on
+        disk are complete (written atomically), so say which one a resume continues from."""
+        found = ckpt.list_checkpoints(self.out / "checkpoints")
+        how = (f"The last good checkpoint is {found[-1].name} ({found[-1]}); after fixing this, run the "
+               "same command with --resume (or press Resume) to continue from it." if found else
+               "No checkpoint was written yet; after fixing this, run the same command again (without --resume).")
+        self._emit(ev.Failed(step, f"{e} {how}"))
+        if isinstance(e, StudioError):
+            return StudioError(f"Training stopped at step {step}: {e.what}", f"{e.fix or ''} {how}".strip())
+        if isinstance(e, OSError):  # the disk or the file system, not the model: the user can act on it
+            where = f" ({e.filename})" if e.filename else ""
+            return StudioError(f"Training stopped at step {step}: a file could not be written or read: "
+                               f"{e.strerror or e}{where}.", f"Check the drive and its permissions. {how}")
+        e.add_note(how)  # a bug: keep its traceback, add the way back
+        return e
 
     def _emit(self, e: ev.Event) -> None:
         """Events come from the main process only (one progress stream per run)."""

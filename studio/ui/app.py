@@ -12,7 +12,6 @@ import logging
 
 import gradio as gr
 
-from ..config import ModelSettings, ServeSettings
 from .generate import CSS as GENERATE_CSS
 from .generate import generate_tab
 from .images import images_tab

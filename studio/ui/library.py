@@ -205,7 +205,7 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
 
 def _export_report(r) -> str:
     lines = [f"**{r.path.name}** — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
-             f"Also saved in the workspace under `exports/`."]
+             "Also saved in the workspace under `exports/`."]
     if r.resize is not None:
         lines.append(_pre(r.resize.format(per_module=False)))
     return "\n\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -122,3 +123,132 @@ def write_corpus(root: Path) -> dict[str, str]:
         (root / name).write_bytes(data)
     (root / "good photo.txt").write_text("a sidecar caption, red tones", encoding="utf-8")
     return {name: outcome for name, (_, outcome) in files.items()}
+
+
+# ---------------------------------------------------------------- issue 11: beyond the ingest issue
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_zero_by_zero() -> bytes:
+    """A hand-made PNG whose header says 0x0 pixels (valid chunk CRCs)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"")) + _chunk(b"IEND", b"")
+
+
+def png_one_by_100000() -> bytes:
+    return _png(Image.new("RGB", (1, 100_000), (10, 200, 30)))
+
+
+def png_then_zip() -> bytes:
+    """A valid PNG with a zip appended: image viewers see a PNG, unzip sees an archive."""
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        z.writestr("payload.png", _png(photo(21)))
+        z.writestr("readme.txt", "hidden")
+    return _png(photo(20)) + b.getvalue()
+
+
+def jpeg_html() -> bytes:
+    """A JPEG whose comment segment and tail are an HTML page with a script."""
+    html = b"<html><script>alert(document.cookie)</script></html>"
+    return _jpeg(photo(22), comment=html) + html
+
+
+def jpeg_huge_exif() -> bytes:
+    """EXIF near the 64 KB APP1 limit: a 60 KB UserComment/ImageDescription."""
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 60_000  # ImageDescription
+    exif[0x0112] = 1
+    return _jpeg(photo(23), exif=exif.tobytes())
+
+
+def jpeg_bad_orientation() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 77  # orientation is 1..8
+    return _jpeg(photo(24), exif=exif.tobytes())
+
+
+def png_corrupt_icc() -> bytes:
+    """An iCCP chunk whose profile is garbage."""
+    return _png(photo(25), icc_profile=b"\x00\x00\x02\x0cnot really a colour profile" + bytes(300))
+
+
+def jpeg_truncated_icc() -> bytes:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return _jpeg(photo(26), icc_profile=icc[: len(icc) // 2])
+
+
+def jpeg_lab_icc_on_rgb() -> bytes:
+    """A valid profile of the wrong colour space (LAB) attached to an RGB JPEG."""
+    from PIL import ImageCms
+
+    return _jpeg(photo(27), icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes())
+
+
+def jpeg_srgb_icc() -> bytes:
+    from PIL import ImageCms
+
+    return _jpeg(photo(28), icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def png_ztxt_bomb() -> bytes:
+    """A compressed text chunk that inflates to 64 MB."""
+    import zlib
+
+    data = _png(photo(29))
+    chunk = _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * (64 * 1024 * 1024), 9))
+    return data[:33] + chunk + data[33:]  # after the 8-byte signature + 25-byte IHDR
+
+
+def zip_many_empty(path: Path, n: int = 10_000) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(n):
+            z.writestr(f"e/{i:05d}.png", b"")
+
+
+def zip_with_symlink(path: Path) -> None:
+    import stat
+
+    with zipfile.ZipFile(path, "w") as z:
+        link = zipfile.ZipInfo("link.png")
+        link.create_system = 3  # unix
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(link, "/etc/passwd")
+        z.writestr("real.png", _png(photo(30)))
+
+
+def zip_odd_names(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("n" * 300 + ".png", _png(photo(31)))
+        z.writestr("CON.png", _png(photo(32)))
+        z.writestr("C:/windows/evil.png", _png(photo(33)))
+        z.writestr("a\\..\\..\\evil.png", _png(photo(34)))
+        z.writestr("dup.png", _png(photo(35)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a second member of the same name is the point
+            z.writestr("dup.png", _png(photo(36)))
+
+
+#: file name -> (bytes, expected outcome: "ok" or a fragment of the refusal), beyond write_corpus
+MORE_IMAGES = {
+    "zero.png": (png_zero_by_zero, "header is invalid"),
+    "needle.png": (png_one_by_100000, "too small"),
+    "polyglot png+zip.png": (png_then_zip, "ok"),
+    "polyglot jpeg+html.jpg": (jpeg_html, "ok"),
+    "huge exif.jpg": (jpeg_huge_exif, "ok"),
+    "bad orientation.jpg": (jpeg_bad_orientation, "ok"),
+    "corrupt icc.png": (png_corrupt_icc, "ok"),
+    "truncated icc.jpg": (jpeg_truncated_icc, "ok"),
+    "lab icc.jpg": (jpeg_lab_icc_on_rgb, "ok"),
+    "srgb icc.jpg": (jpeg_srgb_icc, "ok"),
+    "ztxt bomb.png": (png_ztxt_bomb, "unreadable"),
+}
