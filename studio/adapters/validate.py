@@ -23,9 +23,14 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 UNSUPPORTED = (
     ("hada_", "LoHa (LyCORIS Hadamard product)"), ("lokr_", "LoKr (LyCORIS Kronecker product)"),
     ("dora_scale", "DoRA"), ("lora_magnitude_vector", "DoRA"), ("ia3_", "IA3"), (".on_input", "IA3"),
-    (".diff", "full-weight difference (LyCORIS 'full')"), ("lora_mid.", "LoCon with Tucker (lora_mid) convs"),
-    ("oft_", "OFT"), (".a1.weight", "GLoRA"), ("b_up.weight", "GLoRA"),
+    ("lora_mid.", "LoCon with Tucker (lora_mid) convs"), ("oft_", "OFT"), (".a1.weight", "GLoRA"),
+    ("b_up.weight", "GLoRA"),
 )
+# Matched at the end of a key only: ".diff" inside a name is common ("diffusion_model.…").
+UNSUPPORTED_SUFFIXES = ((".diff", "full-weight difference (LyCORIS 'full')"),
+                        (".diff_b", "full-weight difference (LyCORIS 'full')"))
+PAIRS = ((".lora_down.weight", ".lora_up.weight"), (".lora_A.weight", ".lora_B.weight"),
+         (".down.weight", ".up.weight"))  # the last: diffusers' processor names (to_q_lora.down.weight, …)
 
 
 def refuse(file: Path, why: str, fix: str = "Use a plain LoRA/LoCon .safetensors file.") -> StudioError:
@@ -37,7 +42,29 @@ def unsupported_kind(keys) -> str | None:
         for marker, kind in UNSUPPORTED:
             if marker in k:
                 return kind
+        for suffix, kind in UNSUPPORTED_SUFFIXES:
+            if k.endswith(suffix):
+                return kind
     return None
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    """json object hook: a name given twice is refused (parsers disagree on which one wins)."""
+    seen: dict = {}
+    for k, v in pairs:
+        if k in seen:
+            raise _Duplicate(k)
+        seen[k] = v
+    return seen
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    """A zip (torch.save since 1.6) or a protocol-2+ pickle ('\\x80' + protocol byte)."""
+    return head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
 
 
 def read_header(file: Path, s: ImportSettings) -> tuple[dict, dict[str, str], int]:
@@ -50,16 +77,21 @@ def read_header(file: Path, s: ImportSettings) -> tuple[dict, dict[str, str], in
         head = f.read(8)
         if len(head) < 8:
             raise refuse(file, "the file is empty or truncated")
-        if head[:2] == b"PK" or head[:1] == b"\x80":
+        (n,) = struct.unpack("<Q", head)
+        # A pickle's first bytes read as an absurd header length; a real header length may
+        # start with 0x80 too (128, 640, …), so the length is tried first.
+        if (n > s.max_header_mb * MB or 8 + n > size) and _looks_like_pickle(head):
             raise refuse(file, "it is a pickle (PyTorch .pt/.ckpt), not safetensors, despite its name",
                          "Rename it to .pt to have it read with torch.load(weights_only=True).")
-        (n,) = struct.unpack("<Q", head)
         if n > s.max_header_mb * MB or 8 + n > size:
             raise refuse(file, f"its header claims {n} bytes but the file has {size}" if 8 + n > size
                          else f"its header is over the {s.max_header_mb} MB limit")
         raw = f.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _Duplicate as e:
+        raise refuse(file, f"its header names tensor {str(e)[:80]!r} twice (readers disagree on which one counts)",
+                     "The file is damaged or crafted; get it again from its source.") from None
     except (UnicodeDecodeError, ValueError):
         raise refuse(file, "its header is not valid JSON (not a safetensors file)") from None
     if not isinstance(header, dict):
@@ -118,8 +150,12 @@ def _load_pickle(file: Path, s: ImportSettings) -> dict[str, torch.Tensor]:
     size = file.stat().st_size
     if size == 0 or size > s.max_file_mb * MB:
         raise refuse(file, "the file is empty" if not size else f"it is over the {s.max_file_mb} MB limit")
+    import warnings
+
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not for the user
+            warnings.simplefilter("ignore")
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for code-carrying pickles, anything for junk
         raise refuse(file, f"torch.load(weights_only=True) refused it ({str(e).splitlines()[0][:160]}); "
                      "it may carry code", "Ask for a .safetensors version of the file.") from None
@@ -142,5 +178,19 @@ def check_values(file: Path, sd: dict[str, torch.Tensor], s: ImportSettings) -> 
     for name, t in sd.items():
         if not torch.isfinite(t).all():
             raise refuse(file, f"tensor {name[:80]} holds NaN or Inf values", "The file is broken; get it again.")
-        if name.endswith(("lora_down.weight", "lora_A.weight", ".down.weight")) and t.ndim and t.shape[0] > s.max_rank:
-            raise refuse(file, f"rank {t.shape[0]} (in {name[:80]}) is over the {s.max_rank} limit")
+        if name.endswith(("lora_down.weight", "lora_A.weight", ".down.weight")) and t.ndim:
+            if t.shape[0] > s.max_rank:
+                raise refuse(file, f"rank {t.shape[0]} (in {name[:80]}) is over the {s.max_rank} limit")
+            if t.shape[0] == 0:
+                raise refuse(file, f"rank 0 (in {name[:80]}): the module has no LoRA weights")
+    check_pairs(file, sd)
+
+
+def check_pairs(file: Path, sd: dict) -> None:
+    """Every down matrix has its up matrix and the other way round."""
+    for a, b in PAIRS:
+        for have, want in ((a, b), (b, a)):
+            for name in sd:
+                if name.endswith(have) and name[: -len(have)] + want not in sd:
+                    raise refuse(file, f"module {name[: -len(have)][:80]} has only one of its two LoRA matrices "
+                                 f"(no {want.lstrip('.')})", "The file is damaged; get it again.")
