@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from .config import ExportSettings, ImportSettings
 
@@ -68,7 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     rank, keep = (0, args.keep or 0.95) if args.rank == "auto" else (int(args.rank or 0), 0.0)
     s = ExportSettings(format=args.format, dtype=args.dtype, rank=rank, keep=keep, fold_alpha=args.fold_alpha)
-    result = export(args.name, s, out=Path(args.out) if args.out else None)
+    result = export(args.name, s, out=args.out, overwrite=args.overwrite)
     print(result.format_report())
     return 0
 
@@ -113,6 +112,7 @@ def register(sub) -> None:
     e.add_argument("--keep", type=float, default=0.0,
                    help="with --rank auto: share of singular-value energy kept per module (default 0.95)")
     e.add_argument("--out", help="file to write (default: outputs/exports/NAME-FORMAT-DTYPE.safetensors)")
+    e.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("import", help="check a LoRA file from elsewhere and add it to the library")

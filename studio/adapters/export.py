@@ -74,13 +74,41 @@ def convert(sd: dict, metadata: dict[str, str], family: str, s: ExportSettings,
     return sd, metadata, report
 
 
+def check_target(out: Path | str, ws: Workspace, overwrite: bool = False) -> Path:
+    """An explicit ``--out``: a ``.safetensors`` file (its folder is created if missing) outside the
+    studio's own library and datasets, not replacing a file unless ``overwrite``. Returns it as given."""
+    raw = str(out)
+    if "\0" in raw or not raw.strip():
+        raise StudioError(f"Export path {raw[:120]!r} is not a usable file name.", "Give a path like my-style.safetensors.")
+    path = Path(raw)
+    if path.suffix.lower() != ".safetensors":
+        raise StudioError(f"Export path {raw[:200]} does not end in .safetensors.",
+                          "A1111, ComfyUI and diffusers look for .safetensors files; add the extension.")
+    if len(path.name.encode()) > 255:
+        raise StudioError(f"Export file name is {len(path.name.encode())} bytes long; file systems allow 255.",
+                          "Choose a shorter name.")
+    if path.is_dir():
+        raise StudioError(f"Export path {raw[:200]} is a folder.", "Give a file name inside it.")
+    real = path.resolve()
+    for folder, what in ((ws.adapters, "the adapter library"), (ws.datasets, "the datasets")):
+        if real.is_relative_to(folder.resolve()):
+            raise StudioError(f"Refusing to export into {what} ({folder}): it would replace the studio's own files.",
+                              "Export to outputs/exports/ (the default) or a folder of your own.")
+    if path.exists() and not overwrite:
+        raise StudioError(f"{raw[:200]} already exists.", "Pass --overwrite to replace it, or choose another name.")
+    return path
+
+
 def export(name: str, settings: ExportSettings = ExportSettings(), out: Path | str | None = None,
-           ws: Workspace | None = None, model=None) -> ExportResult:
-    """Write the export; ``out`` anywhere is the user's explicit choice, default outputs/exports/.
-    ``model`` (a LoadedModel) supplies the module table instead of the family's shipped config."""
+           ws: Workspace | None = None, model=None, overwrite: bool = False) -> ExportResult:
+    """Write the export; default outputs/exports/ (replaced freely: the studio's own folder). An explicit
+    ``out`` is checked by :func:`check_target` before any work. ``model`` (a LoadedModel) supplies the
+    module table instead of the family's shipped config."""
     from safetensors.torch import save
 
     lib = Library(ws)
+    if out is not None:
+        out = check_target(out, lib.ws, overwrite)
     record = lib.get(name)
     if not record.family:
         raise StudioError(f"Adapter {name!r} has no known base family.", "Re-import it so its family is detected.")
@@ -96,7 +124,13 @@ def export(name: str, settings: ExportSettings = ExportSettings(), out: Path | s
         suffix = f"-r{settings.rank}" if settings.rank else f"-keep{settings.keep:g}" if settings.keep else ""
         out = lib.ws.exports / f"{name}-{settings.format}-{settings.dtype}{suffix}.safetensors"
     out = Path(out)
-    atomic_write_bytes(out, save(sd, metadata=meta))
+    try:
+        atomic_write_bytes(out, save(sd, metadata=meta))
+    except StudioError:
+        raise
+    except OSError as e:
+        raise StudioError(f"Could not write {out}: {e.strerror or e}.", "Check the folder's permissions and free "
+                          "space, or choose another --out; nothing was written.") from None
     log.info("exported %s to %s", name, out)
     return ExportResult(out, settings.format, settings.dtype, out.stat().st_size, len(kohya.modules(sd))
                         if settings.format == "kohya" else len(sd) // 2, report)

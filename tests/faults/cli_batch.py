@@ -1,11 +1,11 @@
 """Test-only: run many ``studio`` commands in one process, each with its own stdout/stderr.
 
-    python tests/faults/cli_batch.py CASES.json   # [{"argv": [...], "watch": "DIR"}, ...]
+    python tests/faults/cli_batch.py CASES.json   # [{"argv": [...], "watch": "DIR"} or "look": "DIR", ...]
 
 Prints a JSON list of {rc, stdout, stderr, watched}: an exception that escapes ``studio.cli.main``
 is printed into that case's stderr as the traceback a user would see, so the test's "no
 traceback" check still holds; ``watched`` lists DIR (hidden entries too) after the case, and
-DIR is then removed so one wrongly accepted case does not mask the next. The bad-input corpus
+DIR is then removed so one wrongly accepted case does not mask the next ("look": listed only). The bad-input corpus
 uses it to avoid paying the torch import once per case; a few cases still run as their own
 ``python -m studio`` process.
 """
@@ -44,6 +44,10 @@ def run(case: dict) -> dict:
         except BaseException:  # what `python -m studio` would print
             traceback.print_exc()
             rc = 1
+    look = case.get("look")  # listed, left as it is
+    if look:
+        listing = sorted(os.listdir(look)) if os.path.isdir(look) else []
+        return {"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue(), "watched": listing}
     watch = case.get("watch")
     watched = sorted(os.listdir(watch)) if watch and os.path.isdir(watch) else []
     if watched:

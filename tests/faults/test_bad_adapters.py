@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save
+from safetensors.torch import load, save
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -194,8 +194,6 @@ def test_regressions_found_by_the_corpus(tmp_path):
     from studio.adapters.importer import import_file
     from studio.config import ImportSettings
     from studio.paths import Workspace
-
-    from safetensors.torch import load
 
     full = load(_good(tmp_path))
     module = next(k for k in full if k.endswith(".alpha"))[: -len(".alpha")]
