@@ -35,6 +35,19 @@ def lora_set(text: str) -> list:
     return [parse_spec(part.strip(), f"--lora-set {text!r}") for part in text.split(",")]
 
 
+def _check_request(prompts: list[str], sets: list[list]) -> None:
+    """Prompts, tags, adapter names and weights, checked against the library before any model loads."""
+    from .adapters.library import Library
+    from .config import check_text
+    from .generate.tags import request
+
+    known = Library().names()
+    for prompt in prompts:
+        check_text("prompt", prompt)
+        for loras in sets:
+            request(prompt, loras, known)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .cli import settings_from
     from .generate.tags import parse_spec
@@ -42,6 +55,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     settings = settings_from(GenerateSettings, args)
     loras = [parse_spec(x, f"--lora {x!r}") for x in args.lora or []]
+    _check_request([settings.prompt], [loras])  # before the model loads
     engine = _engine(args)
     r = engine.generate(settings, loras=loras, fuse=args.fuse)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -66,6 +80,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
     settings = settings_from(GenerateSettings, args)
     sets = [lora_set(x) for x in args.lora_set or ["none"]]
+    _check_request(args.prompt_list or [settings.prompt], sets)
     engine = _engine(args)
     r = engine.grid(args.prompt_list or [settings.prompt], sets, settings, fuse=args.fuse)
     out = Path(args.out) if args.out else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"

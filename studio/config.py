@@ -49,6 +49,24 @@ class GenerateSettings:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        for name in ("prompt", "negative"):
+            check_text(name, getattr(self, name))
+
+
+MAX_PROMPT_CHARS = 20_000  # the text encoder reads ~75 tokens; the rest only costs tokenizer time
+
+
+def check_text(name: str, text: str) -> None:
+    """A prompt: a string of at most MAX_PROMPT_CHARS without control characters (tab/newline are fine)."""
+    if not isinstance(text, str):
+        raise StudioError(f"{name} must be text, not {type(text).__name__}.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise StudioError(f"The {name} is {len(text):,} characters long; at most {MAX_PROMPT_CHARS:,} are accepted.",
+                          "The model reads only about 75 tokens (~300 characters) of it anyway; shorten it.")
+    bad = next((i for i, c in enumerate(text) if (ord(c) < 32 and c not in "\t\n\r") or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        raise StudioError(f"The {name} holds the control character U+{ord(text[bad]):04X} at position {bad}.",
+                          "Remove it (it is invisible, and often pasted by accident).")
 
 
 @dataclass(frozen=True)

@@ -79,24 +79,29 @@ class Engine:
 
     def request(self, s: GenerateSettings, loras=()) -> tuple[GenerateSettings, list[LoraWeight]]:
         """Prompt tags + explicit adapters -> (settings with the clean prompt, checked adapter list)."""
-        loras = list(loras)
-        if "<lora:" in s.prompt.lower():
-            clean, tagged = tags.parse(s.prompt, self.library.names())
-            s, loras = dataclasses.replace(s, prompt=clean), loras + tagged
-        if loras:
-            tags.check_known(loras, self.library.names())
-        for lw in loras:
-            if max(abs(lw.unet), abs(lw.text)) > tags.MAX_WEIGHT:
-                raise StudioError(f"Weight of adapter {lw.name!r} is outside -4…4.", "Use a weight from -4 to 4.")
-        return s, loras
+        clean, loras = tags.request(s.prompt, loras, self.library.names())
+        return (dataclasses.replace(s, prompt=clean) if clean != s.prompt else s), loras
+
+    def prompt_warnings(self, s: GenerateSettings) -> list[str]:
+        """The text encoder reads model_max_length tokens; say so when a prompt is longer (it is cut)."""
+        tok = getattr(self.model.pipe, "tokenizer", None)
+        if tok is None:
+            return []
+        out = []
+        for name, text in (("prompt", s.prompt), ("negative prompt", s.negative)):
+            n, limit = len(tok(text, truncation=False).input_ids), tok.model_max_length
+            if text and n > limit:
+                out.append(f"the {name} is {n - 2} tokens; the model reads the first {limit - 2}, the rest is ignored")
+        return out
 
     def generate(self, s: GenerateSettings, loras=(), fuse: bool = False) -> GenerationResult:
         s, loras = self.request(s, loras)
         w, h = self.resolve_size(s)
         sched = self._scheduler(s.sampler)
         active = [lw for lw in loras if lw.unet or lw.text]  # weight 0 everywhere = not there: exactly the base
+        notes = self.prompt_warnings(s)
         with self.lock:
-            warnings = self.slots.ensure([lw.name for lw in active])
+            warnings = notes + self.slots.ensure([lw.name for lw in active])
             changed = self.slots.apply(active)
             self._streak = 1 if changed else self._streak + 1
             after = self.settings.fuse_after

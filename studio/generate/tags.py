@@ -34,21 +34,26 @@ class LoraWeight:
         return f"{self.name} {w}"
 
 
+def _short(text: str, n: int = 80) -> str:
+    """repr of ``text``, cut to ``n`` characters: error messages stay one readable line."""
+    return repr(text) if len(text) <= n else repr(text[:n]) + "…"
+
+
 def _weight(raw: str, where: str) -> float:
     try:
         w = float(raw)
     except ValueError:
-        raise StudioError(f"{where}: weight {raw!r} is not a number.",
+        raise StudioError(f"{where}: weight {_short(raw, 20)} is not a number.",
                           "Write it like <lora:name:0.8> or <lora:name:0.8:0.5>.") from None
     if not math.isfinite(w) or abs(w) > MAX_WEIGHT:
-        raise StudioError(f"{where}: weight {raw!r} is outside -{MAX_WEIGHT:g}…{MAX_WEIGHT:g}.",
+        raise StudioError(f"{where}: weight {_short(raw, 20)} is outside -{MAX_WEIGHT:g}…{MAX_WEIGHT:g}.",
                           "Use a weight between -4 and 4 (1 = full strength, 0 = off).")
     return w
 
 
 def parse_spec(spec: str, where: str | None = None) -> LoraWeight:
     """``name``, ``name:w`` or ``name:unet_w:te_w`` -> LoraWeight (names are not checked here)."""
-    where = where or f"Adapter {spec!r}"
+    where = where or f"Adapter {_short(spec)}"
     parts = [p.strip() for p in spec.split(":")]
     if not parts[0]:
         raise StudioError(f"{where} names no adapter.", "Write <lora:name:weight>, e.g. <lora:neon:0.8>.")
@@ -63,16 +68,17 @@ def check_known(loras: Iterable[LoraWeight], known: Iterable[str]) -> None:
     known = sorted(known)
     seen: set[str] = set()
     for lw in loras:
+        shown = repr(lw.name) if len(lw.name) <= 80 else repr(lw.name[:80]) + "…"
         if lw.name not in known:
-            raise StudioError(f"No adapter named {lw.name!r}.", f"Known adapters: {', '.join(known) or 'none yet'}.")
+            raise StudioError(f"No adapter named {shown}.", f"Known adapters: {', '.join(known) or 'none yet'}.")
         if lw.name in seen:
-            raise StudioError(f"Adapter {lw.name!r} is named twice.", "Name each adapter once with its weight.")
+            raise StudioError(f"Adapter {shown} is named twice.", "Name each adapter once with its weight.")
         seen.add(lw.name)
 
 
 def parse(prompt: str, known: Iterable[str]) -> tuple[str, list[LoraWeight]]:
     """Remove every ``<lora:…>`` tag from ``prompt``; return (clean prompt, adapters in tag order)."""
-    loras = [parse_spec(m.group(1), f"Prompt tag {m.group(0)!r}") for m in _TAG.finditer(prompt)]
+    loras = [parse_spec(m.group(1), f"Prompt tag {_short(m.group(0))}") for m in _TAG.finditer(prompt)]
     rest = _TAG.sub(" ", prompt)
     if re.search(r"<lora:", rest, re.IGNORECASE):
         raise StudioError("A <lora:…> tag in the prompt is not closed.", "End each tag with '>'.")
@@ -81,3 +87,17 @@ def parse(prompt: str, known: Iterable[str]) -> tuple[str, list[LoraWeight]]:
     clean = re.sub(r"\s+([,.;])", r"\1", clean)
     clean = re.sub(r"([,;])(\s*[,;])+", r"\1", clean).strip(" ,;")
     return clean, loras
+
+
+def request(prompt: str, loras: Iterable[LoraWeight], known: Iterable[str]) -> tuple[str, list[LoraWeight]]:
+    """A whole request, checked without a model: prompt tags + explicit adapters -> (clean prompt,
+    adapters), every name known, none twice, every weight within ±MAX_WEIGHT."""
+    known, loras = list(known), list(loras)
+    if "<lora:" in prompt.lower():
+        prompt, tagged = parse(prompt, known)
+        loras += tagged
+    check_known(loras, known)
+    for lw in loras:
+        if not all(math.isfinite(w) and abs(w) <= MAX_WEIGHT for w in (lw.unet, lw.text)):
+            raise StudioError(f"Weight of adapter {_short(lw.name)} is outside -4…4.", "Use a weight from -4 to 4.")
+    return prompt, loras

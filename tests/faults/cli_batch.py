@@ -35,6 +35,7 @@ class _CurrentStderr:
 def run(case: dict) -> dict:
     from studio.cli import main
 
+    logging.getLogger().setLevel(logging.INFO if "-v" in case["argv"][:1] else logging.WARNING)  # as main() would
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
