@@ -110,12 +110,12 @@ def _check_entries(file: Path, header: dict, data_size: int, s: ImportSettings) 
         raise refuse(file, "it holds no tensors")
     spans = []
     for name, e in header.items():
-        if not isinstance(e, dict) or e.get("dtype") not in DTYPES:
-            dtype = e.get("dtype") if isinstance(e, dict) else "?"
+        dtype = e.get("dtype") if isinstance(e, dict) else "?"
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # a list here is unhashable: check the type first
             raise refuse(file, f"tensor {name[:80]} has dtype {str(dtype)[:10]} (only F16, BF16 and F32 are accepted)")
         shape, off = e.get("shape"), e.get("data_offsets")
-        ok = isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape) and \
-            isinstance(off, list) and len(off) == 2 and all(isinstance(o, int) for o in off)
+        ok = isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape) and \
+            isinstance(off, list) and len(off) == 2 and all(type(o) is int for o in off)  # not bool, not float
         if not ok or off[1] - off[0] != math.prod(shape) * DTYPES[e["dtype"]]:
             raise refuse(file, f"tensor {name[:80]} has a malformed shape or offsets")
         spans.append((off[0], off[1], name))
