@@ -12,7 +12,8 @@ import json
 import os
 import struct
 import sys
-from functools import cache
+from collections import Counter
+from functools import cache, wraps
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,23 @@ FAST = settings(max_examples=400, derandomize=True, deadline=None, database=None
                 suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=40, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+RUNS: Counter = Counter()  # examples run per target, for the report's tally
+FAILED: set[str] = set()
+
+
+def counted(fn):
+    """Count the examples of a hypothesis target (and note a failing one) for the tally."""
+    @wraps(fn)
+    def run(*a, **kw):
+        RUNS[fn.__name__] += 1
+        try:
+            return fn(*a, **kw)
+        except BaseException:
+            FAILED.add(fn.__name__)
+            raise
+    return run
+
+
 PIECES = ["<lora:", "<LoRa:", ">", "<", ":", "neon", "pastel", "ink-2", "gold", "0.5", "-4", "4.0001", "nan", "inf",
           "1e309", "", " ", ",", ";", "\n", "x", "１", "ｎｅｏｎ", "..", "/", "\\", "\x00", "'", '"', "{", "}"]
 
@@ -51,6 +69,7 @@ def _parse_or_refuse(text: str):
 @given(st.text())
 @example("<lora:" + "a" * 10_000 + ">")
 @example("<lora:neon:" + "9" * 400 + ">")
+@counted
 def test_tag_parser_on_any_text_parses_or_refuses(text):
     out = _parse_or_refuse(text)
     if out is not None:
@@ -60,6 +79,7 @@ def test_tag_parser_on_any_text_parses_or_refuses(text):
 
 @FAST
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
+@counted
 def test_tag_parser_on_tag_shaped_text_parses_or_refuses(text):
     _parse_or_refuse(text)
     try:
@@ -76,6 +96,7 @@ weights = st.floats(-4, 4, allow_nan=False).map(lambda w: round(w, 3))
 @given(words, st.permutations(KNOWN).flatmap(lambda names: st.tuples(
     st.just(names), st.integers(0, len(names)), st.lists(weights, min_size=3, max_size=3),
     st.lists(st.one_of(st.none(), weights), min_size=3, max_size=3))))
+@counted
 def test_tags_we_write_parse_back(base, spec):
     names, n, unet, te = spec
     want = [tags.LoraWeight(names[i], unet[i], te[i]) for i in range(n)]
@@ -120,6 +141,7 @@ def _check_file(data: bytes, folder: Path, name: str = "fuzz.safetensors") -> st
 
 @SLOW
 @given(st.binary(max_size=4096), st.sampled_from(["x.safetensors", "x.pt", "x.ckpt"]))
+@counted
 def test_random_bytes_are_refused(tmp_path, data, name):
     assert _check_file(data, tmp_path, name) == "refused"
 
@@ -140,6 +162,7 @@ header = st.dictionaries(st.sampled_from(["a.lora_down.weight", "a.lora_up.weigh
 @given(header, st.binary(max_size=64))
 @example({"a.lora_down.weight": {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)
 @example({"a.alpha": {"dtype": "F32", "shape": [True], "data_offsets": [False, 4]}}, b"\0" * 4)
+@counted
 def test_random_headers_pass_or_are_refused_by_the_header_checker(tmp_path_factory, head, data):
     raw = json.dumps(head).encode()
     f = tmp_path_factory.mktemp("h") / "h.safetensors"
@@ -163,6 +186,7 @@ def test_regression_unhashable_dtype_and_bool_shapes_are_refused(tmp_path):
 
 @SLOW
 @given(st.data())
+@counted
 def test_mutated_valid_files_are_refused_or_imported(tmp_path, data):
     good = bytearray(_valid())
     for _ in range(data.draw(st.integers(1, 4), label="mutations")):
@@ -183,3 +207,9 @@ def test_mutated_valid_files_are_refused_or_imported(tmp_path, data):
 
 def test_the_unmutated_file_imports(tmp_path):
     assert _check_file(_valid(), tmp_path) == "imported"
+
+
+def test_zz_record_fuzz_counts(tally):
+    """Last in the file: one tally row per target (examples run, and whether all were handled)."""
+    for name, n in sorted(RUNS.items()):
+        tally.record("fuzz", name.removeprefix("test_"), f"{n} examples", name not in FAILED, examples=n)
