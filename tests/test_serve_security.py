@@ -8,9 +8,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import ROOT
 from servers import SECRET, free_port
+
 from studio.config import ServeSettings
 from studio.errors import StudioError
 from studio.paths import Workspace
