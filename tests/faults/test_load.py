@@ -9,7 +9,8 @@ LoRA, batch 1) started through the job runner on the server's workspace. While i
     shows "This application is currently busy. Please try again."). The training's steps/s
     before, during and after the burst and the server's RSS before / at the peak / after are
     printed and recorded in the tally (numbers, not assertions: the CI machine is shared).
-    RSS must come back within RSS_TOLERANCE of its pre-burst level.
+    A second burst follows; after each, RSS must be within RSS_TOLERANCE of its level before
+    the first (the allocator keeps its high-water mark; a leak would grow again).
 (a) two browser sessions (two Chromium contexts) press Generate; both get their image.
 
 The training then finishes and its adapter is in the library.
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.slow
 QUEUE = 6  # --queue-size
 BURST = 50
 GEN_STEPS = 12  # sampler steps per burst request: a few seconds of queue at 64 px
-TRAIN_STEPS = 400  # ~45 s alone on 2 busy cores at 64 px, batch 1; the burst slows it
+TRAIN_STEPS = 250  # ~40 s on 2 busy cores at 64 px, batch 1; the phases below used ~90 of 400
 SEEDS = (3, 4)  # the two browser sessions'
 FAST = ("batch_size=1", "optimizer=adamw", "sample_every=0", "validate_every=0", "checkpoint_every=35",
         "lora.ff_rank=0", "lora.conv_rank=0", "lora.text_encoder=false", "warmup_steps=2", f"steps={TRAIN_STEPS}")
@@ -181,17 +182,21 @@ def test_generate_burst_and_two_browsers_while_training(world, monkeypatch, tall
                "steps_per_s_burst": during and round(during, 2), "steps_per_s_after": after and round(after, 2),
                "rss_before_mb": round(got["rss_before"] / 2**20), "rss_peak_mb": round(got["rss_peak"] / 2**20),
                "rss_after_mb": round(got["rss_after"] / 2**20), "rss_tolerance_mb": RSS_TOLERANCE // 2**20,
-               "step_after_browsers": got["step_after_browsers"], "train_steps": TRAIN_STEPS}
+               "step_after_browsers": got["step_after_browsers"], "train_steps": TRAIN_STEPS,
+               "second_burst": {k: got["again"][k] for k in ("sent", "answered", "refused")},
+               "rss_after_second_mb": round(got["rss_after_second"] / 2**20)}
     print("\nload:", json.dumps(numbers))
-    ok = (not got["other"] and got["answered"] + got["refused"] == BURST and got["refused"] > 0
-          and got["answered"] > 0 and done.status == "finished")
-    tally.record("load", "generate burst", f"{BURST} requests, queue {QUEUE}, during a training", ok, **numbers)
+    bursts_ok = all(not b["other"] and b["answered"] + b["refused"] == BURST and b["refused"] > 0 and b["answered"] > 0
+                    for b in (got, got["again"]))
+    tally.record("load", "generate burst", f"2 x {BURST} requests, queue {QUEUE}, during a training",
+                 bursts_ok and done.status == "finished", **numbers)
     tally.record("load", "two browsers", "two contexts generate during a training", len(lines) == 2)
-    assert not got["other"], got["other"][:5]
-    assert got["answered"] + got["refused"] == BURST and got["refused"] > 0 and got["answered"] > 0, numbers
+    for b in (got, got["again"]):
+        assert not b["other"], b["other"][:5]
+        assert b["answered"] + b["refused"] == BURST and b["refused"] > 0 and b["answered"] > 0, numbers
     assert done.status == "finished" and done.step == TRAIN_STEPS, (done.status, done.error, done.stderr_tail)
     assert (ws.adapters / "loaded" / "loaded.safetensors").is_file()
-    assert got["rss_after"] <= got["rss_before"] + RSS_TOLERANCE, numbers
+    assert max(got["rss_after"], got["rss_after_second"]) <= got["rss_before"] + RSS_TOLERANCE, numbers
     assert all("64×64" in line for line in lines), lines
 
 
@@ -216,7 +221,43 @@ def _while_training(server, ws: Workspace, pages: list) -> tuple[dict, str, list
     time.sleep(3)  # let the last answers' buffers go
     got.update(t_quiet=t_quiet, rss_before=rss_before, rss_peak=peak.peak, rss_after=rss(server.pid))
     assert runner.snapshot(run_id).status == "running", "the training ended during the burst: raise TRAIN_STEPS"
+    again = _burst(client)  # a second burst: memory that a leak keeps would grow again
+    time.sleep(3)
+    got.update(again=again, rss_after_second=rss(server.pid))
     lines = _press_generate(pages)
     assert runner.snapshot(run_id).status == "running", "the training ended before the browsers' images: raise TRAIN_STEPS"
     got["step_after_browsers"] = steps_at(events)[-1][1]  # the margin left: TRAIN_STEPS - this
     return got, run_id, lines
+
+
+def test_a_full_queue_says_busy_in_the_page(tmp_path, monkeypatch, tally):
+    """What the user reads when the queue is full: Gradio's own line, checked in the page."""
+    from gradio_client import Client
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    server = start_server(tmp_path / "outputs", "--queue-size", "1")
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(60_000)
+                page.goto(server.url)
+                page.get_by_role("tab", name="Generate").click()
+                client = Client(server.url, verbose=False)
+                slow = [client.submit("a red mug", "", i, 150, 6.0, "Euler", 0, 0, 16, api_name="/generate")
+                        for i in range(3)]  # one drawing, one waiting: the queue (size 1) is full
+                wait_for(lambda: {"PROCESSING", "IN_QUEUE"} <= {j.status().code.name for j in slow}, 60,
+                         "the queue to fill")
+                page.click("#generate")
+                busy = page.get_by_text("currently busy").first
+                busy.wait_for()
+                text = busy.inner_text()
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+    ok = "try again" in text.lower()
+    tally.record("load", "queue full (page)", "Generate pressed while the queue is full", ok, message=text[:100])
+    assert ok, text
