@@ -230,34 +230,31 @@ def _while_training(server, ws: Workspace, pages: list) -> tuple[dict, str, list
     return got, run_id, lines
 
 
-def test_a_full_queue_says_busy_in_the_page(tmp_path, monkeypatch, tally):
-    """What the user reads when the queue is full: Gradio's own line, checked in the page."""
+def test_a_full_queue_says_busy_in_the_page(world, tally):
+    """What the user reads when the queue is full: Gradio's own line, checked in the page.
+    Runs last on the module's server (its queue is left full; the server is stopped after)."""
     from gradio_client import Client
     from playwright.sync_api import sync_playwright
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    server = start_server(tmp_path / "outputs", "--queue-size", "1")
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(60_000)
-                page.goto(server.url)
-                page.get_by_role("tab", name="Generate").click()
-                client = Client(server.url, verbose=False)
-                slow = [client.submit("a red mug", "", i, 150, 6.0, "Euler", 0, 0, 16, api_name="/generate")
-                        for i in range(3)]  # one drawing, one waiting: the queue (size 1) is full
-                wait_for(lambda: {"PROCESSING", "IN_QUEUE"} <= {j.status().code.name for j in slow}, 60,
-                         "the queue to fill")
-                page.click("#generate")
-                busy = page.get_by_text("currently busy").first
-                busy.wait_for()
-                text = busy.inner_text()
-            finally:
-                browser.close()
-    finally:
-        server.stop()
+    server, _ = world
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(server.url)
+            page.get_by_role("tab", name="Generate").click()
+            client = Client(server.url, verbose=False)
+            slow = [client.submit("a red mug", "", i, 150, 6.0, "Euler", 0, 0, 16, api_name="/generate")
+                    for i in range(QUEUE + 2)]  # one drawing, QUEUE waiting, one refused: the queue is full
+            wait_for(lambda: {"PROCESSING", "IN_QUEUE"} <= {j.status().code.name for j in slow}
+                     and any(j.done() and BUSY in str(j.exception()) for j in slow), 120, "the queue to fill")
+            page.click("#generate")
+            busy = page.get_by_text("currently busy").first
+            busy.wait_for()
+            text = busy.inner_text()
+        finally:
+            browser.close()
     ok = "try again" in text.lower()
     tally.record("load", "queue full (page)", "Generate pressed while the queue is full", ok, message=text[:100])
     assert ok, text
