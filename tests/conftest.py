@@ -53,3 +53,14 @@ def tally():
         path = Path(out)
         old = json.loads(path.read_text()) if path.is_file() else []
         path.write_text(json.dumps(old + t.rows, indent=1))
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory):
+    """One ``studio serve`` for the file-route and HTTP tests (tests/servers.py: a secret
+    beside the workspace and beside the upload cache; uploads capped at 1 MB)."""
+    from servers import sandbox
+
+    s = sandbox(tmp_path_factory.mktemp("serve"), "--max-file-size-mb", "1")
+    yield s
+    s.stop()

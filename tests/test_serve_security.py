@@ -2,58 +2,24 @@
 localhost by default, takes a login, and warns when it is open to the network without one."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import ROOT
+from servers import SECRET, free_port
+
 from studio.config import ServeSettings
 from studio.errors import StudioError
 from studio.paths import Workspace
 from studio.ui.server import exposure_warning, launch_kwargs, parse_auth
 
-SECRET = "studio-secret-outside-the-workspace"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    base = tmp_path_factory.mktemp("serve")
-    ws = base / "outputs"
-    ws.mkdir()
-    (ws / "inside.txt").write_text("hello from the workspace")
-    (base / "outside.txt").write_text(SECRET)  # a sibling of the workspace
-    port = _free_port()
-    env = {**os.environ, "STUDIO_OUTPUTS": str(ws), "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("STUDIO_AUTH", None)
-    proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read())
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("studio serve did not come up in 180 s")
-    yield url, ws, base
-    proc.terminate()
-    proc.wait(timeout=30)
+def server(sandbox_server):
+    return sandbox_server.url, sandbox_server.ws, sandbox_server.base
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -122,7 +88,7 @@ def test_cli_prints_the_warning_before_serving(tmp_path):
     env = {**os.environ, "STUDIO_OUTPUTS": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("STUDIO_AUTH", None)
     proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--host", "0.0.0.0", "--port",
-                             str(_free_port())], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+                             str(free_port())], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
     finally:

@@ -74,8 +74,14 @@ def _one(f: SourceFile, s: IngestSettings, min_side: int) -> tuple[Image.Image, 
 
 def ingest(name: str, paths: list[Path], s: IngestSettings = IngestSettings(), family: str = "tiny",
            ws: Workspace | None = None) -> IngestReport:
-    """Add the images under ``paths`` to dataset ``name`` (created if missing)."""
+    """Add the images under ``paths`` to dataset ``name`` (created if missing). Holds the
+    dataset's lock: a second ingest into the same set waits for this one."""
     ws = ws or Workspace()
+    with mf.locked(name, ws):
+        return _ingest(name, paths, s, family, ws)
+
+
+def _ingest(name: str, paths: list[Path], s: IngestSettings, family: str, ws: Workspace) -> IngestReport:
     folder = mf.dataset_dir(name, ws)
     if (folder / "manifest.json").is_file():
         m = mf.load(name, ws)  # a corrupt manifest raises: never silently start over

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,12 +77,33 @@ def save(m: Manifest, ws: Workspace | None = None) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def locked(name: str, ws: Workspace | None = None) -> Iterator[None]:
+    """Hold dataset ``name``'s lock while reading, changing and saving its manifest.
+
+    Two ingests into one set (the page's upload and sample buttons, a second browser, the CLI)
+    would each load the manifest, add their images and save: the last save dropped the other's
+    items and left their images on disk unlisted. The lock (``datasets/NAME/.lock``, an flock:
+    across threads and processes) makes them take turns; both are kept."""
+    folder = dataset_dir(name, ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: one writer at a time is up to the user
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def set_caption(name: str, file: str, caption: str, ws: Workspace | None = None) -> Manifest:
     """Edit one image's caption (the UI's caption editor and the CLI use this)."""
-    m = load(name, ws)
-    for item in m.items:
-        if item.file == file:
-            item.caption, item.caption_source = caption.strip(), "edited"
-            save(m, ws)
-            return m
+    with locked(name, ws):
+        m = load(name, ws)
+        for item in m.items:
+            if item.file == file:
+                item.caption, item.caption_source = caption.strip(), "edited"
+                save(m, ws)
+                return m
     raise StudioError(f"Dataset {name!r} has no image {file!r}.")

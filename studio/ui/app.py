@@ -67,7 +67,7 @@ def header(services: Services) -> None:
                     elem_id="base-model")
     job = gr.HTML(job_line(services.runner), elem_id="job-status", elem_classes=["job-line"])
     gr.Timer(POLL_S).tick(lambda: job_line(services.runner), None, job, show_progress="hidden",
-                          queue=False)
+                          queue=False, api_name="job_status")
 
 
 def build_app(services: Services) -> gr.Blocks:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
 SEED_MAX = 2**31 - 1
+ENGINE_QUEUE = "generate"  # one concurrency group: the button and the API draw one at a time
 # Gallery captions say what was drawn: let them wrap instead of cutting them off.
 CSS = """
 #result .caption-label { white-space: normal !important; overflow: visible !important;
@@ -101,6 +102,7 @@ def generate_tab(services: "Services") -> None:
             gallery.render()
             status.render()
     _grid(services, form)
+    _api(services, form, [gallery, status], home)
 
     def tick(current):
         now = lib.names()
@@ -148,7 +150,21 @@ def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.
             gpu_policy(services, home)
             return run(services, fixed, picks)
 
-        button.click(guard(click), [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1)
+        button.click(guard(click), [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1,
+                     concurrency_id=ENGINE_QUEUE)
+
+
+def _api(services: "Services", form: list, outputs: list, home: str) -> None:
+    """The Generate tab as an API endpoint (``/generate``, e.g. for ``gradio_client``): the form's
+    fields; adapters come from ``<lora:name:weight>`` tags in the prompt. The button's event
+    cannot be the endpoint: it is drawn per page by ``@gr.render`` and no client sees it. Both
+    share one concurrency group, so the page and API callers wait in the same line."""
+    def generate(*values):
+        gpu_policy(services, home)
+        return run(services, list(values), [])
+
+    gr.on([], guard(generate), form, outputs, api_name="generate", concurrency_limit=1,
+          concurrency_id=ENGINE_QUEUE, show_progress="hidden")
 
 
 def _weight(label: str, key: str, elem_id: str, limit: float, **kw) -> gr.Slider:

@@ -170,9 +170,9 @@ def _wire(services, existing, new, trigger, files, add, style, sample, status, r
 
     ingest_out = [existing, new, status, report, split, gallery, captions, files]
     add.click(guard(lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f))),
-              [existing, new, trigger, files], ingest_out, concurrency_limit=1)
+              [existing, new, trigger, files], ingest_out, concurrency_limit=1, api_name="add_images")
     sample.click(guard(lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t))),
-                 [style, existing, new, trigger], ingest_out, concurrency_limit=1)
+                 [style, existing, new, trigger], ingest_out, concurrency_limit=1, api_name="add_sample")
     existing.change(guard(show), existing, [gallery, captions, split])
     save.click(guard(lambda name, rows: (save_captions(services, name, rows), *show(name))),
                [existing, captions], [saved, gallery, captions, split], concurrency_limit=1)

@@ -179,7 +179,8 @@ def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resum
     for c in [preset, *inputs]:
         c.change(estimate, [preset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
     start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
-                [dataset, adapter, preset, *inputs], [message, pick, sig], concurrency_limit=1)
+                [dataset, adapter, preset, *inputs], [message, pick, sig], concurrency_limit=1,
+                api_name="start_training")
     stop.click(guard(lambda r: _act(services, "stop", r)), pick, [message, sig])
     resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick, sig])
 

@@ -1,0 +1,97 @@
+"""`studio serve` as a child process for tests (the file-route, HTTP, load and kill suites).
+
+The server writes its output to a log file, never to a pipe nobody reads: a pipe fills
+after 64 KiB and then blocks the server mid-request (a burst of requests logs a lot).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "studio-secret-outside-the-workspace"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Served:
+    """A running ``studio serve``: its URL, workspace, log file and process."""
+    proc: subprocess.Popen
+    url: str
+    ws: Path
+    log: Path
+    base: Path = field(default=Path("."))  # the folder around the workspace (sandbox fixture)
+    uploads: Path | None = None  # Gradio's upload cache (GRADIO_TEMP_DIR) when the test chose it
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.is_file() else ""
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+
+
+def start_server(ws: Path, *args: str, log: Path | None = None, env: dict | None = None,
+                 timeout: float = 180, uploads: Path | None = None) -> Served:
+    """Start ``studio serve --port P *args`` on workspace ``ws``; return once the page answers."""
+    port = free_port()
+    full_env = {**os.environ, "STUDIO_OUTPUTS": str(ws), "GRADIO_ANALYTICS_ENABLED": "False",
+                "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    full_env.pop("STUDIO_AUTH", None)
+    if uploads is not None:
+        full_env["GRADIO_TEMP_DIR"] = str(uploads)
+    log = log or ws.parent / f"serve-{port}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), *args], cwd=ROOT,
+                                env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    s = Served(proc, f"http://127.0.0.1:{port}", ws, log, uploads=uploads)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(s.url + "/", timeout=2)
+            return s
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"studio serve exited with {proc.returncode}:\n{s.output()[-4000:]}")
+            time.sleep(0.5)
+    s.stop()
+    raise RuntimeError(f"studio serve did not come up in {timeout:.0f} s:\n{s.output()[-4000:]}")
+
+
+def sandbox(base: Path, *args: str) -> Served:
+    """A server whose workspace has a sibling holding a secret (``base/outside.txt``) and an
+    upload cache of its own (``base/uploads``) with a secret beside it (``base/beside-uploads.txt``)."""
+    ws = base / "outputs"
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "inside.txt").write_text("hello from the workspace")
+    (base / "outside.txt").write_text(SECRET)
+    (base / "beside-uploads.txt").write_text(SECRET)
+    uploads = base / "uploads"
+    uploads.mkdir(exist_ok=True)
+    s = start_server(ws, *args, uploads=uploads)
+    s.base = base
+    return s
