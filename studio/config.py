@@ -139,14 +139,17 @@ class ImportSettings:
 
 @dataclass(frozen=True)
 class LoraSettings:
-    rank: int = setting(8, "LoRA rank of the attention projections (to_q/k/v/out).", min=1, max=256)
-    alpha: float = setting(8.0, "LoRA alpha of the attention projections; scale = alpha / rank.", min=0.0, max=1024.0)
+    rank: int = setting(8, "How much the style can learn: higher keeps more detail, bigger file "
+                                "(LoRA rank of the attention layers; 4-16 is typical).", min=1, max=256)
+    alpha: float = setting(8.0, "Strength scale of what is learned (scale = alpha / rank); "
+                                    "same as Rank if unsure.", min=0.0, max=1024.0)
     ff_rank: int = setting(0, "LoRA rank of the UNet feed-forward layers; 0 = none.", min=0, max=256)
     ff_alpha: float = setting(0.0, "Alpha of the feed-forward LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
     conv_rank: int = setting(0, "LoRA rank of the UNet resnet 3x3 convs (LoCon); 0 = none.", min=0, max=256)
     conv_alpha: float = setting(0.0, "Alpha of the conv LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
     dropout: float = setting(0.0, "Dropout on the LoRA path during training.", min=0.0, max=0.9)
-    text_encoder: bool = setting(True, "Also put LoRA on the text-encoder attention (q/k/v/out_proj).")
+    text_encoder: bool = setting(True, "Also teach the prompt reader the trigger word "
+                                 "(LoRA on the text-encoder attention); usually better.")
     te_rank: int = setting(0, "Rank of the text-encoder LoRA; 0 = same as rank.", min=0, max=256)
     te_alpha: float = setting(0.0, "Alpha of the text-encoder LoRA; 0 = same as alpha.", min=0.0, max=1024.0)
 
@@ -155,11 +158,13 @@ class LoraSettings:
 class TrainSettings:
     lora: LoraSettings = field(default_factory=LoraSettings)
     # schedule
-    steps: int = setting(500, "Optimizer steps to train.", min=1, max=1_000_000)
-    batch_size: int = setting(4, "Images per step (per GPU).", min=1, max=256)
+    steps: int = setting(500, "Training steps: more = a stronger style and a longer run.", min=1, max=1_000_000)
+    batch_size: int = setting(4, "Images looked at per step: more = steadier but more memory.", min=1, max=256)
     grad_accum: int = setting(1, "Micro-batches accumulated per optimizer step.", min=1, max=256)
-    lr_unet: float = setting(1e-4, "Learning rate of the UNet LoRA.", min=0.0, max=1.0)
-    lr_text: float = setting(5e-5, "Learning rate of the text-encoder LoRA.", min=0.0, max=1.0)
+    lr_unet: float = setting(1e-4, "How fast the image model learns; too high gives noise "
+                                  "(learning rate of the UNet LoRA).", min=0.0, max=1.0)
+    lr_text: float = setting(5e-5, "How fast the prompt reader learns "
+                                  "(learning rate of the text-encoder LoRA).", min=0.0, max=1.0)
     lr_scheduler: str = setting("constant_with_warmup", "LR schedule (diffusers.optimization): constant, "
                                 "constant_with_warmup, cosine, linear, polynomial.",
                                 choices=("constant", "constant_with_warmup", "cosine", "linear", "polynomial"))
@@ -173,7 +178,8 @@ class TrainSettings:
     min_snr_gamma: float = setting(0.0, "Min-SNR-gamma loss weighting (5 is common); 0 = off.", min=0.0, max=100.0)
     noise_offset: float = setting(0.0, "Noise offset (helps very dark/bright styles); 0 = off.", min=0.0, max=1.0)
     # data
-    resolution: int = setting(0, "Training resolution; 0 = the base model's native size.", min=0, max=4096)
+    resolution: int = setting(0, "Size the images are trained at, in pixels; 0 = the base model's own "
+                                 "size.", min=0, max=4096)
     repeats: int = setting(1, "Times each image appears per epoch.", min=1, max=1000)
     flip: bool = setting(False, "Random horizontal flips.")
     random_crop: bool = setting(False, "Random instead of centred crops (disables the latent cache).")
@@ -186,7 +192,8 @@ class TrainSettings:
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
     cache_latents: bool = setting(True, "Encode images once; the VAE then leaves the GPU.")
     cache_text: bool = setting(True, "Encode captions once when the text encoder is not trained.")
-    quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).",
+    quantize: str = setting("none", "Save GPU memory by keeping the base model in 8-bit or "
+                             "4-bit (nf4) form (QLoRA, bitsandbytes); none = off.",
                              choices=("none", "8bit", "nf4"))
     vram_budget_gb: float = setting(0.0, "GPU memory the preflight allows; 0 = the GPU's total.", min=0.0, max=1024.0)
     # validation, previews, checkpoints
