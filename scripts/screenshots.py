@@ -58,7 +58,7 @@ def flow(page, out: Path, readme: Path) -> None:
     library.locator("#library-summary").get_by_text("neon").first.wait_for(timeout=WAIT_MS)
     shoot(page, out, "library")
     gen = top(page, "Generate")
-    gen.get_by_label("Prompt", exact=True).fill("a red mug, neon style")
+    gen.locator("#prompt textarea").fill("a red mug, neon style")
     gen.get_by_label("neon", exact=True).check()
     gen.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#status").get_by_text("neon 1").wait_for(timeout=WAIT_MS)

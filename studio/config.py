@@ -109,10 +109,12 @@ class IngestSettings:
 @dataclass(frozen=True)
 class ExportSettings:
     """How `studio export` writes an adapter for another tool (see README: compatibility table)."""
-    format: str = setting("kohya", "kohya (A1111, Forge, ComfyUI, kohya; SDXL with sd-scripts block names) or "
-                                   "diffusers (PEFT keys, `load_lora_weights`).")
-    dtype: str = setting("fp16", "Tensor dtype of the file: fp32, fp16 (half the size) or bf16.")
-    rank: int = setting(0, "Resize every module to this rank by SVD; 0 = keep the trained ranks.", min=0, max=1024)
+    format: str = setting("kohya", "kohya: for AUTOMATIC1111, Forge, ComfyUI and kohya (SDXL with sd-scripts "
+                                   "block names); diffusers: for Python code (PEFT keys, `load_lora_weights`).")
+    dtype: str = setting("fp16", "Number precision in the file: fp16 is half the size of fp32 and looks "
+                                 "the same; bf16 also half.")
+    rank: int = setting(0, "A smaller file: compress every module to this rank (SVD, error "
+                               "reported); 0 = keep the trained ranks.", min=0, max=1024)
     keep: float = setting(0.0, "Resize each module to the smallest rank keeping this share of its singular-value "
                                "energy (sv_fro, e.g. 0.95); 0 = off.", min=0.0, max=1.0)
     fold_alpha: bool = setting(True, "diffusers format: fold alpha/rank into lora_B (scale 1 in every loader); "

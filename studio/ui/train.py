@@ -140,7 +140,8 @@ def train_tab(services: Services) -> None:
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
             plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss (lower = closer to your images)",
                                color_map=view.COLORS, height=220, elem_id="loss-plot", x_title="step",
-                               y_title="loss", color_title="", caption=view.LOSS_CAPTION)
+                               y_title="loss", color_title="")
+            gr.Markdown(view.LOSS_CAPTION, elem_classes=["muted"], elem_id="loss-help")
             warnings = gr.Markdown(elem_id="run-warnings")
             gallery = gr.Gallery(label="Previews: what the style draws so far (newest first)", columns=4,
                                  height=340, object_fit="contain", fit_columns=False, elem_id="previews",
