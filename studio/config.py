@@ -39,8 +39,9 @@ class GenerateSettings:
     prompt: str = setting("a red mug on a white background", "What to draw.")
     negative: str = setting("", "What to steer away from (negative prompt).")
     seed: int = setting(0, "Random seed; the same seed gives the same image.")
-    steps: int = setting(25, "Sampler steps.", min=1, max=150)
-    guidance: float = setting(6.0, "Classifier-free guidance scale.", min=0.0, max=30.0)
+    steps: int = setting(25, "Drawing steps: more = finer, slower (sampler steps).", min=1, max=150)
+    guidance: float = setting(6.0, "How closely the image follows the prompt; 5-8 is typical "
+                                   "(classifier-free guidance scale).", min=0.0, max=30.0)
     width: int = setting(0, "Image width in pixels; 0 = the model's native size.", min=0, max=4096)
     height: int = setting(0, "Image height in pixels; 0 = the model's native size.", min=0, max=4096)
     sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
