@@ -39,8 +39,9 @@ class GenerateSettings:
     prompt: str = setting("a red mug on a white background", "What to draw.")
     negative: str = setting("", "What to steer away from (negative prompt).")
     seed: int = setting(0, "Random seed; the same seed gives the same image.")
-    steps: int = setting(25, "Sampler steps.", min=1, max=150)
-    guidance: float = setting(6.0, "Classifier-free guidance scale.", min=0.0, max=30.0)
+    steps: int = setting(25, "Drawing steps: more = finer, slower (sampler steps).", min=1, max=150)
+    guidance: float = setting(6.0, "How closely the image follows the prompt; 5-8 is typical "
+                                   "(classifier-free guidance scale).", min=0.0, max=30.0)
     width: int = setting(0, "Image width in pixels; 0 = the model's native size.", min=0, max=4096)
     height: int = setting(0, "Image height in pixels; 0 = the model's native size.", min=0, max=4096)
     sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
@@ -127,10 +128,12 @@ class IngestSettings:
 @dataclass(frozen=True)
 class ExportSettings:
     """How `studio export` writes an adapter for another tool (see README: compatibility table)."""
-    format: str = setting("kohya", "kohya (A1111, Forge, ComfyUI, kohya; SDXL with sd-scripts block names) or "
-                                   "diffusers (PEFT keys, `load_lora_weights`).")
-    dtype: str = setting("fp16", "Tensor dtype of the file: fp32, fp16 (half the size) or bf16.")
-    rank: int = setting(0, "Resize every module to this rank by SVD; 0 = keep the trained ranks.", min=0, max=1024)
+    format: str = setting("kohya", "kohya: for AUTOMATIC1111, Forge, ComfyUI and kohya (SDXL with sd-scripts "
+                                   "block names); diffusers: for Python code (PEFT keys, `load_lora_weights`).")
+    dtype: str = setting("fp16", "Number precision in the file: fp16 is half the size of fp32 and looks "
+                                 "the same; bf16 also half.")
+    rank: int = setting(0, "A smaller file: compress every module to this rank (SVD, error "
+                               "reported); 0 = keep the trained ranks.", min=0, max=1024)
     keep: float = setting(0.0, "Resize each module to the smallest rank keeping this share of its singular-value "
                                "energy (sv_fro, e.g. 0.95); 0 = off.", min=0.0, max=1.0)
     fold_alpha: bool = setting(True, "diffusers format: fold alpha/rank into lora_B (scale 1 in every loader); "
@@ -157,14 +160,17 @@ class ImportSettings:
 
 @dataclass(frozen=True)
 class LoraSettings:
-    rank: int = setting(8, "LoRA rank of the attention projections (to_q/k/v/out).", min=1, max=256)
-    alpha: float = setting(8.0, "LoRA alpha of the attention projections; scale = alpha / rank.", min=0.0, max=1024.0)
+    rank: int = setting(8, "How much the style can learn: higher keeps more detail, bigger file "
+                                "(LoRA rank of the attention layers; 4-16 is typical).", min=1, max=256)
+    alpha: float = setting(8.0, "Strength scale of what is learned (scale = alpha / rank); "
+                                    "same as Rank if unsure.", min=0.0, max=1024.0)
     ff_rank: int = setting(0, "LoRA rank of the UNet feed-forward layers; 0 = none.", min=0, max=256)
     ff_alpha: float = setting(0.0, "Alpha of the feed-forward LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
     conv_rank: int = setting(0, "LoRA rank of the UNet resnet 3x3 convs (LoCon); 0 = none.", min=0, max=256)
     conv_alpha: float = setting(0.0, "Alpha of the conv LoRA; 0 = same as its rank.", min=0.0, max=1024.0)
     dropout: float = setting(0.0, "Dropout on the LoRA path during training.", min=0.0, max=0.9)
-    text_encoder: bool = setting(True, "Also put LoRA on the text-encoder attention (q/k/v/out_proj).")
+    text_encoder: bool = setting(True, "Also teach the prompt reader the trigger word "
+                                 "(LoRA on the text-encoder attention); usually better.")
     te_rank: int = setting(0, "Rank of the text-encoder LoRA; 0 = same as rank.", min=0, max=256)
     te_alpha: float = setting(0.0, "Alpha of the text-encoder LoRA; 0 = same as alpha.", min=0.0, max=1024.0)
 
@@ -173,11 +179,13 @@ class LoraSettings:
 class TrainSettings:
     lora: LoraSettings = field(default_factory=LoraSettings)
     # schedule
-    steps: int = setting(500, "Optimizer steps to train.", min=1, max=1_000_000)
-    batch_size: int = setting(4, "Images per step (per GPU).", min=1, max=256)
+    steps: int = setting(500, "Training steps: more = a stronger style and a longer run.", min=1, max=1_000_000)
+    batch_size: int = setting(4, "Images looked at per step: more = steadier but more memory.", min=1, max=256)
     grad_accum: int = setting(1, "Micro-batches accumulated per optimizer step.", min=1, max=256)
-    lr_unet: float = setting(1e-4, "Learning rate of the UNet LoRA.", min=0.0, max=1.0)
-    lr_text: float = setting(5e-5, "Learning rate of the text-encoder LoRA.", min=0.0, max=1.0)
+    lr_unet: float = setting(1e-4, "How fast the image model learns; too high gives noise "
+                                  "(learning rate of the UNet LoRA).", min=0.0, max=1.0)
+    lr_text: float = setting(5e-5, "How fast the prompt reader learns "
+                                  "(learning rate of the text-encoder LoRA).", min=0.0, max=1.0)
     lr_scheduler: str = setting("constant_with_warmup", "LR schedule (diffusers.optimization): constant, "
                                 "constant_with_warmup, cosine, linear, polynomial.",
                                 choices=("constant", "constant_with_warmup", "cosine", "linear", "polynomial"))
@@ -191,7 +199,8 @@ class TrainSettings:
     min_snr_gamma: float = setting(0.0, "Min-SNR-gamma loss weighting (5 is common); 0 = off.", min=0.0, max=100.0)
     noise_offset: float = setting(0.0, "Noise offset (helps very dark/bright styles); 0 = off.", min=0.0, max=1.0)
     # data
-    resolution: int = setting(0, "Training resolution; 0 = the base model's native size.", min=0, max=4096)
+    resolution: int = setting(0, "Size the images are trained at, in pixels; 0 = the base model's own "
+                                 "size.", min=0, max=4096)
     repeats: int = setting(1, "Times each image appears per epoch.", min=1, max=1000)
     flip: bool = setting(False, "Random horizontal flips.")
     random_crop: bool = setting(False, "Random instead of centred crops (disables the latent cache).")
@@ -204,7 +213,8 @@ class TrainSettings:
     gradient_checkpointing: bool = setting(False, "Recompute activations in backward to save memory.")
     cache_latents: bool = setting(True, "Encode images once; the VAE then leaves the GPU.")
     cache_text: bool = setting(True, "Encode captions once when the text encoder is not trained.")
-    quantize: str = setting("none", "QLoRA: keep the frozen UNet/text encoder in 8bit or nf4 (bitsandbytes).",
+    quantize: str = setting("none", "Save GPU memory by keeping the base model in 8-bit or "
+                             "4-bit (nf4) form (QLoRA, bitsandbytes); none = off.",
                              choices=("none", "8bit", "nf4"))
     vram_budget_gb: float = setting(0.0, "GPU memory the preflight allows; 0 = the GPU's total.", min=0.0, max=1024.0)
     # validation, previews, checkpoints

@@ -76,6 +76,19 @@ def test_run_view_says_what_happened():
     assert view.duration(3725) == "1 h 02 min" and view.duration(None) == "–"
 
 
+def test_an_empty_adapter_name_means_the_image_sets_name_numbered_when_taken():
+    from types import SimpleNamespace
+
+    from studio.ui.train import default_adapter_name, name_hint
+
+    run = SimpleNamespace(adapter="shop-2", live=True)
+    services = SimpleNamespace(library=SimpleNamespace(names=lambda: ["shop", "neon"]),
+                               runner=SimpleNamespace(runs=lambda: [run]))
+    assert default_adapter_name(services, "shop") == "shop-3"  # shop is in the library, shop-2 training
+    assert default_adapter_name(services, "pastel") == "pastel"
+    assert name_hint("shop") == "empty = shop" and name_hint(None).startswith("e.g.")
+
+
 def test_the_page_modules_import_no_torch():
     import subprocess
     import sys

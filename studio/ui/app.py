@@ -58,13 +58,22 @@ def job_line(runner) -> str:
             f'<div class="progress" style="max-width:420px"><div style="width:{pct}%"></div></div>')
 
 
+def base_model_line(kind: str, location: str, family: str, device: str, dtype: str) -> str:
+    """"Base model tiny (the built-in demo model) on CPU · float32": what draws, and where."""
+    if kind == "tiny":
+        what = "**tiny** (the built-in demo model: small, blurry 64 px images)"
+    else:
+        what = f"**{html.escape(location)}** ({html.escape(family)})"
+    where = {"cpu": "CPU", "cuda": "GPU"}.get(device, html.escape(device).replace("cuda:", "GPU "))
+    return f"Base model {what} on **{where}** · {html.escape(str(dtype))}"
+
+
 def header(services: Services) -> None:
     m = services.engine.model
     with gr.Row(elem_id="header"):
         gr.Markdown("# LoRA Style Studio")
-        gr.Markdown(f"Base model **{html.escape(m.ref.kind if m.ref.kind == 'tiny' else m.ref.location)}** "
-                    f"({m.family}) on **{services.device}**, {services.dtype}", elem_classes=["muted"],
-                    elem_id="base-model")
+        gr.Markdown(base_model_line(m.ref.kind, m.ref.location, m.family, services.device, services.dtype),
+                    elem_classes=["muted"], elem_id="base-model")
     job = gr.HTML(job_line(services.runner), elem_id="job-status", elem_classes=["job-line"])
     gr.Timer(POLL_S).tick(lambda: job_line(services.runner), None, job, show_progress="hidden",
                           queue=False, api_name="job_status")

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 REPORT_HEADERS = ["File", "Result", "Reason / details"]
 CAPTION_HEADERS = ["Image", "Split", "Caption"]
+INTRO = ("Start here: add **5–50 pictures that share one look** (your product photos, a brand style). "
+         "Each gets a caption you can edit. No pictures at hand? *Try a sample style set* below.")
 SAMPLE_COUNT = 16  # images in a "Try a sample style set" set
 
 
@@ -126,6 +128,7 @@ def images_tab(services: Services) -> None:
     names = dataset_names(services)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
+            gr.Markdown(INTRO, elem_id="images-intro")
             with gr.Group():
                 existing = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
                                        info="An existing set to add to, edit or train.", elem_id="set-pick")
@@ -146,7 +149,7 @@ def images_tab(services: Services) -> None:
                                   column_widths=["34%", "20%", "46%"])
         with gr.Column(scale=3, min_width=420):
             split = gr.Markdown(elem_id="split-info")
-            gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain",
+            gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain", fit_columns=False,
                                  elem_id="thumbs", elem_classes=["pixelated"], allow_preview=True,
                                  interactive=False)
             captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",

@@ -189,7 +189,8 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
                                 info=help_of(ExportSettings, "dtype"), elem_id="export-dtype")
             rank = field_input(ExportSettings, "rank", label="Rank (0 = keep)", elem_id="export-rank")
         go = gr.Button("Export", elem_id="export-button")
-        file = gr.File(label="Exported file", interactive=False, height=90, elem_id="export-file")
+        file = gr.File(label="Exported file (click to download)", interactive=False, height=90,
+                       elem_id="export-file", visible=False)  # shown once there is a file: empty, it looks like a drop zone
         report = gr.Markdown(elem_id="export-report")
 
     def run(name, fmt, dtype, rank):
@@ -198,7 +199,7 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         if not name:
             raise gr.Error("Pick an adapter to export first.")
         result = export(name, ExportSettings(format=fmt, dtype=dtype, rank=int(rank or 0)), ws=services.ws)
-        return str(result.path), _export_report(result)
+        return gr.update(value=str(result.path), visible=True), _export_report(result)
 
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 

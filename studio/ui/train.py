@@ -30,6 +30,8 @@ MAIN = ["steps", "lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", 
 ADVANCED = [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN]
 PATHS = MAIN + ADVANCED
 POLL_S = 2.0
+INTRO = ("Pick an image set and press **Start training**: the preset's settings work as they are. "
+         "More **Steps** give a stronger style and a longer run. Training goes on if you close the page.")
 
 
 @functools.lru_cache(maxsize=16)
@@ -49,14 +51,17 @@ def settings_from_form(preset: str, values: list) -> TrainSettings:
 
 def memory_text(services: Services, s: TrainSettings) -> str:
     est = preflight.for_family(services.family, s)
-    head = f"**Memory estimate:** {est.format()}."
+    total = est.total / preflight.GiB
+    amount = "under 0.1 GiB" if total < 0.1 else f"about {total:.1f} GiB"
+    parts = (f"<span class='muted'>Base model {est.weights / preflight.GiB:.1f} GiB, adapter and optimizer "
+             f"{est.lora / preflight.GiB:.2f}, working memory {est.activations / preflight.GiB:.1f}; "
+             "an estimate, not a measurement.</span>")
     if not services.on_gpu:
-        return (f"{head}<br><span class='muted'>Training runs on the CPU here, so this is what the run would "
-                "need on a GPU (an estimate, not a measurement).</span>")
+        return f"**Memory:** on a GPU this run would need {amount}; here it trains on the CPU.<br>{parts}"
     budget = s.vram_budget_gb * preflight.GiB or services.gpu_memory
     fits = est.total <= budget
     verdict = "fits" if fits else "<span class='status-error'>does not fit</span>"
-    return f"{head} It {verdict} in {budget / preflight.GiB:.1f} GiB of GPU memory."
+    return f"**GPU memory:** {amount}, which {verdict} in {budget / preflight.GiB:.1f} GiB.<br>{parts}"
 
 
 def start_run(services: Services, dataset, adapter, preset, values):
@@ -67,7 +72,7 @@ def start_run(services: Services, dataset, adapter, preset, values):
     m = mf.load(dataset, services.ws)
     if not m.train:
         raise StudioError(f"Image set {dataset!r} has no training images.", "Add images on the Images tab.")
-    adapter = check_adapter_name((adapter or "").strip())
+    adapter = check_adapter_name((adapter or "").strip() or default_adapter_name(services, dataset))
     if adapter in services.library.names():
         raise StudioError(f"An adapter named {adapter!r} already exists.",
                           "Choose another name (or delete the old one in the Library).")
@@ -81,6 +86,15 @@ def start_run(services: Services, dataset, adapter, preset, values):
     req = TrainRequest(adapter=adapter, dataset=dataset, preset=preset, sets=tuple(sets),
                        model=services.model.model, device=services.model.device, dtype=services.model.dtype)
     return services.runner.start(req)
+
+
+def default_adapter_name(services: Services, dataset: str) -> str:
+    """The name an empty *Adapter name* means: the image set's, numbered if that one is taken."""
+    taken = set(services.library.names()) | {r.adapter for r in services.runner.runs() if r.live}
+    name, n = dataset, 2
+    while name in taken:
+        name, n = f"{dataset}-{n}", n + 1
+    return name
 
 
 def shown_run(services: Services, pick: str | None):
@@ -102,11 +116,13 @@ def train_tab(services: Services) -> None:
     fields = {}
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=360):
+            gr.Markdown(INTRO, elem_id="train-intro")
             with gr.Group():
                 names = dataset_names(services)
                 dataset = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
                                       info="Made on the Images tab.", elem_id="train-set")
-                adapter = gr.Textbox(label="Adapter name", placeholder="e.g. neon-v1", elem_id="adapter-name",
+                adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(names[-1] if names else None),
+                                     elem_id="adapter-name",
                                      info="The style's name in the Library (letters, digits, - and _).")
                 preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
                                      info=f"Fills in the settings below; {preset0} suits the {family} model.")
@@ -116,18 +132,22 @@ def train_tab(services: Services) -> None:
                         fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
             memory = gr.Markdown(elem_id="preflight")
             with gr.Row():
-                start = gr.Button("Start training", variant="primary", elem_id="start", min_width=120)
+                start = gr.Button("Start training", variant="primary", elem_id="start", min_width=160, scale=2)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
                 resume = gr.Button("Resume", elem_id="resume", min_width=80)
             message = gr.Markdown(elem_id="train-message")
         with gr.Column(scale=3, min_width=440):
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
-            plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss", color_map=view.COLORS,
-                               height=220, elem_id="loss-plot", x_title="step", y_title="loss")
+            plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss (lower = closer to your images)",
+                               color_map=view.COLORS, height=220, elem_id="loss-plot", x_title="step",
+                               y_title="loss", color_title="")
+            gr.Markdown(view.LOSS_CAPTION, elem_classes=["muted"], elem_id="loss-help")
             warnings = gr.Markdown(elem_id="run-warnings")
-            gallery = gr.Gallery(label="Previews (newest first)", columns=4, height=300, object_fit="contain",
-                                 elem_id="previews", elem_classes=["pixelated"], interactive=False)
-            pick = gr.Dropdown([], value=None, label="Show run", info="Empty = the current or newest run.",
+            gallery = gr.Gallery(label="Previews: what the style draws so far (newest first)", columns=4,
+                                 height=340, object_fit="contain", fit_columns=False, elem_id="previews",
+                                 elem_classes=["pixelated"], interactive=False)
+            pick = gr.Dropdown([], value=None, label="Show an earlier run",
+                               info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
@@ -190,7 +210,12 @@ def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resum
         return gr.update(choices=names, value=value), estimate(p, *values)
 
     on_show(sets_and_memory, [dataset, preset, *inputs], [dataset, memory])
-    dataset.change(lambda d, a: a or (d or ""), [dataset, adapter], adapter)
+    # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
+    dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
+
+
+def name_hint(dataset: str | None) -> str:
+    return f"empty = {dataset}" if dataset else "e.g. neon-v1"
 
 
 def _act(services: Services, action: str, pick_id):

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 COLORS = {"training": "#2563eb", "validation": "#ea580c"}
+LOSS_CAPTION = ("Blue: training images, orange: held-out images. It jumps from step to step; "
+                "watch the trend, and stop if orange climbs while blue keeps falling (overfitting).")
 RUN_HEADERS = ["Run", "Adapter", "Image set", "Status", "Step", "Loss", "Started", "Note"]
 
 

@@ -1,0 +1,137 @@
+"""Helpers for driving the real studio in headless Chromium: start ``studio serve`` on a
+workspace, open a page, and the few steps every browser test takes (switch tab, pick from a
+dropdown, fill the training form, generate and read back the image the page shows).
+
+Used by the e2e tests (through ``conftest.py``'s fixtures) and by ``scripts/screenshots.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 800}
+SERVER_CMD = os.environ.get("STUDIO_E2E_SERVER")  # dev only: another command that serves the same app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def studio_server(workspace: Path, timeout_s: float = 180, quiet: bool = False) -> Iterator[str]:
+    """``studio serve`` from this checkout on ``workspace`` (STUDIO_OUTPUTS); yields its URL."""
+    port = free_port()
+    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env.pop("STUDIO_AUTH", None)
+    cmd = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
+    if SERVER_CMD:
+        cmd = [sys.executable, *SERVER_CMD.split(), str(workspace), str(port)]
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield _wait_up(proc, f"http://127.0.0.1:{port}/", timeout_s)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float) -> str:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"studio serve exited:\n{proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.5)
+    raise RuntimeError(f"studio serve did not come up in {timeout_s:.0f} s")
+
+
+@contextmanager
+def browser_page(url: str, timeout_ms: int = 60_000):
+    """A 1280x800 Chromium page on ``url`` (downloads accepted)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def tab(page, name: str):
+    """Click the tab ``name`` and return its panel."""
+    page.get_by_role("tab", name=name).click()
+    return page.locator(f"#tab-{name.lower()}")
+
+
+def pick(page, scope, label: str, option: str) -> None:
+    """Choose ``option`` in the dropdown labelled ``label`` inside ``scope``."""
+    scope.get_by_label(label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def fill_run(train, adapter: str, steps: int, sample_every: int, batch: int = 2, sample_steps: int = 4,
+             extra: tuple[tuple[str, object], ...] = ()) -> None:
+    """Fill the Train tab for a short run: name, steps, batch, how often to preview/validate/checkpoint."""
+    train.get_by_label("Adapter name").fill(adapter)
+    train.get_by_label("Steps", exact=True).fill(str(steps))
+    train.get_by_label("Batch size").fill(str(batch))
+    adv = train.page.locator("#advanced")
+    if not adv.get_by_label("Preview every N steps").is_visible():
+        adv.get_by_text("Advanced settings").click()
+    for label, value in (("Preview every N steps", sample_every), ("Validate every N steps", sample_every),
+                         ("Checkpoint every", sample_every), ("Sample steps", sample_steps), *extra):
+        adv.get_by_label(label, exact=True).fill(str(value))
+        adv.get_by_label(label, exact=True).press("Tab")
+
+
+def run_status(page) -> str | None:
+    return page.locator("#run-status").get_attribute("data-status")
+
+
+def png_pixels(page, img) -> "np.ndarray":  # noqa: F821
+    """The RGB pixels of the PNG an ``<img>`` on the page shows (fetched as the browser would)."""
+    import numpy as np
+    from PIL import Image
+
+    png = page.request.get(img.get_attribute("src")).body()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def generate(page, expect: str, timeout_ms: int = 120_000):
+    """Click Generate, wait for the status line naming ``expect`` (e.g. "neon 1", "no adapters"),
+    return the first result's pixels."""
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.locator("#status").get_by_text(expect).wait_for(timeout=timeout_ms)
+    return png_pixels(page, page.locator("#result img").first)
+
+
+def set_weight(page, adapter: str, value: float) -> None:
+    box = page.locator(f"#lora-w-{adapter} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
