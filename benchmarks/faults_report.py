@@ -157,3 +157,50 @@ def table(rows: list[dict], seconds: float | None) -> str:
                + (f" Wall time of the suites: {seconds:.0f} s." if seconds else ""))
     bugs = "\n\nBugs found, with their fixes:\n\n| bug | fix |\n|---|---|\n" + \
         "\n".join(f"| {b} | {f} |" for b, f in BUGS)
+    log = commits()
+    history = ("\n\nCommits of the faults work (`git log main HEAD`):\n\n" + "\n".join(f"- {c}" for c in log)) if log else ""
+    not_yet = "\n\nNot covered here: export on a full disk."
+    return "\n".join(lines) + summary + bugs + history + not_yet
+
+
+def write_section(title: str, body: str) -> None:
+    """Replace the section ``## title`` of RESULTS.md (up to the next ``## ``), or append it."""
+    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
+    block = f"## {title}\n\n{datetime.date.today()} · `{cmd}` · {machine()}\n\n{body.strip()}\n"
+    print(block)
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else ""
+    m = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+    text = text[:m.start()] + block + ("\n" + text[m.end():] if text[m.end():] else "") if m \
+        else text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def _read(path: Path) -> tuple[list[dict], float | None]:
+    """A tally: the fixture's plain list of rows, or {"seconds", "rows"} as --keep saves it."""
+    data = json.loads(path.read_text())
+    return (data, None) if isinstance(data, list) else (data["rows"], data.get("seconds"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--from", dest="source", help="format an existing tally JSON instead of running the suites")
+    p.add_argument("--skip", action="append", default=[], help="a suite file not to run (repeatable)")
+    p.add_argument("--add", action="append", default=[], help="also count the rows of this tally JSON (repeatable)")
+    p.add_argument("--keep", help="also save the collected tally JSON here")
+    args = p.parse_args()
+    seconds = None
+    if args.source:
+        rows, seconds = _read(Path(args.source))
+    else:
+        tally = Path(tempfile.mkdtemp()) / "tally.json"
+        seconds = run(tally, args.skip)
+        rows = json.loads(tally.read_text()) if tally.is_file() else []
+    for extra in args.add:
+        rows += _read(Path(extra))[0]
+    if args.keep:  # with the wall time, so --from can format it later
+        Path(args.keep).write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=1))
+    write_section(TITLE, table(rows, seconds))
+
+
+if __name__ == "__main__":
+    main()

@@ -43,6 +43,11 @@ class Workspace:
     def screenshots(self) -> Path:
         return self.root / "screenshots"
 
+    @property
+    def uploads(self) -> Path:
+        """Gradio's upload cache for ``studio serve`` (files dropped on the page land here first)."""
+        return self.root / ".uploads"
+
     def inside(self, path: Path) -> Path:
         """Resolve ``path`` and refuse anything that escapes the workspace."""
         root = self.root.resolve()

@@ -95,3 +95,14 @@ def test_cli_prints_the_warning_before_serving(tmp_path):
         proc.kill()
         proc.wait(timeout=30)
     assert "WARNING" in line and "--auth" in line
+
+
+def test_uploads_stay_inside_the_workspace_unless_told_otherwise(tmp_path, monkeypatch):
+    from studio.paths import Workspace
+    from studio.ui.server import keep_uploads_in
+
+    ws = Workspace(tmp_path / "outputs")
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    assert keep_uploads_in(ws) == str(ws.uploads) and ws.uploads.parent == ws.root
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
+    assert keep_uploads_in(ws) == str(tmp_path / "mine")

@@ -59,8 +59,15 @@ def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | N
                 footer_links=["settings"], css=CSS, ssr_mode=False, mcp_server=False, pwa=False)
 
 
+def keep_uploads_in(ws: Workspace) -> str:
+    """Gradio's upload cache goes inside the workspace (its default, /tmp/gradio, is shared by every
+    Gradio app on the machine), unless GRADIO_TEMP_DIR already says where. Before gradio is imported."""
+    return os.environ.setdefault("GRADIO_TEMP_DIR", str(ws.uploads))
+
+
 def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **runner_kw):
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    keep_uploads_in(Workspace())
     auth = parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", ""))  # the CLI prints exposure_warning
     from .app import build_app
     from .services import build_services
