@@ -200,3 +200,36 @@ def test_request_without_library_adapters_leaves_the_trainers_adapter_alone(eng)
     assert _diff(trained, plain) > 1.0  # the preview shows the adapter being trained
     preview.generate(GenerateSettings(prompt=S.prompt, steps=1), [LoraWeight("neon")])
     assert (_arr(preview.generate(S)) == trained).all()  # library adapter off: training adapter back alone
+
+
+def test_mixed_rank_adapter_gets_each_modules_own_strength(tmp_path):
+    """A resized (--rank auto) adapter has a different rank and alpha per module; diffusers alone
+    gives every module the most common alpha. In the engine every module's delta is the file's."""
+    from studio.adapters import kohya
+    from studio.adapters.random_lora import random_kohya, write_adapter
+    from studio.adapters.resize import resize
+    from studio.generate.slots import PREFIX
+    from studio.paths import Workspace
+
+    model = load_model("tiny", device="cpu")
+    sd = random_kohya(model.pipe, rank=8, alpha=4.0, seed=1)
+    g = torch.Generator().manual_seed(3)
+    for k in [k for k in sd if k.endswith("lora_down.weight")]:  # spectra that need different ranks
+        sd[k] = sd[k] * torch.logspace(0, -2 * torch.rand(1, generator=g).item(), 8)[:, None]
+    mixed, report = resize(sd, keep=0.95)
+    assert len({m.rank_after for m in report.modules}) > 1 and kohya.fold_mixed_alphas(mixed) is not None
+    ws = Workspace(tmp_path)
+    write_adapter(ws, "mixed", mixed, "tiny", model.base_hash)
+    engine = Engine(model, EngineSettings(fuse_after=0), Library(ws))
+    engine.generate(GenerateSettings(prompt="a mug", steps=1), [LoraWeight("mixed")])
+    want = {key: p["up"].flatten(1) @ p["down"].flatten(1) * kohya.scales(mixed)[key]
+            for key, p in kohya.modules(mixed).items()}
+    checked = 0
+    for prefix, part in (("lora_unet_", model.pipe.unet), ("lora_te_", model.pipe.text_encoder)):
+        for path, m in part.named_modules():
+            if PREFIX + "mixed" in getattr(m, "lora_A", {}):
+                a, b = m.lora_A[PREFIX + "mixed"].weight, m.lora_B[PREFIX + "mixed"].weight
+                got = b.flatten(1) @ a.flatten(1) * m.scaling[PREFIX + "mixed"]
+                torch.testing.assert_close(got, want[kohya.module_key(prefix, path)], rtol=1e-5, atol=1e-7)
+                checked += 1
+    assert checked == len(want)

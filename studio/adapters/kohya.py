@@ -43,6 +43,35 @@ def modules(sd: dict) -> dict[str, dict[str, torch.Tensor]]:
     return out
 
 
+def scales(sd: dict) -> dict[str, float]:
+    """Each module's ``alpha / rank`` (alpha missing = rank, scale 1)."""
+    out = {}
+    for key, p in modules(sd).items():
+        r = p["down"].shape[0]
+        out[key] = float(p["alpha"]) / r if "alpha" in p and r else 1.0
+    return out
+
+
+def fold_mixed_alphas(sd: dict) -> dict | None:
+    """For diffusers' loader: when modules carry different alphas (resized with ``--rank auto``,
+    blends of parts with other ranks, dynamic-rank imports), diffusers 0.42 gives every module
+    the most common alpha (its ``alpha_pattern`` keys never match the module names), so the
+    others get the wrong strength. Then return the same LoRA with each module's ``alpha / rank``
+    folded into ``up`` and no alpha keys (diffusers: alpha = rank, scale 1, which it handles per
+    module). ``None`` when all modules share one alpha (the file loads as it is)."""
+    alphas = {float(p["alpha"]) if "alpha" in p else float(p["down"].shape[0]) for p in modules(sd).values()}
+    if len(alphas) <= 1:
+        return None
+    s = scales(sd)
+    out = {}
+    for name, t in sd.items():
+        key, _, rest = name.partition(".")
+        if rest == "alpha" and key in s:
+            continue
+        out[name] = t * s[key] if rest == "lora_up.weight" and key in s else t
+    return out
+
+
 def metadata(family: str, name: str, settings: dict, steps: int, trigger: str, resolution: int) -> dict[str, str]:
     """kohya ``ss_*`` and SAI ``modelspec.*`` metadata (all values are strings)."""
     lora = settings.get("lora", {})

@@ -101,7 +101,7 @@ class AdapterSlots:
         warning = family_check(record, self.model)
         pname = PREFIX + name
         try:
-            self.pipe.load_lora_weights(str(record.file), adapter_name=pname)
+            self.pipe.load_lora_weights(_loadable(record.file), adapter_name=pname)
         except Exception as e:  # diffusers raises ValueError/KeyError/RuntimeError for files that do not fit
             if pname in {a for names in self.pipe.get_list_adapters().values() for a in names}:
                 self.pipe.delete_adapters(pname)
@@ -167,3 +167,14 @@ class AdapterSlots:
             self.pipe.set_adapters(foreign)
         else:
             self.pipe.disable_lora()
+
+
+def _loadable(file):
+    """The file's path, or its tensors with mixed per-module alphas folded in (diffusers would
+    apply one alpha to all of them; see :func:`studio.adapters.kohya.fold_mixed_alphas`)."""
+    from safetensors.torch import load_file
+
+    from ..adapters import kohya
+
+    folded = kohya.fold_mixed_alphas(load_file(str(file)))
+    return str(file) if folded is None else folded

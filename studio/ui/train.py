@@ -226,6 +226,8 @@ def _act(services: Services, action: str, pick_id):
         done = services.runner.stop(snap.id)
         if done.status == "cancelled":
             return f"Cancelled **{done.adapter}** (it had not started).", None
+        if done.status != "running":  # it ended meanwhile: nothing was sent
+            return f"**{done.adapter}** is not running any more (it is {done.status}).", None
         return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved.", None
     new = services.runner.resume(snap.id)
     return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id), None

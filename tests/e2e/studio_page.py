@@ -42,19 +42,23 @@ def studio_server(workspace: Path, timeout_s: float = 180, quiet: bool = False) 
     cmd = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
     if SERVER_CMD:
         cmd = [sys.executable, *SERVER_CMD.split(), str(workspace), str(port)]
-    out = subprocess.DEVNULL if quiet else subprocess.PIPE
+    # a file, never an unread pipe: once a pipe's buffer is full the server blocks on its next log line
+    log = Path(workspace).parent / f"{Path(workspace).name}-server-{port}.log"
+    out = subprocess.DEVNULL if quiet else open(log, "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        yield _wait_up(proc, f"http://127.0.0.1:{port}/", timeout_s)
+        yield _wait_up(proc, f"http://127.0.0.1:{port}/", timeout_s, log)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if out is not subprocess.DEVNULL:
+            out.close()
 
 
-def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float) -> str:
+def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float, log: Path) -> str:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
@@ -62,7 +66,7 @@ def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float) -> str:
             return url
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"studio serve exited:\n{proc.stdout.read() if proc.stdout else ''}")
+                raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
             time.sleep(0.5)
     raise RuntimeError(f"studio serve did not come up in {timeout_s:.0f} s")
 

@@ -91,7 +91,8 @@ def edit_a_caption(page, workspace) -> None:
 def train_and_reload_mid_run(page, workspace) -> None:
     train = tab(page, "Train")
     pick(page, train, "Image set", "shop")
-    fill_run(train, ADAPTER, steps=24, sample_every=12, extra=(("Warmup steps", 2),))
+    # enough steps after the first preview (step 12) that the reload lands mid-run on a fast CPU too
+    fill_run(train, ADAPTER, steps=60, sample_every=12, extra=(("Warmup steps", 2),))
     train.get_by_role("button", name="Start training").click()
     page.get_by_text(f"Training {ADAPTER} started").wait_for()
     page.locator("#run-status[data-status=running]").wait_for(timeout=RUN_TIMEOUT_MS)
