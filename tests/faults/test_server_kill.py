@@ -62,7 +62,7 @@ def _nothing_half_written(ws: Workspace) -> dict:
     seen = {"files": 0, "leftovers": []}
     for p in sorted(ws.root.rglob("*")):
         rel = p.relative_to(ws.root)
-        if not p.is_file():
+        if not p.is_file() or p.is_relative_to(ws.uploads):  # Gradio's upload/download cache, not user data
             continue
         if any(part.startswith(".") for part in rel.parts):
             if p.name != ".lock":
