@@ -11,6 +11,7 @@ library; speed and memory do not depend on the weight values.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import statistics
 import sys
@@ -87,6 +88,7 @@ def measure(family: str, steps: int, repeat: int, rank: int) -> dict:
     gc.collect()
     engine = Engine(build(family), EngineSettings(fuse_after=0), lib)  # a plain base: no peft layers yet
     blend = [LoraWeight(n, 0.4, 0.3) for n in NAMES]
+    engine.generate(dataclasses.replace(s, steps=1))  # warm-up: first-call allocations are not the base's cost
     r["base"] = timed(lambda: engine.generate(s), repeat)
     switch_to(engine, blend)
     r["unfused"] = timed(lambda: engine.generate(s, blend), repeat)
