@@ -127,7 +127,7 @@ def _load_line(b: dict) -> str:
             "burst). ")
 
 
-def table(rows: list[dict], seconds: float | None) -> str:
+def table(rows: list[dict], seconds: float | None, full: bool = True) -> str:
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         by[r["suite"], r["kind"]].append(r)
@@ -160,6 +160,8 @@ def table(rows: list[dict], seconds: float | None) -> str:
     log = commits()
     history = ("\n\nCommits of the faults work (`git log main HEAD`):\n\n" + "\n".join(f"- {c}" for c in log)) if log else ""
     not_yet = "\n\nNot covered here: export on a full disk."
+    if not full:  # a partial run: its counts only; the bugs and history are in the main section
+        return "\n".join(lines) + summary
     return "\n".join(lines) + summary + bugs + history + not_yet
 
 
@@ -187,19 +189,22 @@ def main() -> None:
     p.add_argument("--skip", action="append", default=[], help="a suite file not to run (repeatable)")
     p.add_argument("--add", action="append", default=[], help="also count the rows of this tally JSON (repeatable)")
     p.add_argument("--keep", help="also save the collected tally JSON here")
+    p.add_argument("--only", action="append", default=[], help="run only this suite file (repeatable)")
+    p.add_argument("--title", default=TITLE, help="the RESULTS.md section to write")
     args = p.parse_args()
     seconds = None
     if args.source:
         rows, seconds = _read(Path(args.source))
     else:
         tally = Path(tempfile.mkdtemp()) / "tally.json"
-        seconds = run(tally, args.skip)
+        skip = args.skip + ([s for s in suites() if s not in args.only] if args.only else [])
+        seconds = run(tally, skip)
         rows = json.loads(tally.read_text()) if tally.is_file() else []
     for extra in args.add:
         rows += _read(Path(extra))[0]
     if args.keep:  # with the wall time, so --from can format it later
         Path(args.keep).write_text(json.dumps({"seconds": seconds, "rows": rows}, indent=1))
-    write_section(TITLE, table(rows, seconds))
+    write_section(args.title, table(rows, seconds, full=not args.only))
 
 
 if __name__ == "__main__":
