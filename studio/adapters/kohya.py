@@ -52,6 +52,11 @@ def scales(sd: dict) -> dict[str, float]:
     return out
 
 
+def alphas(sd: dict) -> set[float]:
+    """The distinct module alphas (alpha missing = rank); ``down`` may be a meta tensor."""
+    return {float(p["alpha"]) if "alpha" in p else float(p["down"].shape[0]) for p in modules(sd).values()}
+
+
 def fold_mixed_alphas(sd: dict) -> dict | None:
     """For diffusers' loader: when modules carry different alphas (resized with ``--rank auto``,
     blends of parts with other ranks, dynamic-rank imports), diffusers 0.42 gives every module
@@ -59,8 +64,7 @@ def fold_mixed_alphas(sd: dict) -> dict | None:
     others get the wrong strength. Then return the same LoRA with each module's ``alpha / rank``
     folded into ``up`` and no alpha keys (diffusers: alpha = rank, scale 1, which it handles per
     module). ``None`` when all modules share one alpha (the file loads as it is)."""
-    alphas = {float(p["alpha"]) if "alpha" in p else float(p["down"].shape[0]) for p in modules(sd).values()}
-    if len(alphas) <= 1:
+    if len(alphas(sd)) <= 1:
         return None
     s = scales(sd)
     out = {}

@@ -171,10 +171,16 @@ class AdapterSlots:
 
 def _loadable(file):
     """The file's path, or its tensors with mixed per-module alphas folded in (diffusers would
-    apply one alpha to all of them; see :func:`studio.adapters.kohya.fold_mixed_alphas`)."""
+    apply one alpha to all of them; see :func:`studio.adapters.kohya.fold_mixed_alphas`).
+    Only the alphas and shapes are read unless the file needs folding."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from ..adapters import kohya
 
-    folded = kohya.fold_mixed_alphas(load_file(str(file)))
-    return str(file) if folded is None else folded
+    with safe_open(str(file), framework="pt") as f:
+        light = {k: f.get_tensor(k) if k.endswith(".alpha") else torch.empty(f.get_slice(k).get_shape(), device="meta")
+                 for k in f.keys() if k.endswith((".alpha", ".lora_down.weight"))}
+    if len(kohya.alphas(light)) <= 1:
+        return str(file)
+    return kohya.fold_mixed_alphas(load_file(str(file)))
