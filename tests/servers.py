@@ -95,3 +95,27 @@ def sandbox(base: Path, *args: str) -> Served:
     s = start_server(ws, *args, uploads=uploads)
     s.base = base
     return s
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 0.2):
+    """Poll ``cond()`` until it returns something truthy (returned); on timeout fail naming ``what``
+    and the last value seen. Tests wait on the condition they need, never on a fixed sleep."""
+    deadline, got = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {got!r})")
+
+
+# An <img> is checked only once the browser reports it loaded (`complete` with a decoded size);
+# before that naturalWidth is 0 — a first look right after the element appears races the download.
+_LOADED = "e => (e.complete && e.naturalWidth > 0) ? [e.naturalWidth, e.naturalHeight, getComputedStyle(e).imageRendering] : null"
+
+
+def loaded_image(img, timeout: float = 120) -> tuple[int, int, str]:
+    """(naturalWidth, naturalHeight, image-rendering) of a Playwright ``img`` locator, once loaded.
+    The locator is re-resolved on every poll, so an element the page re-renders is followed."""
+    got = wait_until(lambda: img.evaluate(_LOADED), timeout, "the image to finish loading")
+    return got[0], got[1], got[2]

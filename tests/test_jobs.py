@@ -231,6 +231,9 @@ def test_start_stop_queue_cancel_and_failure(ws):
 
 SERVER = """
 import signal, sys
+# Ctrl-C must end this stand-in wherever the suite was started: a shell's background job starts with
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from studio.jobs import JobRunner, TrainRequest
 from studio.paths import Workspace

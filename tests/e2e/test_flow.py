@@ -11,6 +11,7 @@ page shows.
 
 import numpy as np
 import pytest
+from servers import loaded_image
 
 from .adapters import write_adapter
 from .studio_page import fill_run, generate, pick, run_status, set_weight, tab
@@ -50,7 +51,8 @@ def try_sample_set(page, workspace) -> None:
     thumbs.first.wait_for()
     assert thumbs.count() >= 8
     # the tiny model's 64 px images are enlarged without blurring
-    assert thumbs.first.evaluate("e => [e.naturalWidth, getComputedStyle(e).imageRendering]") == [64, "pixelated"]
+    width, _, rendering = loaded_image(thumbs.first)
+    assert (width, rendering) == (64, "pixelated")
     assert (workspace / "datasets" / "pastel-sample" / "manifest.json").is_file()
 
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import CHROMIUM, FLAGS, start_server
+from servers import CHROMIUM, FLAGS, loaded_image, start_server
 
 from studio.data.ingest import ingest
 from studio.jobs import JobRunner, TrainRequest
@@ -154,7 +154,7 @@ def _press_generate(pages: list) -> list[str]:
     lines = []
     for page, seed in zip(pages, SEEDS):
         page.get_by_text(f"seed {seed}, ").first.wait_for()
-        assert page.locator("#result img").first.evaluate("e => e.naturalWidth") == 64
+        assert loaded_image(page.locator("#result img").first)[:2] == (64, 64)
         lines.append(page.locator("#status").inner_text())
     return lines
 
