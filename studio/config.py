@@ -124,7 +124,7 @@ class IngestSettings(Checked):
     store_max_side: int = setting(2048, "Stored copies are downscaled to at most this long side.",
                                   min=64, max=8192)
     alpha_background: str = setting("#ffffff", "Colour that transparent pixels are composited onto.", line=True,
-                                    max_chars=100)
+                                    max_chars=100, colour=True)
     zip_max_members: int = setting(2000, "Most files a zip may hold.", min=1, max=100_000)
     zip_max_total_mb: int = setting(2048, "Most bytes a zip may unpack to, in MB.", min=1, max=65_536)
     zip_max_ratio: int = setting(100, "Highest compression ratio a zip member may have (zip bombs exceed it).",
@@ -307,6 +307,13 @@ def _text(name: str, v: Any, meta: Any) -> None:
     check_text(name, v, meta.get("max_chars", MAX_TEXT_CHARS), allow="" if meta.get("line") else "\t\n\r")
     if meta.get("template"):
         check_template(name, v, meta["template"])
+    if meta.get("colour"):
+        from PIL import ImageColor
+
+        try:
+            ImageColor.getrgb(v)
+        except ValueError:
+            raise StudioError(f"{name}={_short(v)} is not a colour.", "Use e.g. #ffffff, white or rgb(255,255,255).") from None
 
 
 def check_template(name: str, text: str, allowed: tuple[str, ...]) -> None:

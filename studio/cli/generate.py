@@ -54,7 +54,7 @@ PNG = {"suffixes": (".png",), "what": "Image path"}
 
 def _targets(args: argparse.Namespace, seeds: list[int]) -> list[Path]:
     """Where the images go; an explicit --out passes the output rule before the model loads."""
-    if not args.out:
+    if args.out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return [Workspace().images / f"{stamp}-{s}.png" for s in seeds]
     out = check_output(args.out, **PNG)
@@ -90,9 +90,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
     sets = [lora_set(x) for x in args.lora_set or ["none"]]
     prompts = args.prompt_list or [settings.prompt]
     _check_request(prompts, sets)
-    out = Path(args.out) if args.out else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    if args.out:  # the grid and every cell beside it, before the model loads
-        check_output(out, **PNG)
+    out = Path(args.out) if args.out is not None else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    if args.out is not None:  # the grid and every cell beside it, before the model loads
+        check_output(args.out, **PNG)
         for row in range(len(prompts)):
             for col in range(len(sets)):
                 check_output(out.with_name(f"{out.stem}-r{row}-c{col}.png"), **PNG)
