@@ -383,21 +383,23 @@ def overlay(obj: T, values: dict[str, Any], source: str) -> T:
         else:
             changes[key] = coerce(type(obj), key, val) if isinstance(val, str) and \
                 not isinstance(cur, str) else _typed(key, val, cur, source)
-    return dataclasses.replace(obj, **changes)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except StudioError as e:  # the schema's refusal, with where the value came from
+        if source in e.what:
+            raise
+        raise StudioError(f"{e.what.rstrip('.')} (in {source}).", e.fix) from None
 
 
 def _typed(key: str, val: Any, cur: Any, source: str) -> Any:
-    """A preset value must have the setting's type (TOML ``steps = 10.5`` is not a step count)."""
-    kind = type(cur)
-    ok = isinstance(val, kind) and not (kind is int and isinstance(val, bool)) or \
-        kind is float and isinstance(val, int) and not isinstance(val, bool)
-    if not ok:
-        raise StudioError(f"Setting {key!r} in {source} is {_short(val)}; it must be of type {kind.__name__}.")
-    if kind is float:
+    """A preset or form value as it is: the schema (:func:`check_fields`) judges its type, so TOML
+    ``steps = 10.5`` is refused like ``--set steps=10.5``. Only a whole number for a float field is
+    converted."""
+    if isinstance(cur, float) and isinstance(val, int) and not isinstance(val, bool):
         try:
             return float(val)
         except OverflowError:  # an int beyond 1e308
-            raise StudioError(f"Setting {key!r} in {source} is too large.") from None
+            raise StudioError(f"{key}={_short(val)} is out of range (in {source}).") from None
     return val
 
 

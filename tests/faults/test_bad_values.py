@@ -152,6 +152,25 @@ def test_preflight_set_values(sandbox, key, value):
     check(sandbox, "preflight --set", ["preflight", "--family", "sdxl", "--set", f"{key}={value}"])
 
 
+@pytest.mark.parametrize("path, form_value, set_value", [
+    ("seed", -1.0, "-1"), ("seed", 1e30, str(10**30)), ("lr_unet", float("nan"), "nan"),
+    ("lora.rank", 0, "0"), ("steps", float("inf"), "inf"), ("optimizer", "sgd", "sgd")])
+def test_page_forms_pass_the_same_schema(path, form_value, set_value, tally):
+    """The Train tab's inputs (`ui.forms.build`) and `--set` refuse a value with the same check."""
+    from studio.config import apply_sets
+    from studio.errors import StudioError
+    from studio.ui import forms
+
+    with pytest.raises(StudioError) as page:
+        forms.build(TrainSettings(), [path], [form_value])
+    with pytest.raises(StudioError) as flag:
+        apply_sets(TrainSettings(), [f"{path}={set_value}"])
+    leaf = path.split(".")[-1]
+    same = str(page.value).split("=")[0] == str(flag.value).split("=")[0] == leaf
+    tally.record("bad input", "page form", f"{path}={form_value!r}", same)
+    assert same, (str(page.value), str(flag.value))
+
+
 def test_zz_record_value_counts(tally):
     """Last in the file: one tally row per target (examples run, and whether all were handled)."""
     for name, n in sorted(RUNS.items()):
