@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -43,8 +44,10 @@ class Checked:
 
 @dataclass(frozen=True)
 class ModelSettings(Checked):
-    model: str = setting("tiny", "Base model: 'tiny', a diffusers folder, a .safetensors file or a hub id.")
-    device: str = setting("auto", "Device: auto (CUDA if present, else CPU), cuda, cuda:N or cpu.")
+    model: str = setting("tiny", "Base model: 'tiny', a diffusers folder, a .safetensors file or a hub id.",
+                         line=True, path=True)
+    device: str = setting("auto", "Device: auto (CUDA if present, else CPU), cuda, cuda:N or cpu.",
+                          pattern=r"auto|cpu|mps|cuda(:\d{1,3})?")
     dtype: str = setting("auto", "Weights dtype: auto (fp16/bf16 on CUDA, fp32 on CPU), fp32, fp16, bf16.")
 
 
@@ -307,6 +310,12 @@ def _text(name: str, v: Any, meta: Any) -> None:
     check_text(name, v, meta.get("max_chars", MAX_TEXT_CHARS), allow="" if meta.get("line") else "\t\n\r")
     if meta.get("template"):
         check_template(name, v, meta["template"])
+    if meta.get("pattern") and not re.fullmatch(meta["pattern"], v):
+        raise StudioError(f"{name}={_short(v)} is not allowed.", f"{f_help(meta)}")
+    if meta.get("path") and (len(v) > 4096 or any(len(part.encode("utf-8", "surrogateescape")) > 255
+                                                   for part in v.replace("\\", "/").split("/"))):
+        raise StudioError(f"{name} is too long for a path ({len(v):,} characters; each part at most 255 bytes).",
+                          "Check the value.")
     if meta.get("colour"):
         from PIL import ImageColor
 
@@ -314,6 +323,10 @@ def _text(name: str, v: Any, meta: Any) -> None:
             ImageColor.getrgb(v)
         except ValueError:
             raise StudioError(f"{name}={_short(v)} is not a colour.", "Use e.g. #ffffff, white or rgb(255,255,255).") from None
+
+
+def f_help(meta: Any) -> str:
+    return meta.get("help", "")
 
 
 def check_template(name: str, text: str, allowed: tuple[str, ...]) -> None:

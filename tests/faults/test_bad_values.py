@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from studio import paths  # noqa: E402
 from studio.cli import main  # noqa: E402
-from studio.config import GenerateSettings, IngestSettings, TrainSettings  # noqa: E402
+from studio.config import GenerateSettings, IngestSettings, ModelSettings, TrainSettings  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
 
 BOUNDED = settings(max_examples=40, derandomize=True, deadline=None, database=None,
@@ -120,6 +120,16 @@ def test_train_set_values(sandbox, key, value):
     and checked first, so a hostile value is refused, and a good one reaches 'No dataset'."""
     check(sandbox, "train --set", ["train", "--dataset", "missing", "--name", "x", "--device", "cpu",
                                    "--set", f"{key}={value}"])
+
+
+@BOUNDED
+@given(st.sampled_from(flags(ModelSettings)), HOSTILE)
+@example("--device", "cuda:99999999999999999999")
+@example("--model", "a" * 5000)
+def test_model_flag_values(sandbox, flag, value):
+    """``studio train --model/--device/--dtype=VALUE``: refused, or a good value reaches 'No dataset'
+    (hub ids: 'pass --preset'); the model never loads."""
+    check(sandbox, "train model flags", ["train", "--dataset", "missing", "--name", "x", f"{flag}={value}"])
 
 
 @BOUNDED
