@@ -82,6 +82,7 @@ BUGS = [
     ("`dataset add` of a FIFO hung forever; `/dev/zero` read until memory ran out and left an empty set folder", "`stat` before opening: only folders and regular files are read; a new set with no image is removed"),
     ("`--alpha-background nan` crashed in Pillow at the first image (found by hypothesis)", "the colour is checked by the schema"),
     ("file names, zip members and captions with ANSI escapes or newlines were printed raw (a newline forged a report line); a binary sidecar became the caption", "`text.shown` escapes controls in reports and errors; binary sidecars are ignored with a note"),
+    ("`--device cuda:-1`, `cuda:99999999999999999999` or an empty device gave torch RuntimeError tracebacks; a 5,000-character `--model` gave ENAMETOOLONG", "device pattern and path length declared on `ModelSettings`"),
     ("any unexpected exception printed a traceback", "one `error:` line and `outputs/logs/crash-*.log` (exit 70)"),
 ]
 
