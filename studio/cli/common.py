@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 import time
@@ -22,7 +21,6 @@ from ..paths import Workspace, atomic_write_bytes
 from ..text import shown
 
 CRASH_EXIT = 70  # EX_SOFTWARE: a bug, not a bad input (those exit 1 or 2)
-log = logging.getLogger(__name__)
 
 
 class Parser(argparse.ArgumentParser):
