@@ -75,6 +75,15 @@ BUGS = [
     # HTTP and load (load)
     ("two ingests into one image set at once (the page's upload and sample buttons, two browsers, the CLI) each saved the manifest they had loaded: the last one dropped the other's images (16 of 21 listed, 5 unlisted files)", "`data.manifest.locked`: ingest and caption edits hold the set's lock (flock)"),
     ("the Generate tab had no API endpoint: its button's event is drawn per page by `gr.render`, so `gradio_client` could not call it", "`/generate` endpoint on the form's fields, in the button's concurrency group"),
+    # values, paths and terminal text (issue 15)
+    ("`studio generate --out outputs/adapters/N/N.safetensors` replaced the adapter with a PNG; `--out` onto a FIFO or device replaced the node; a folder or read-only place gave a traceback", "one output rule (`paths.check_output`) for generate/grid/export/sample-data, checked before the model loads"),
+    ("about twenty unchecked values gave tracebacks: `--set steps.x=1`, seeds beyond 64 bits or negative (training: after the model loaded), numeric `sample_prompts`, a binary or folder preset, `--store-max-side 0`, `--val-fraction nan`", "one schema from the field declarations (`config.check_fields`) for flags, `--set`, presets and page forms"),
+    ("a caption template `{trigger.__class__}` ran `str.format` attribute access on user text; `{trigger:>999999999}` could allocate a gigabyte", "`config.check_template` allows only plain named fields; `config.fill` replaces them"),
+    ("`dataset add` of a FIFO hung forever; `/dev/zero` read until memory ran out and left an empty set folder", "`stat` before opening: only folders and regular files are read; a new set with no image is removed"),
+    ("`--alpha-background nan` crashed in Pillow at the first image (found by hypothesis)", "the colour is checked by the schema"),
+    ("file names, zip members and captions with ANSI escapes or newlines were printed raw (a newline forged a report line); a binary sidecar became the caption", "`text.shown` escapes controls in reports and errors; binary sidecars are ignored with a note"),
+    ("`--device cuda:-1`, `cuda:99999999999999999999` or an empty device gave torch RuntimeError tracebacks; a 5,000-character `--model` gave ENAMETOOLONG", "device pattern and path length declared on `ModelSettings`"),
+    ("any unexpected exception printed a traceback", "one `error:` line and `outputs/logs/crash-*.log` (exit 70)"),
 ]
 
 # commit subjects of the faults work (provenance for the list above)

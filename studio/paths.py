@@ -143,3 +143,124 @@ def atomic_save_image(path: Path, image) -> None:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- the one rule for files the user names
+_READABLE_WRITE_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "not permitted",
+                          errno.EROFS: "the file system is read-only", errno.ENAMETOOLONG: "the name is too long",
+                          errno.ENOTDIR: "a part of the path is a file, not a folder",
+                          errno.EISDIR: "it is a folder", errno.ELOOP: "too many symbolic links"}
+
+
+def check_output(path: Path | str, ws: Workspace | None = None, *, suffixes: tuple[str, ...] = (),
+                 overwrite: bool = True, what: str = "Output path", flag: str = "--out") -> Path:
+    """Every file the studio writes where the user said (``generate --out``, ``grid --out``,
+    ``export --out``, ``sample-data``) passes here before any work:
+
+    - never into the adapter library or the datasets (only those stores write there), also not
+      through a symlinked folder; never over a symbolic link, a folder or a non-regular file
+      (FIFO, device); an existing regular file only with ``overwrite``;
+    - a clear refusal for empty names, NUL bytes, names over 255 bytes, a wrong suffix, a parent
+      that is a file or a folder that cannot be written.
+    Returns the path as given (relative paths stay relative)."""
+    import stat
+
+    ws = ws or Workspace()
+    raw = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    from .text import shown
+
+    label = shown(raw, limit=200)
+    if "\0" in raw or not raw.strip():
+        raise StudioError(f"{what} {shown(repr(raw), limit=120)} is not a usable file name.",
+                          f"Give a path like my-file{suffixes[0] if suffixes else ''}.")
+    p = Path(raw)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise StudioError(f"{what} {label} does not end in {' or '.join(suffixes)}.",
+                          f"Add the extension ({suffixes[0]}): that is the format written.")
+    if len(p.name.encode("utf-8", "surrogateescape")) > 255 or len(raw.encode("utf-8", "surrogateescape")) > 4000:
+        raise StudioError(f"{what} is {len(p.name.encode('utf-8', 'surrogateescape'))} bytes long in its last part "
+                          "(or the whole path is too long); file systems allow 255.", "Choose a shorter name.")
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise StudioError(f"{what} {label} cannot be used: {_READABLE_WRITE_ERRORS.get(e.errno, e.strerror)}.",
+                          f"Choose another {flag}.") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise StudioError(f"{what} {label} is a folder.", "Give a file name inside it.")
+        if stat.S_ISLNK(st.st_mode):
+            raise StudioError(f"{what} {label} is a symbolic link; the studio never writes through one.",
+                              f"Give the real file's path, or another {flag}.")
+        if not stat.S_ISREG(st.st_mode):
+            raise StudioError(f"{what} {label} is not a regular file (a device, FIFO or socket).",
+                              f"Choose another {flag}: it would be replaced.")
+    real = p.resolve()
+    for folder, store in ((ws.adapters, "the adapter library"), (ws.datasets, "the datasets")):
+        if real.is_relative_to(folder.resolve()):
+            raise StudioError(f"Refusing to write {label} into {store} ({folder}): it would replace the "
+                              "studio's own files.", f"Choose a {flag} outside {folder}.")
+    if st is not None and not overwrite:
+        raise StudioError(f"{label} already exists.", "Pass --overwrite to replace it, or choose another name.")
+    _check_parent(real.parent, label, what, flag)
+    return p
+
+
+def _check_parent(parent: Path, label: str, what: str, flag: str) -> None:
+    """The nearest existing folder above the target must be a writable folder."""
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StudioError(f"{what} {label} cannot be written: {probe} is a file, not a folder.", f"Choose another {flag}.")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StudioError(f"{what} {label} cannot be written: the folder {probe} is read-only for you.",
+                          f"Choose another {flag}, or make the folder writable.")
+
+
+def check_output_folder(path: Path | str, ws: Workspace | None = None, what: str = "Output folder") -> Path:
+    """A folder the studio writes files into (``sample-data OUT_DIR``): the same rule, for a folder."""
+    from .text import shown
+
+    ws = ws or Workspace()
+    raw = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    if "\0" in raw or not raw.strip():
+        raise StudioError(f"{what} {shown(repr(raw), limit=120)} is not a usable folder name.")
+    p = Path(raw)
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in p.parts):
+        raise StudioError(f"{what} has a part over 255 bytes long; file systems allow 255.", "Choose a shorter name.")
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise StudioError(f"{what} {shown(raw, limit=200)} exists and is not a folder.", "Choose another folder.")
+    real = p.resolve()
+    for folder, store in ((ws.adapters, "the adapter library"), (ws.datasets, "the datasets")):
+        if real.is_relative_to(folder.resolve()):
+            raise StudioError(f"Refusing to write into {store} ({folder}): it would mix with the studio's own files.",
+                              "Choose a folder outside it.")
+    _check_parent(real, shown(raw, limit=200), what, "folder")
+    return p
+
+
+def write_output(path: Path, data: bytes, ws: Workspace | None = None, **rule) -> None:
+    """:func:`check_output` again (the file may have changed since), then an atomic write; an OS
+    refusal (read-only, permission) becomes a StudioError that says nothing was written."""
+    check_output(path, ws, **rule)
+    try:
+        atomic_write_bytes(Path(path), data)
+    except StudioError:
+        raise
+    except OSError as e:
+        from .text import shown
+
+        raise StudioError(f"Could not write {shown(str(path), limit=200)}: "
+                          f"{_READABLE_WRITE_ERRORS.get(e.errno, e.strerror or str(e))}.",
+                          "Check the folder's permissions and free space, or choose another path; nothing "
+                          "was written.") from None
+
+
+def png_bytes(image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()

@@ -83,7 +83,7 @@ def test_bad_setting_fails_before_the_model_loads(world, case, tally):
 def test_bad_preset_file_and_images_path_fail_before_ingest(world, tally):
     root, ws = world
     r = _train(world, "--preset", str(root / "bad.toml"))
-    assert r.returncode == 2 and "must be of type int" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and "must be a whole number" in r.stderr, r.stderr[-2000:]
     # --images: the settings are checked before the images are ingested
     r2 = run_cli("-v", "train", "--images", str(root / "neon"), "--name", "fresh", "--device", "cpu",
                  "--set", "resolution=70", env={"STUDIO_OUTPUTS": str(ws.root)})

@@ -125,17 +125,20 @@ def test_cli_writes_setup_errors_as_a_failed_event(ws, tmp_path):
     (ValueError, "Training crashed: ValueError: boom", None)])
 def test_cli_crashes_end_as_a_failed_event(tmp_path, monkeypatch, error, expected, code):
     from studio import cli
+    from studio.cli import common, train
 
     def crash(args, events):
         events.emit(ev.Progress(7, 10, 0.1, 1e-4, 1.0, 3.0))
         raise error("boom")
 
-    monkeypatch.setattr(cli, "_train", crash)
+    monkeypatch.setattr(train, "_train", crash)
+    monkeypatch.chdir(tmp_path)  # the crash log goes to ./outputs/logs/
     path = tmp_path / "events.jsonl"
     argv = ["train", "--dataset", "neon", "--name", "x", "--events", str(path)]
-    if code is None:
-        with pytest.raises(error):
-            cli.main(argv)
+    if code is None:  # an unexpected exception: one line and a crash log, never a traceback
+        assert cli.main(argv) == common.CRASH_EXIT
+        (log,) = (tmp_path / "outputs" / "logs").glob("crash-*.log")
+        assert "Traceback" in log.read_text() and "ValueError: boom" in log.read_text()
     else:
         assert cli.main(argv) == code
     failed = read_events(path)[-1]

@@ -15,7 +15,7 @@ import torch
 
 from ..config import ExportSettings
 from ..errors import StudioError
-from ..paths import Workspace, atomic_write_bytes
+from ..paths import Workspace, atomic_write_bytes, check_output
 from . import diffusers_format, kohya, sdxl_names
 from .library import Library
 from .resize import ResizeReport, resize
@@ -75,28 +75,10 @@ def convert(sd: dict, metadata: dict[str, str], family: str, s: ExportSettings,
 
 
 def check_target(out: Path | str, ws: Workspace, overwrite: bool = False) -> Path:
-    """An explicit ``--out``: a ``.safetensors`` file (its folder is created if missing) outside the
-    studio's own library and datasets, not replacing a file unless ``overwrite``. Returns it as given."""
-    raw = str(out)
-    if "\0" in raw or not raw.strip():
-        raise StudioError(f"Export path {raw[:120]!r} is not a usable file name.", "Give a path like my-style.safetensors.")
-    path = Path(raw)
-    if path.suffix.lower() != ".safetensors":
-        raise StudioError(f"Export path {raw[:200]} does not end in .safetensors.",
-                          "A1111, ComfyUI and diffusers look for .safetensors files; add the extension.")
-    if len(path.name.encode()) > 255:
-        raise StudioError(f"Export file name is {len(path.name.encode())} bytes long; file systems allow 255.",
-                          "Choose a shorter name.")
-    if path.is_dir():
-        raise StudioError(f"Export path {raw[:200]} is a folder.", "Give a file name inside it.")
-    real = path.resolve()
-    for folder, what in ((ws.adapters, "the adapter library"), (ws.datasets, "the datasets")):
-        if real.is_relative_to(folder.resolve()):
-            raise StudioError(f"Refusing to export into {what} ({folder}): it would replace the studio's own files.",
-                              "Export to outputs/exports/ (the default) or a folder of your own.")
-    if path.exists() and not overwrite:
-        raise StudioError(f"{raw[:200]} already exists.", "Pass --overwrite to replace it, or choose another name.")
-    return path
+    """An explicit ``--out``: a ``.safetensors`` file, by the studio's one output rule
+    (:func:`studio.paths.check_output`: never in the library or datasets, never over a link,
+    folder or device, an existing file only with ``overwrite``). Returns it as given."""
+    return check_output(out, ws, suffixes=(".safetensors",), overwrite=overwrite, what="Export path")
 
 
 def export(name: str, settings: ExportSettings = ExportSettings(), out: Path | str | None = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import ImportSettings
 from ..errors import StudioError
 from ..paths import Workspace
+from ..text import shown
 from . import canonical, foreign, validate
 from .canonical import FAMILY_LABEL
 from .library import Library, check_name
@@ -38,7 +39,7 @@ class ImportReport:
     def format(self) -> str:
         lines = [f"imported {self.name}: {FAMILY_LABEL.get(self.family, self.family)} LoRA, {self.modules} modules "
                  f"({self.source_format} layout) -> {self.path}"]
-        return "\n".join(lines + [f"  warning: {w}" for w in self.warnings])
+        return "\n".join(lines + [f"  warning: {shown(w)}" for w in self.warnings])  # tensor names from the file
 
 
 def source_format(keys) -> str:

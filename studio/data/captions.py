@@ -9,6 +9,7 @@ from typing import Protocol
 
 from PIL import Image
 
+from ..config import check_template, fill
 from ..errors import StudioError
 
 
@@ -18,11 +19,8 @@ def initial_caption(sidecar: str | None, template: str, trigger: str, prepend_tr
         if prepend_trigger and trigger and not sidecar.startswith(trigger):
             return f"{trigger}, {sidecar}", "sidecar"
         return sidecar, "sidecar"
-    try:
-        return template.format(trigger=trigger).strip(), "template"
-    except (KeyError, IndexError, ValueError):
-        raise StudioError(f"Caption template {template!r} is invalid.",
-                          "Use plain text with an optional {trigger} placeholder.") from None
+    check_template("caption_template", template, ("trigger",))  # never str.format on user text
+    return fill(template, trigger=trigger).strip(), "template"
 
 
 def training_caption(caption: str, rng: random.Random, dropout: float = 0.0,

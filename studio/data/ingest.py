@@ -16,7 +16,8 @@ from PIL import Image
 
 from ..config import IngestSettings
 from ..models.family import NATIVE_RESOLUTION
-from ..paths import Workspace, atomic_write_bytes
+from ..paths import Workspace, atomic_write_bytes, remove_folder
+from ..text import shown
 from . import manifest as mf
 from .captions import initial_caption
 from .decode import Refused, decode
@@ -36,13 +37,15 @@ class IngestReport:
     val: int = 0
 
     def format(self) -> str:
+        """One line per image; names, captions and reasons come from the user's files, so their
+        control characters are escaped (a newline in a name cannot forge a line)."""
         lines = [f"dataset {self.dataset}: accepted {len(self.accepted)}, refused {len(self.refused)} "
                  f"-> {self.total} images ({self.total - self.val} train, {self.val} validation)"]
         for it in self.accepted:
-            extra = f"  [{'; '.join(it.notes)}]" if it.notes else ""
-            lines.append(f"  + {it.source} -> {it.file} {it.width}x{it.height} \"{it.caption}\"{extra}")
-        lines += [f"  - {name}: {reason}" for name, reason in self.refused]
-        lines += [f"  ! {n}" for n in self.notes]
+            extra = f"  [{shown('; '.join(it.notes))}]" if it.notes else ""
+            lines.append(f"  + {shown(it.source)} -> {it.file} {it.width}x{it.height} \"{shown(it.caption)}\"{extra}")
+        lines += [f"  - {shown(name)}: {shown(reason)}" for name, reason in self.refused]
+        lines += [f"  ! {shown(n)}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -63,7 +66,11 @@ def _store(image: Image.Image, max_side: int) -> tuple[Image.Image, bytes, str]:
 def _one(f: SourceFile, s: IngestSettings, min_side: int) -> tuple[Image.Image, bytes, str, list[str]]:
     if f.size > s.max_file_mb * 1024 * 1024:
         raise Refused(f"{f.size / 1e6:.0f} MB is over the {s.max_file_mb} MB per-file limit")
-    d = decode(f.read(), f.name, s.max_pixels, s.alpha_background)
+    try:
+        data = f.read()
+    except OSError as e:
+        raise Refused(f"could not be read ({e.strerror or e})") from None
+    d = decode(data, f.name, s.max_pixels, s.alpha_background)
     w, h = d.image.size
     if min(w, h) < min_side:
         raise Refused(f"{w}x{h} is too small: the short side must be at least {min_side} px for this "
@@ -78,7 +85,12 @@ def ingest(name: str, paths: list[Path], s: IngestSettings = IngestSettings(), f
     dataset's lock: a second ingest into the same set waits for this one."""
     ws = ws or Workspace()
     with mf.locked(name, ws):
-        return _ingest(name, paths, s, family, ws)
+        try:
+            return _ingest(name, paths, s, family, ws)
+        finally:  # a new set that got no image (or failed) is not left behind as an empty folder
+            folder = mf.dataset_dir(name, ws)
+            if not (folder / "manifest.json").exists():
+                remove_folder(folder)
 
 
 def _ingest(name: str, paths: list[Path], s: IngestSettings, family: str, ws: Workspace) -> IngestReport:
@@ -91,6 +103,7 @@ def _ingest(name: str, paths: list[Path], s: IngestSettings, family: str, ws: Wo
     got = collect(paths, s)
     report.refused += got.refused
     report.notes += got.notes
+    initial_caption(None, s.caption_template, m.trigger, False)  # a bad template fails before any work
     seen = {it.sha256: it.source for it in m.items}
     used_captions = set()
     for f in got.files:
@@ -115,6 +128,7 @@ def _ingest(name: str, paths: list[Path], s: IngestSettings, family: str, ws: Wo
     for item, split in zip(m.items, assign_splits([i.sha256 for i in m.items], s.val_fraction, s.seed)):
         item.split = split
     m.refused += [{"source": n, "reason": r} for n, r in report.refused]
-    mf.save(m, ws)
+    if m.items or (folder / "manifest.json").is_file():
+        mf.save(m, ws)
     report.total, report.val = len(m.items), len(m.val)
     return report

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..config import IngestSettings
+from ..text import has_control
 
 ARCHIVE_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".zst"}
 CAPTION_SUFFIX = ".txt"
@@ -50,8 +51,15 @@ def _is_zip(path: Path) -> bool:
     return suffix == ".zip" or (suffix not in IMAGE_SUFFIXES and zipfile.is_zipfile(path))
 
 
-def _caption_text(data: bytes) -> str:
-    return data[:CAPTION_MAX_BYTES].decode("utf-8", errors="replace").strip()
+def _caption_text(data: bytes) -> str | None:
+    """The sidecar's text, or None when it is not text (not UTF-8, or holding NUL/control characters)."""
+    try:
+        text = data[:CAPTION_MAX_BYTES].decode("utf-8")
+    except UnicodeDecodeError as e:
+        if len(data) <= CAPTION_MAX_BYTES or e.start < CAPTION_MAX_BYTES - 3:  # not just a cut character
+            return None
+        text = data[:e.start].decode("utf-8")
+    return None if has_control(text, allow="\t\n\r") else text.strip()
 
 
 def _add(out: Collected, f: SourceFile) -> None:
@@ -61,18 +69,36 @@ def _add(out: Collected, f: SourceFile) -> None:
     if name.suffix.lower() == CAPTION_SUFFIX:
         if f.size > CAPTION_MAX_BYTES:
             out.notes.append(f"{f.name}: caption file over {CAPTION_MAX_BYTES} bytes was cut")
-        out.captions[f.key] = _caption_text(f.read())
+        try:
+            text = _caption_text(f.read())
+        except OSError as e:
+            out.notes.append(f"{f.name}: caption file could not be read ({e.strerror or e}), ignored")
+            return
+        if text is None:
+            out.notes.append(f"{f.name}: caption file is not text (binary or control characters), ignored")
+        else:
+            out.captions[f.key] = text
     else:
         out.files.append(f)
 
 
 def _from_folder(root: Path, out: Collected) -> None:
-    for p in sorted(root.rglob("*")):
-        st = p.lstat()
+    try:
+        found = sorted(root.rglob("*"))
+    except OSError as e:
+        out.refused.append((str(root), f"folder cannot be read ({e.strerror or e})"))
+        return
+    for p in found:
+        try:
+            st = p.lstat()
+        except OSError:
+            continue  # gone since the listing
         if stat.S_ISLNK(st.st_mode):
             out.refused.append((str(p.relative_to(root)), "symbolic link: not followed"))
         elif stat.S_ISREG(st.st_mode):
             _add(out, SourceFile(f"{root.name}/{p.relative_to(root).as_posix()}", st.st_size, p.read_bytes))
+        elif not stat.S_ISDIR(st.st_mode):
+            out.refused.append((f"{root.name}/{p.relative_to(root).as_posix()}", f"{_kind(st.st_mode)}: not read"))
 
 
 def _unsafe(name: str) -> str | None:
@@ -135,17 +161,31 @@ def _bounded_read(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> tuple[bytes, str |
     return data, None
 
 
+def _kind(mode: int) -> str:
+    return ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or
+            stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+
+
 def collect(paths: list[Path], s: IngestSettings) -> Collected:
+    """Every path is looked at (``stat``) before it is opened: a FIFO would block forever and
+    ``/dev/zero`` never ends, so only folders and regular files are read."""
     out = Collected([], {}, [], [])
     for path in paths:
         path = Path(path)
-        if not path.exists():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
             out.refused.append((str(path), "does not exist"))
-        elif path.is_dir():
+            continue
+        except (OSError, ValueError) as e:  # a NUL in the name, too long, no permission
+            out.refused.append((str(path), f"cannot be read ({getattr(e, 'strerror', None) or e})"))
+            continue
+        if stat.S_ISDIR(st.st_mode):
             _from_folder(path, out)
+        elif not stat.S_ISREG(st.st_mode):
+            out.refused.append((str(path), f"{_kind(st.st_mode)}, not an image file: not read"))
         elif _is_zip(path):
             _from_zip(path, s, out)
         else:
-            st = path.stat()
             _add(out, SourceFile(path.name, st.st_size, path.read_bytes))
     return out

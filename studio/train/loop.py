@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .. import events as ev
-from ..config import GenerateSettings, TrainSettings
+from ..config import GenerateSettings, TrainSettings, fill
 from ..adapters.library import check_name
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
@@ -212,7 +212,7 @@ class Trainer:
         from ..generate import Engine
 
         engine = Engine(self.model)
-        paths, prompts = [], [p.format(trigger=self.manifest.trigger) for p in self.s.sample_prompts]
+        paths, prompts = [], [fill(p, trigger=self.manifest.trigger) for p in self.s.sample_prompts]
         self.unet.eval()
         for m in self.offloaded:  # previews need the whole pipeline on the device
             m.to(self.device)

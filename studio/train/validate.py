@@ -16,6 +16,7 @@ from ..config import TrainSettings
 from ..data.manifest import Manifest
 from ..errors import StudioError
 from ..models.family import NATIVE_RESOLUTION
+from ..text import shown
 
 BNB_CPU_MIN = (0, 50)  # bitsandbytes runs 8-bit AdamW / NF4 on CPU tensors from 0.50 on
 
@@ -96,12 +97,16 @@ def _prompts(s: TrainSettings) -> list[str | None]:
     out = []
     for p in s.sample_prompts:
         try:
-            names = {f for _, f, _, _ in string.Formatter().parse(str(p)) if f is not None}
+            parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(str(p)) if f is not None]
+            names = {f for f, _, _ in parsed}
         except ValueError as e:
             out.append(f"sample prompt {p!r} has a stray brace ({e}). Write {{{{ and }}}} for literal braces.")
             continue
         if not str(p).strip():
             out.append("a sample prompt is empty. Remove it or write what to draw.")
+        elif any(spec or conv for _, spec, conv in parsed):
+            out.append(f"sample prompt {shown(repr(p), limit=80)} uses a conversion or format spec: "
+                       "only plain {trigger} is replaced.")
         elif names - {"trigger"}:
             bad = ", ".join("{" + n + "}" for n in sorted(names - {"trigger"}))
             out.append(f"sample prompt {p!r} uses {bad}: only {{trigger}} is replaced.")

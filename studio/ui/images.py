@@ -167,8 +167,9 @@ def _wire(services, existing, new, trigger, files, add, style, sample, status, r
         return set_view(services, name)
 
     def after_ingest(name, rep):
-        g, rows, sp = set_view(services, name)
-        return (gr.update(choices=dataset_names(services), value=name), "", report_summary(rep),
+        kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
+        g, rows, sp = set_view(services, name) if kept else ([], [], f"Nothing was added to {name}: see why below.")
+        return (gr.update(choices=dataset_names(services), value=name if kept else None), "", report_summary(rep),
                 report_rows(rep), sp, g, rows, None)
 
     ingest_out = [existing, new, status, report, split, gallery, captions, files]

@@ -10,15 +10,16 @@ import argparse
 import time
 from pathlib import Path
 
-from .config import EngineSettings, GenerateSettings, ModelSettings
-from .paths import Workspace
+from ..config import EngineSettings, GenerateSettings, ModelSettings
+from ..paths import Workspace, check_output, png_bytes, write_output
+from ..text import shown
+from .common import add_settings, settings_from
 
 
 def _engine(args: argparse.Namespace):
-    from . import quiet
-    from .cli import settings_from
-    from .generate import Engine
-    from .models.loading import load_model
+    from .. import quiet
+    from ..generate import Engine
+    from ..models.loading import load_model
 
     quiet.libraries(args.verbose)
     m = settings_from(ModelSettings, args)
@@ -27,7 +28,7 @@ def _engine(args: argparse.Namespace):
 
 def lora_set(text: str) -> list:
     """``"neon:0.5,pastel:0.5"`` -> [LoraWeight, …]; ``"none"`` or ``""`` -> []."""
-    from .generate.tags import parse_spec
+    from ..generate.tags import parse_spec
 
     text = text.strip()
     if text.lower() in ("", "none", "base"):
@@ -37,9 +38,9 @@ def lora_set(text: str) -> list:
 
 def _check_request(prompts: list[str], sets: list[list]) -> None:
     """Prompts, tags, adapter names and weights, checked against the library before any model loads."""
-    from .adapters.library import Library
-    from .config import check_text
-    from .generate.tags import request
+    from ..adapters.library import Library
+    from ..config import check_text
+    from ..generate.tags import request
 
     known = Library().names()
     for prompt in prompts:
@@ -48,53 +49,64 @@ def _check_request(prompts: list[str], sets: list[list]) -> None:
             request(prompt, loras, known)
 
 
+PNG = {"suffixes": (".png",), "what": "Image path"}
+
+
+def _targets(args: argparse.Namespace, seeds: list[int]) -> list[Path]:
+    """Where the images go; an explicit --out passes the output rule before the model loads."""
+    if args.out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return [Workspace().images / f"{stamp}-{s}.png" for s in seeds]
+    out = check_output(args.out, **PNG)
+    outs = [out] if len(seeds) == 1 else [out.with_name(f"{out.stem}-{s}{out.suffix}") for s in seeds]
+    for path in outs[1:]:
+        check_output(path, **PNG)
+    return outs
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .cli import settings_from
-    from .generate.tags import parse_spec
-    from .paths import atomic_save_image
+    from ..generate.tags import parse_spec
 
     settings = settings_from(GenerateSettings, args)
     loras = [parse_spec(x, f"--lora {x!r}") for x in args.lora or []]
     _check_request([settings.prompt], [loras])  # before the model loads
+    outs = _targets(args, [settings.seed + i for i in range(settings.count)])
     engine = _engine(args)
     r = engine.generate(settings, loras=loras, fuse=args.fuse)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if args.out:
-        out = Path(args.out)
-        outs = [out] if r.seeds[1:] == () else [out.with_name(f"{out.stem}-{s}{out.suffix}") for s in r.seeds]
-    else:
-        outs = [Workspace().images / f"{stamp}-{s}.png" for s in r.seeds]
     for path, image in zip(outs, r.images):
-        atomic_save_image(path, image)
+        write_output(path, png_bytes(image), **PNG)
     for w in r.warnings:
-        print(f"warning: {w}")
+        print(f"warning: {shown(w)}")
     used = f", {' + '.join(lw.label for lw in r.loras)}" if r.loras else ""
-    where = outs[0] if len(outs) == 1 else f"{len(outs)} images {outs[0]} … {outs[-1].name}"
+    where = shown(outs[0]) if len(outs) == 1 else f"{len(outs)} images {shown(outs[0])} … {shown(outs[-1].name)}"
     print(f"wrote {where} ({r.image.width}x{r.image.height}, {settings.sampler}{used}, {r.seconds:.2f}s)")
     return 0
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from .cli import settings_from
-    from .generate import grid
+    from ..generate import grid
 
     settings = settings_from(GenerateSettings, args)
     sets = [lora_set(x) for x in args.lora_set or ["none"]]
-    _check_request(args.prompt_list or [settings.prompt], sets)
+    prompts = args.prompt_list or [settings.prompt]
+    _check_request(prompts, sets)
+    out = Path(args.out) if args.out is not None else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    if args.out is not None:  # the grid and every cell beside it, before the model loads
+        check_output(args.out, **PNG)
+        for row in range(len(prompts)):
+            for col in range(len(sets)):
+                check_output(out.with_name(f"{out.stem}-r{row}-c{col}.png"), **PNG)
     engine = _engine(args)
-    r = engine.grid(args.prompt_list or [settings.prompt], sets, settings, fuse=args.fuse)
-    out = Path(args.out) if args.out else Workspace().images / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    r = engine.grid(prompts, sets, settings, fuse=args.fuse)
     paths = grid.save(r, out)
     for w in r.warnings:
-        print(f"warning: {w}")
-    print(f"wrote {out} ({len(r.row_labels)} prompts x {len(r.col_labels)} adapter sets, "
+        print(f"warning: {shown(w)}")
+    print(f"wrote {shown(out)} ({len(r.row_labels)} prompts x {len(r.col_labels)} adapter sets, "
           f"{r.image.width}x{r.image.height}; {len(paths) - 1} cells beside it, {r.seconds:.2f}s)")
     return 0
 
 
 def register(sub) -> None:
-    from .cli import add_settings
-
     g = sub.add_parser("generate", help="draw images to PNG, optionally with library adapters")
     add_settings(g, GenerateSettings)
     add_settings(g, ModelSettings)
@@ -104,7 +116,8 @@ def register(sub) -> None:
                         "<lora:NAME:W> tags in the prompt work too")
     g.add_argument("--fuse", action="store_true", help="fuse the adapters into the weights (faster repeated draws)")
     g.add_argument("--out", help="PNG path (default: outputs/images/<time>-<seed>.png); with --count N, "
-                                 "-<seed> is added to the name")
+                                 "-<seed> is added to the name; never inside outputs/adapters or datasets, never over a "
+                                 "link or device")
     g.set_defaults(func=cmd_generate)
 
     gr = sub.add_parser("grid", help="compare adapter sets: prompts x adapter sets at one seed, one labelled PNG")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from .config import ExportSettings, ImportSettings
+from ..config import ExportSettings, ImportSettings
+from ..errors import StudioError
+from ..text import shown
+from .common import add_settings, settings_from
 
 
 def _lib():
-    from .adapters.library import Library
+    from ..adapters.library import Library
 
     return Library()
 
@@ -24,8 +27,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no adapters yet (train one, or `studio import FILE`)")
         return 0
     rows = [("name", "family", "source", "steps", "rank/alpha per layer type", "size", "trigger", "created")]
-    rows += [(r.name, r.family or "?", r.source or "?", str(r.steps or "-"), _ranks(r), f"{r.size_bytes / 1e6:.2f} MB",
-              r.trigger or "-", r.created[:19] or "-") for r in records]
+    rows += [(r.name, shown(r.family or "?"), shown(r.source or "?"), shown(r.steps or "-"), shown(_ranks(r)),
+              f"{r.size_bytes / 1e6:.2f} MB", shown(r.trigger or "-", limit=60), shown(r.created[:19] or "-"))
+             for r in records]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -34,11 +38,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     r = _lib().get(args.name)
-    print(f"{r.name}: {r.family or 'unknown family'}, {r.source or 'unknown source'}, {r.size_bytes / 1e6:.2f} MB")
+    print(f"{r.name}: {shown(r.family or 'unknown family')}, {shown(r.source or 'unknown source')}, "
+          f"{r.size_bytes / 1e6:.2f} MB")
     for k in ("file", "base", "base_hash", "steps", "created", "trigger", "best_val", "preview"):
-        print(f"  {k}: {getattr(r, k)}")
+        print(f"  {k}: {shown(getattr(r, k))}")
     for t, g in r.layers.items():
-        print(f"  {t}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}")
+        print(f"  {shown(t)}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}")
     if args.metadata:
         print(json.dumps(r.metadata, indent=1))
     return 0
@@ -63,25 +68,27 @@ def cmd_duplicate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .adapters.export import export
+    from ..adapters.export import export
 
+    if args.rank != "auto" and not str(args.rank or "0").isdigit():
+        raise StudioError(f"--rank {shown(repr(args.rank), limit=40)} is not a whole number or 'auto'.",
+                          "Use e.g. --rank 8, --rank auto --keep 0.95, or 0 to keep the trained ranks.")
     rank, keep = (0, args.keep or 0.95) if args.rank == "auto" else (int(args.rank or 0), 0.0)
     s = ExportSettings(format=args.format, dtype=args.dtype, rank=rank, keep=keep, fold_alpha=args.fold_alpha)
     result = export(args.name, s, out=args.out, overwrite=args.overwrite)
-    print(result.format_report())
+    print(shown(result.format_report(), keep_newlines=True))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .adapters.importer import import_file
-    from .cli import settings_from
+    from ..adapters.importer import import_file
 
     print(import_file(args.path, args.name, settings_from(ImportSettings, args)).format())
     return 0
 
 
 def cmd_blend(args: argparse.Namespace) -> int:
-    from .adapters.blend import blend, parse_part
+    from ..adapters.blend import blend, parse_part
 
     print(blend(_lib(), args.new, [parse_part(p) for p in args.parts], rank=args.rank).format())
     return 0
@@ -89,7 +96,6 @@ def cmd_blend(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add the library commands to the `studio` sub-command parser."""
-    from .cli import add_settings
 
     a = sub.add_parser("adapters", help="the adapter library: list (default), show, rename, delete, duplicate")
     a.set_defaults(func=cmd_list)

@@ -1,0 +1,31 @@
+"""``studio serve``: the browser studio."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import ModelSettings, ServeSettings
+from .common import add_settings, settings_from
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from .. import quiet
+    from ..ui.server import exposure_warning, launch, parse_auth
+
+    quiet.libraries(args.verbose)
+    serve = settings_from(ServeSettings, args)
+    warning = exposure_warning(serve.host, parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", "")))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    launch(settings_from(ModelSettings, args), serve)
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("serve", help="start the browser studio")
+    add_settings(s, ModelSettings)
+    add_settings(s, ServeSettings)
+    s.set_defaults(func=cmd_serve)
