@@ -176,6 +176,7 @@ def cpu_seconds(pid: int) -> float | None:
 class Timeline:
     """What a watched process printed, stamped relative to its start."""
     steps: dict[int, float] = field(default_factory=dict)  # step -> wall s (first time seen)
+    cpu: dict[int, float] = field(default_factory=dict)  # step -> CPU s of the process at that moment
     checkpoints: dict[int, tuple[float, float | None, str]] = field(default_factory=dict)  # step -> (wall, cpu, dir)
     log: list[str] = field(default_factory=list)
 
@@ -201,12 +202,14 @@ def watch(proc: subprocess.Popen, t0: float, tl: Timeline, log_file: Path) -> No
 def _note(line: str, now: float, pid: int, tl: Timeline) -> None:
     if (m := STEP_RE.search(line)) and int(m.group(1)) not in tl.steps:
         tl.steps[int(m.group(1))] = round(now, 3)
+        if (c := cpu_seconds(pid)) is not None:
+            tl.cpu[int(m.group(1))] = c
     if m := SAVED_RE.search(line):
         tl.checkpoints[int(m.group(2))] = (round(now, 3), cpu_seconds(pid), m.group(1))
 
 
 def per_step(steps: dict[int, float]) -> float | None:
-    """Steady-state wall seconds per step: first to last observed step (startup excluded)."""
+    """Steady-state seconds per step (wall or CPU): first to last observed step (startup excluded)."""
     ks = sorted(k for k in steps if k >= 1)
     if len(ks) < 2:
         return None
@@ -232,6 +235,7 @@ class ExampleRun:
     cpu_s: float = 0.0
     first_step_s: float | None = None
     s_per_step: float | None = None
+    cpu_s_per_step: float | None = None
     checkpoints: list[dict] = field(default_factory=list)  # {step, wall_s, cpu_s, adapter}
 
 
@@ -281,7 +285,7 @@ def run_example(example: Path, source: str, ws: Workspace, lr: float, steps: int
     reader.join(timeout=30)
     run.returncode, run.cpu_s = proc.returncode, round(usage.ru_utime + usage.ru_stime, 2)
     run.first_step_s = tl.steps.get(min(tl.steps)) if tl.steps else None
-    run.s_per_step = per_step(tl.steps)
+    run.s_per_step, run.cpu_s_per_step = per_step(tl.steps), per_step(tl.cpu)
     run.checkpoints = [{"step": k, "wall_s": w, "cpu_s": c, "dir": d}
                        for k, (w, c, d) in sorted(tl.checkpoints.items())]
     return run, tmp
@@ -317,18 +321,43 @@ def run_studio(dataset: str, name: str, ws: Workspace, steps: int, preset: str =
            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     start_epoch, t0 = time.time(), time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tl = Timeline()
+    done = threading.Event()
+    poller = threading.Thread(target=_follow_events, args=(events, proc.pid, start_epoch, tl, done), daemon=True)
+    poller.start()
+    err = proc.stderr.read().decode("utf-8", "replace")
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t0
-    err = proc.stderr.read().decode("utf-8", "replace")
-    steps_at: dict[int, float] = {}
-    for line in events.read_text(encoding="utf-8").splitlines() if events.exists() else []:
-        e = json.loads(line)
-        if e.get("type") == "progress":
-            steps_at.setdefault(int(e["step"]), round(e["t"] - start_epoch, 3))
-    return {"command": cmd, "returncode": os.waitstatus_to_exitcode(status), "wall_s": round(wall, 3),
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    poller.join(timeout=30)
+    steps_at = tl.steps
+    return {"command": cmd, "returncode": proc.returncode, "wall_s": round(wall, 3),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "s_per_step": per_step(steps_at),
+            "cpu_s_per_step": per_step(tl.cpu),
             "first_step_s": steps_at.get(min(steps_at)) if steps_at else None, "steps": len(steps_at),
             "stderr_tail": err[-2000:]}
+
+
+def _follow_events(path: Path, pid: int, start_epoch: float, tl: Timeline, done: threading.Event) -> None:
+    """Tail the studio's events file; stamp CPU seconds as each progress event appears."""
+    seen = 0
+    while True:
+        finished = done.is_set()
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        for line in lines[seen:]:
+            try:
+                e = json.loads(line)
+            except ValueError:  # a half-written last line: read it again next round
+                break
+            seen += 1
+            if e.get("type") == "progress" and int(e["step"]) not in tl.steps:
+                tl.steps[int(e["step"])] = round(e["t"] - start_epoch, 3)
+                if not finished and (c := cpu_seconds(pid)) is not None:
+                    tl.cpu[int(e["step"])] = c
+        if finished:
+            return
+        time.sleep(0.2)
 
 
 # ----------------------------------------------------------------- CLI
@@ -373,10 +402,12 @@ def cmd_speed(a: argparse.Namespace) -> int:
         import_checkpoints(run, tmp / "out", ws, replace=True)
     shutil.rmtree(tmp, ignore_errors=True)
     studio = run_studio(dataset, f"speed-{dataset}-{int(time.time())}", ws, a.steps, a.preset, nice=a.nice)
-    rows = [("diffusers example", run.returncode, run.wall_s, run.cpu_s, run.first_step_s, run.s_per_step),
+    rows = [("diffusers example", run.returncode, run.wall_s, run.cpu_s, run.first_step_s, run.s_per_step,
+             run.cpu_s_per_step),
             ("studio train", studio["returncode"], studio["wall_s"], studio["cpu_s"], studio["first_step_s"],
-             studio["s_per_step"])]
-    table = ("| trainer | exit | wall s | CPU s | first step at s | wall s/step |\n|---|---|---|---|---|---|\n"
+             studio["s_per_step"], studio["cpu_s_per_step"])]
+    table = ("| trainer | exit | wall s | CPU s | first step at s | wall s/step | CPU s/step |\n"
+             "|---|---|---|---|---|---|---|\n"
              + "\n".join("| " + " | ".join(str(v) for v in r) + " |" for r in rows))
     table += (f"\n\n{a.steps} steps, style {a.style} ({run.images} train images), batch {run.batch_size}, "
               f"rank {run.rank}, example lr {a.lr:g}, example blob {run.example_blob[:12]} "

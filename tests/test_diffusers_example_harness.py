@@ -88,3 +88,20 @@ def test_command_matches_the_preset_and_the_tiny_model(tmp_path):
     assert args["--learning_rate"] == "0.001" and args["--checkpointing_steps"] == "25"
     assert (Path(args["--pretrained_model_name_or_path"]) / "model_index.json").is_file()
     assert cmd[-1] == "--use_8bit_adam" and "--validation_prompt" not in cmd
+
+
+def test_studio_events_are_followed_with_cpu_stamps(tmp_path):
+    import os
+    import threading
+
+    events = tmp_path / "events.jsonl"
+    rows = [{"type": "progress", "t": 100.0 + k, "step": k} for k in (1, 2, 3)]
+    events.write_text("\n".join(json.dumps(r) for r in rows) + "\n" + '{"type": "progr', encoding="utf-8")
+    tl, done = dx.Timeline(), threading.Event()
+    t = threading.Thread(target=dx._follow_events, args=(events, os.getpid(), 99.0, tl, done))
+    t.start()
+    done.set()
+    t.join(timeout=60)
+    assert not t.is_alive(), "the events follower did not stop when told"
+    assert tl.steps == {1: 2.0, 2: 3.0, 3: 4.0}  # the half-written last line is not an event
+    assert dx.per_step(tl.steps) == 1.0
