@@ -378,8 +378,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"the example failed (exit {run.returncode}); its folder is kept: {tmp}", file=sys.stderr)
         return 1
     import_checkpoints(run, tmp / "out", ws, replace=a.replace)
-    out = _write_json(ws.root / "bench" / "diffusers_example" /
-                      f"{adapter_name(a.style.replace('dataset:', ''), a.lr, 0)[3:-3]}-seed{a.seed}.json", asdict(run))
+    stem = f"{re.sub(r'[^A-Za-z0-9_-]', '_', a.style)[-40:]}-lr{lr_tag(a.lr)}-seed{a.seed}"
+    out = _write_json(ws.root / "bench" / "diffusers_example" / f"{stem}.json", asdict(run))
     print(f"{run.style} lr {a.lr:g}: {run.wall_s:.1f} s wall, {run.cpu_s:.1f} s CPU, "
           f"{run.s_per_step} s/step; checkpoints:")
     for ck in run.checkpoints:
