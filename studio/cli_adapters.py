@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .adapters.records import printable
 from .config import ExportSettings, ImportSettings
 
 
@@ -23,20 +24,30 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not records:
         print("no adapters yet (train one, or `studio import FILE`)")
         return 0
+    good, damaged = [r for r in records if r.ok], [r for r in records if not r.ok]
     rows = [("name", "family", "source", "steps", "rank/alpha per layer type", "size", "trigger", "created")]
     rows += [(r.name, r.family or "?", r.source or "?", str(r.steps or "-"), _ranks(r), f"{r.size_bytes / 1e6:.2f} MB",
-              r.trigger or "-", r.created[:19] or "-") for r in records]
+              printable(r.trigger, 40) or "-", printable(r.created[:19]) or "-") for r in good]
+    rows += [(r.shown_name, "DAMAGED", "-", "-", "-", f"{r.size_bytes / 1e6:.2f} MB", "-", "-") for r in damaged]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    if damaged:
+        print(f"\n{len(damaged)} damaged (listed, never loaded; `studio adapters delete NAME` removes one):")
+        for r in damaged:
+            print(f"  {r.shown_name}: {r.damaged}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    r = _lib().get(args.name)
+    r = _lib().record(args.name)
+    if not r.ok:
+        print(f"{r.shown_name}: DAMAGED, {r.size_bytes / 1e6:.2f} MB\n  reason: {r.damaged}\n  folder: "
+              f"{printable(r.file.parent)}\n  `studio adapters delete {r.shown_name}` removes it.")
+        return 1
     print(f"{r.name}: {r.family or 'unknown family'}, {r.source or 'unknown source'}, {r.size_bytes / 1e6:.2f} MB")
     for k in ("file", "base", "base_hash", "steps", "created", "trigger", "best_val", "preview"):
-        print(f"  {k}: {getattr(r, k)}")
+        print(f"  {k}: {printable(getattr(r, k))}")
     for t, g in r.layers.items():
         print(f"  {t}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}")
     if args.metadata:
