@@ -101,7 +101,7 @@ def _check_keys(header: dict) -> None:
         raise Damaged("the file holds no LoRA modules")
 
 
-def _family(info: dict, summary, names) -> str:
+def _family(info: dict, summary) -> str:
     from ..models.family import FAMILIES
     from .canonical import FAMILY_LABEL
 
@@ -111,11 +111,7 @@ def _family(info: dict, summary, names) -> str:
                       f"(known: {', '.join(FAMILIES)})")
     if said and declared and said != declared:
         raise Damaged(f"adapter.json says {FAMILY_LABEL[said]} but the file says {FAMILY_LABEL[declared]}")
-    family = said or declared
-    sdxl_keys = any(k.startswith(("lora_te1_", "lora_te2_")) for k in names)
-    if family and sdxl_keys != (family == "sdxl") and any(k.startswith("lora_te") for k in names):
-        raise Damaged(f"its text-encoder keys do not fit {FAMILY_LABEL[family]}")
-    return family
+    return said or declared
 
 
 def _number(value, kind):
@@ -135,7 +131,7 @@ def _read(folder: Path, name: str, file: Path):
     _check_keys(header)
     info = _info(folder)
     summary = read_header_summary(file)
-    family = _family(info, summary, header)
+    family = _family(info, summary)
     preview = folder / "preview.png"
     text = lambda k: info.get(k) if isinstance(info.get(k), str) else ""  # noqa: E731
     return AdapterRecord(
