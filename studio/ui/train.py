@@ -73,7 +73,7 @@ def start_run(services: Services, dataset, adapter, preset, values):
     if not m.train:
         raise StudioError(f"Image set {dataset!r} has no training images.", "Add images on the Images tab.")
     adapter = check_adapter_name((adapter or "").strip() or default_adapter_name(services, dataset))
-    if services.library.taken(adapter):  # a damaged entry's folder counts too
+    if adapter in services.library.names():
         raise StudioError(f"An adapter named {adapter!r} already exists.",
                           "Choose another name (or delete the old one in the Library).")
     if any(r.adapter == adapter and r.live for r in services.runner.runs()):
@@ -90,9 +90,9 @@ def start_run(services: Services, dataset, adapter, preset, values):
 
 def default_adapter_name(services: Services, dataset: str) -> str:
     """The name an empty *Adapter name* means: the image set's, numbered if that one is taken."""
-    taken = {r.adapter for r in services.runner.runs() if r.live}
+    taken = set(services.library.names()) | {r.adapter for r in services.runner.runs() if r.live}
     name, n = dataset, 2
-    while name in taken or services.library.taken(name):
+    while name in taken:
         name, n = f"{dataset}-{n}", n + 1
     return name
 
