@@ -109,3 +109,32 @@ def test_cli_list_export_import_blend(ws, tmp_path):
     assert "imported back: the tiny model LoRA" in out.stdout
     out = run_cli("import", str(tmp_path / "missing.safetensors"), env=env)
     assert out.returncode == 2 and "error:" in out.stderr
+
+
+def test_blend_and_export_outputs_pass_the_import_finiteness_check(ws):
+    """`blend` with weight nan wrote an adapter full of NaN that `import` would refuse; now blends
+    and exports (resized or cast) pass the same finiteness rule as imports, and nothing is written."""
+    from studio.adapters.export import export
+    from studio.config import ExportSettings
+
+    lib = Library(ws)
+    for w in ("nan", "inf", "-inf"):
+        with pytest.raises(StudioError, match="is not a finite number"):
+            blend_mod.blend(lib, "bad", [("a", float(w)), ("b", 0.5)])
+        with pytest.raises(StudioError, match="is not a finite number"):
+            blend_mod.parse_part(f"a:{w}")
+    with pytest.raises(StudioError, match="NaN or Inf"):  # finite, but overflows float32
+        blend_mod.blend(lib, "bad", [("a", 1e39), ("b", 0.5)])
+    assert "bad" not in lib.names() and not (ws.adapters / "bad").exists()
+    assert not [p for p in ws.adapters.iterdir() if p.name.startswith(".")], "a staging folder was left"
+    out = run_cli("blend", "bad", "a:nan", "b:0.5", env={"STUDIO_OUTPUTS": str(ws.root)})
+    assert out.returncode == 2 and "not a finite number" in out.stderr and "Traceback" not in out.stderr
+
+    sd, _ = lib.read("a")
+    loud = {k: v * 1e6 if k.endswith("lora_up.weight") else v for k, v in sd.items()}  # fine in fp32, inf in fp16
+    add_to_library(ws, "loud", loud, "tiny")
+    with pytest.raises(StudioError, match="fp16 export was not written.*NaN or Inf"):
+        export("loud", ExportSettings(format="kohya", dtype="fp16"), ws=ws)
+    assert not list(ws.exports.glob("loud-*")) if ws.exports.exists() else True
+    assert export("loud", ExportSettings(format="kohya", dtype="fp32"), ws=ws).path.is_file()
+    lib.delete("loud")

@@ -65,7 +65,18 @@ def parse_part(spec: str) -> tuple[str, float]:
         weight = float(w)
     except ValueError:
         raise StudioError(f"{spec!r} is not NAME:WEIGHT.", "Write e.g. neon:0.7") from None
-    return name, weight
+    return name, check_weight(name, weight)
+
+
+def check_weight(name: str, weight: float) -> float:
+    import math
+
+    from ..errors import StudioError
+
+    if not math.isfinite(weight):
+        raise StudioError(f"Blend weight {weight} for {name[:80]!r} is not a finite number.",
+                          "Use a number such as 0.7 (nan and inf would fill the adapter with NaN).")
+    return weight
 
 
 def blend(lib, new: str, parts: list[tuple[str, float]], rank: int = 0):
@@ -79,6 +90,7 @@ def blend(lib, new: str, parts: list[tuple[str, float]], rank: int = 0):
     from .resize import resize
 
     check_name(new)
+    parts = [(n, check_weight(n, float(w))) for n, w in parts]
     if len(parts) < 1:
         raise StudioError("Nothing to blend.", "Name at least one adapter, e.g. studio blend NEW a:0.7 b:0.3")
     records = [lib.get(n) for n, _ in parts]
@@ -93,6 +105,9 @@ def blend(lib, new: str, parts: list[tuple[str, float]], rank: int = 0):
     report = None
     if rank:
         sd, report = resize(sd, rank=rank)
+    from .validate import check_finite
+
+    check_finite(sd, f"The blend {new!r} was not written")  # e.g. huge weights overflow; lib.add checks again
     family = records[0].family
     meta = {"ss_network_module": "networks.lora", "ss_base_model_version": kohya.BASE_VERSION.get(family, ""),
             "modelspec.architecture": kohya.ARCHITECTURE.get(family, ""), "modelspec.sai_model_spec": "1.0.0",

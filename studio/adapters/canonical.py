@@ -25,8 +25,14 @@ class Fit:
     problems: list[str]  # empty when every module fits
 
 
+def _plain(component: str, path: str) -> str:
+    # transformers 5 dropped CLIPTextModel's ``text_model.`` level but CLIPTextModelWithProjection
+    # (SDXL's second encoder) keeps it; the file format always names it: compare without it
+    return path if component == "unet" else path.removeprefix("text_model.")
+
+
 def _index(table: dict[str, Module]) -> dict[tuple[str, str], Module]:
-    return {(m.component, m.path): m for m in table.values()}
+    return {(m.component, _plain(m.component, m.path)): m for m in table.values()}
 
 
 def shape_problem(m: Module, down: torch.Tensor, up: torch.Tensor) -> str | None:
@@ -43,7 +49,7 @@ def shape_problem(m: Module, down: torch.Tensor, up: torch.Tensor) -> str | None
 def fit(parts: Parts, table: dict[str, Module], family: str) -> Fit:
     index, problems = _index(table), []
     for (component, path), p in parts.items():
-        m = index.get((component, path))
+        m = index.get((component, _plain(component, path)))
         if m is None:
             problems.append(f"{component}.{path} does not exist in {FAMILY_LABEL.get(family, family)}")
             continue

@@ -63,6 +63,9 @@ def convert(sd: dict, metadata: dict[str, str], family: str, s: ExportSettings,
         ranks = sorted({int(v.shape[0]) for k, v in sd.items() if k.endswith("lora_down.weight")})
         metadata = {**metadata, "ss_network_dim": str(ranks[-1]), "studio_resized": report.format(per_module=False)}
     sd = cast(sd, s.dtype)
+    from .validate import check_finite
+
+    check_finite(sd, f"The {s.dtype} export was not written")  # resize or the cast (fp16 tops out at 65504)
     missing = [k for k in kohya.modules(sd) if k not in table]
     if missing:
         raise StudioError(f"{len(missing)} modules of this adapter do not exist in its base family {family} "

@@ -38,8 +38,13 @@ def _to_peft(component: str, sd: dict) -> dict:
 
     out = {}
     for k, v in sd.items():  # per key: one file may mix the old (to_q_lora) and newer (lora_linear_layer) names
+        if ".lora_A." in k or ".lora_B." in k:
+            out[k] = v
+            continue
+        # kohya text-encoder MLP keys (mlp.fc1/fc2) come out of diffusers' conversion as
+        # ``….lora_linear_layer.down/up.weight``: the DIFFUSERS names, not the old ones
         kind = StateDictType.DIFFUSERS if "lora_linear_layer" in k else StateDictType.DIFFUSERS_OLD
-        out.update(convert_state_dict_to_peft({k: v}, original_type=kind) if ".lora_" not in k else {k: v})
+        out.update(convert_state_dict_to_peft({k: v}, original_type=kind))
     return out
 
 
@@ -48,8 +53,60 @@ def _path(component: str, name: str) -> str:
     return path.removeprefix("text_model.") if component != "unet" else path
 
 
+class MixedLayout(ValueError):
+    """A file whose keys follow two layouts: diffusers would read one and silently drop the other."""
+
+
+KOHYA = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+SGM_BLOCKS, DIFFUSERS_BLOCKS = ("input_blocks", "middle_block", "output_blocks"), ("down_blocks", "mid_block", "up_blocks")
+
+
+def layout_of(key: str) -> str:
+    """kohya | peft | diffusers (processor / lora_linear_layer names) for one key."""
+    if key.removeprefix("base_model.model.").startswith(KOHYA):
+        return "kohya"
+    return "peft" if ".lora_A." in key or ".lora_B." in key else "diffusers"
+
+
+def check_one_layout(keys) -> None:
+    """Refuse a file that mixes kohya keys with PEFT/diffusers keys, or kohya UNet keys in both the SGM
+    (``input_blocks``) and diffusers (``down_blocks``) block names: diffusers' loader reads only
+    one of the two and drops the rest without a word."""
+    keys = list(keys)
+    kinds: dict[str, str] = {}
+    for k in keys:
+        kinds.setdefault(layout_of(k), k)
+    if "kohya" in kinds and len(kinds) > 1:
+        other = next(k for kind, k in kinds.items() if kind != "kohya")
+        raise MixedLayout(f"it mixes two layouts: kohya keys ({kinds['kohya'][:80]}) and PEFT/diffusers keys "
+                          f"({other[:80]}); diffusers would read one and drop the other")
+    unet = [k for k in keys if k.startswith("lora_unet_")]
+    sgm = next((k for k in unet if any(b in k for b in SGM_BLOCKS)), None)
+    plain = next((k for k in unet if any(b in k for b in DIFFUSERS_BLOCKS)), None)
+    if sgm and plain:
+        raise MixedLayout(f"it mixes SGM block names ({sgm[:80]}) and diffusers block names ({plain[:80]}); "
+                          "diffusers would drop the SGM ones")
+
+
+def is_down(key: str) -> bool:
+    """A LoRA down matrix in any layout (kohya lora_down, PEFT lora_A, diffusers …down.weight)."""
+    return ".lora_A." in key or key.endswith((".lora_down.weight", ".down.weight"))
+
+
 def parts(sd: dict, unet_config: dict, metadata: dict[str, str]) -> Parts:
-    """Every LoRA module of a foreign state dict; raises ValueError for layouts diffusers cannot read."""
+    """Every LoRA module of a foreign state dict; raises ValueError for layouts diffusers cannot read,
+    :class:`MixedLayout` for files in two layouts, and ValueError when any module of the file would
+    be left out (never half-read)."""
+    check_one_layout(sd)
+    out = _convert(sd, unet_config, metadata)
+    wanted = sum(1 for k in sd if is_down(k))
+    if len(out) != wanted:
+        raise ValueError(f"{wanted - len(out)} of its {wanted} LoRA modules would be left out by the conversion "
+                         "(names no base model component has, or a module given twice)")
+    return out
+
+
+def _convert(sd: dict, unet_config: dict, metadata: dict[str, str]) -> Parts:
     from diffusers import StableDiffusionXLPipeline
 
     state, alphas = StableDiffusionXLPipeline.lora_state_dict(

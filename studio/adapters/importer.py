@@ -63,7 +63,7 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
                 ws: Workspace | None = None) -> ImportReport:
     file, lib = Path(path), Library(ws)
     name = check_name(name if name is not None else default_name(file))
-    if name in lib.names():
+    if lib.taken(name):
         raise StudioError(f"An adapter named {name!r} already exists.", "Pick another name with --name.")
     if not file.is_file():
         raise StudioError(f"{file} is not a file.", "Give the path of a .safetensors LoRA file.")
@@ -72,6 +72,8 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
     fmt = source_format(sd)
     try:
         parts = foreign.parts(sd, unet_config("sdxl"), metadata)
+    except foreign.MixedLayout as e:
+        raise validate.refuse(file, str(e), "Convert it to one layout (one tool's export) and import that.") from None
     except (ValueError, KeyError, IndexError, AttributeError, RuntimeError) as e:
         raise validate.refuse(file, f"its keys are not a LoRA layout diffusers can read ({str(e)[:200]})") from None
     if not parts:

@@ -32,27 +32,28 @@ def layer_type(module_key: str) -> str:
 @dataclass(frozen=True)
 class HeaderSummary:
     family: str
-    layers: dict  # layer type -> library.LayerGroup
+    layers: dict  # layer type -> records.LayerGroup
     metadata: dict[str, str]
 
 
 def read_header_summary(file: Path) -> HeaderSummary:
     from safetensors import safe_open
 
-    from .library import LayerGroup
+    from .records import LayerGroup
 
     try:
         with safe_open(str(file), framework="pt") as f:
             metadata = dict(f.metadata() or {})
             ranks: dict[str, list[tuple[int, float]]] = {}
-            for name in f.keys():
+            keys = set(f.keys())
+            for name in sorted(keys):
                 if not name.endswith(".lora_down.weight"):
                     continue
                 key = name[: -len(".lora_down.weight")]
                 rank = int(f.get_slice(name).get_shape()[0])
-                alpha = float(f.get_tensor(f"{key}.alpha")) if f"{key}.alpha" in f.keys() else float(rank)
+                alpha = float(f.get_tensor(f"{key}.alpha")) if f"{key}.alpha" in keys else float(rank)
                 ranks.setdefault(layer_type(key), []).append((rank, alpha))
-    except (OSError, ValueError, RuntimeError) as e:  # damaged library file: say which
+    except Exception as e:  # noqa: BLE001 - damaged library file (SafetensorError is none of the usual kinds)
         raise StudioError(f"Adapter file {file} cannot be read ({e}).",
                           "Delete the adapter or import the original file again.") from None
     layers = {t: LayerGroup(len(v), *Counter(v).most_common(1)[0][0]) for t, v in sorted(ranks.items())}

@@ -4,17 +4,26 @@ One folder per adapter: ``<name>.safetensors`` (canonical kohya layout, alphas e
 ``adapter.json`` (the studio's record: family, base model + hash, steps, trigger, ...),
 optionally ``preview.png``, ``best.safetensors``, ``samples/``, ``checkpoints/``.
 Trained, imported and blended adapters share this record; unknown fields are empty.
+
+An entry the studio cannot fully read is *damaged* (:mod:`.records`): :meth:`Library.list` shows
+it with its reason, :meth:`Library.names` (what pickers and ``<lora:…>`` tags offer) leaves it out,
+:meth:`Library.get` refuses it with the reason, and :meth:`Library.delete` removes it. A folder
+without its ``<name>.safetensors`` (a training still running) is not an entry yet. Opening the
+library removes the studio's own staging leftovers of killed imports and exports (:mod:`.stale`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StudioError
 from ..paths import Workspace
+from .records import AdapterRecord, LayerGroup, printable, read_record
+
+__all__ = ["AdapterRecord", "LayerGroup", "Library", "check_name"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 # Windows device names: a folder called CON cannot be copied to a Windows machine.
@@ -31,42 +40,13 @@ def check_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class LayerGroup:
-    """Rank and alpha of one layer type (modules of a type may differ; min/max kept)."""
-    modules: int
-    rank: int  # the most common rank
-    alpha: float  # alpha of a module with that rank
-
-
-@dataclass(frozen=True)
-class AdapterRecord:
-    name: str
-    file: Path  # the .safetensors the engine and exports read
-    family: str = ""  # tiny | sd1 | sd2 | sdxl | "" (unknown)
-    base: str = ""  # base model reference it was trained on
-    base_hash: str = ""  # studio.models.hashing.weights_hash of that base UNet
-    source: str = ""  # trained | imported | blended
-    steps: int | None = None
-    created: str = ""
-    trigger: str = ""
-    best_val: float | None = None
-    preview: Path | None = None
-    size_bytes: int = 0
-    layers: dict[str, LayerGroup] = field(default_factory=dict)  # unet_attention/unet_ff/unet_conv/te/te1/te2
-    metadata: dict[str, str] = field(default_factory=dict)  # the file's own header metadata (strings)
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        return tuple(self.layers)
-
-
 # ---------------------------------------------------------------- changing the library
 def _stage(root: Path) -> Path:
     import tempfile
 
     root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=root, prefix=".staging-"))  # hidden: names() never lists it
+    # hidden: never listed; the pid tells a later start whether its writer is gone (stale.py)
+    return Path(tempfile.mkdtemp(dir=root, prefix=f".staging-{os.getpid()}-"))
 
 
 def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], info: dict) -> None:
@@ -105,7 +85,10 @@ class _Changes:
         import os
         import shutil
 
+        from .validate import check_finite
+
         target = self._free(check_name(name))
+        check_finite(sd, f"Adapter {name!r} was not written")
         tmp = _stage(self.root)
         try:
             _write_adapter(tmp, name, sd, _retitled(metadata, name), {**info, "name": name})
@@ -153,15 +136,20 @@ class _Changes:
         import os
         import shutil
 
-        self.get(name)  # exists, or a StudioError listing the known names
+        self.record(name)  # exists (usable or damaged), or a StudioError listing the known names
         trash = _stage(self.root) / name
         os.rename(self.folder(name), trash)  # gone from the library in one step
         shutil.rmtree(trash.parent, ignore_errors=True)
 
 
 class Library(_Changes):
-    def __init__(self, ws: Workspace | None = None):
+    def __init__(self, ws: Workspace | None = None, clean: bool = True):
         self.ws = ws or Workspace()
+        self._cache: dict[str, tuple[tuple, AdapterRecord]] = {}
+        if clean:
+            from .stale import clean_once
+
+            clean_once(self.ws)
 
     @property
     def root(self) -> Path:
@@ -170,38 +158,71 @@ class Library(_Changes):
     def folder(self, name: str) -> Path:
         return self.root / check_name(name)
 
-    def names(self) -> list[str]:
-        if not self.root.is_dir():
+    def _entries(self) -> list[str]:
+        """Every non-hidden folder holding a ``<folder>.safetensors`` (valid names or not), sorted."""
+        try:
+            found = [p.name for p in os.scandir(self.root) if not p.name.startswith(".") and p.is_dir()]
+        except OSError:
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and _NAME.match(p.name) and (p / f"{p.name}.safetensors").is_file())
+        return sorted(n for n in found if os.path.isfile(os.path.join(self.root, n, f"{n}.safetensors")))
+
+    def _stamp(self, name: str) -> tuple:
+        out = []
+        for f in (f"{name}.safetensors", "adapter.json", "preview.png"):
+            try:
+                st = os.stat(os.path.join(self.root, name, f))
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _record(self, name: str) -> AdapterRecord:
+        stamp = self._stamp(name)
+        hit = self._cache.get(name)
+        if hit and hit[0] == stamp:
+            return hit[1]
+        rec = read_record(self.root / name, name, bool(_NAME.match(name)) and name.lower() not in _RESERVED)
+        self._cache[name] = (stamp, rec)
+        return rec
 
     def list(self) -> list[AdapterRecord]:
-        return [self.get(n) for n in self.names()]
+        """Every entry, usable or damaged (``record.damaged`` says why), sorted by name."""
+        return [self._record(n) for n in self._entries()]
+
+    def names(self) -> list[str]:
+        """The usable adapters: what pickers, blends and ``<lora:…>`` tags may name."""
+        return [r.name for r in self.list() if r.ok]
+
+    def damaged(self) -> list[AdapterRecord]:
+        return [r for r in self.list() if not r.ok]
+
+    def taken(self, name: str) -> bool:
+        """Whether a new adapter (training, import) may not use ``name``: any folder of that name counts."""
+        return (self.root / name).exists()
+
+    def signature(self) -> tuple:
+        """Changes whenever an entry appears, disappears or is rewritten (stat only: cheap to poll)."""
+        return tuple((n, *self._stamp(n)) for n in self._entries())
+
+    def record(self, name: str) -> AdapterRecord:
+        """The record of ``name``, usable or damaged; a StudioError listing the known names if absent."""
+        if not isinstance(name, str) or name not in self._entries():
+            known = ", ".join(self.names()) or "none yet"
+            raise StudioError(f"No adapter named {printable(repr(name), 82)}.", f"Known adapters: {known}.")
+        return self._record(name)
 
     def get(self, name: str) -> AdapterRecord:
-        folder = self.folder(name)
-        file = folder / f"{name}.safetensors"
-        if not file.is_file():
-            known = ", ".join(self.names()) or "none yet"
-            raise StudioError(f"No adapter named {name!r}.", f"Known adapters: {known}.")
-        from .inspect import read_header_summary
-
-        info = _read_json(folder / "adapter.json")
-        summary = read_header_summary(file)
-        preview = folder / "preview.png"
-        return AdapterRecord(
-            name=name, file=file, family=info.get("family") or summary.family, base=info.get("base", ""),
-            base_hash=info.get("base_hash", "") or summary.metadata.get("studio_base_hash", ""),
-            source=info.get("source", "trained" if info else ""), steps=info.get("steps"),
-            created=info.get("created", ""), trigger=info.get("trigger", ""), best_val=info.get("best_val"),
-            preview=preview if preview.is_file() else None, size_bytes=file.stat().st_size,
-            layers=summary.layers, metadata=summary.metadata)
+        """A usable adapter's record; a damaged one is refused with its reason."""
+        rec = self.record(name)
+        if not rec.ok:
+            raise StudioError(f"Adapter {rec.shown_name!r} is damaged and cannot be used: {rec.damaged}.",
+                              f"Delete it (studio adapters delete {rec.shown_name}) and train or import it again.")
+        return rec
 
 
 def _read_json(path: Path) -> dict:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
         return value if isinstance(value, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}

@@ -50,7 +50,7 @@ def write_adapter(ws: Workspace, name: str, sd: dict[str, torch.Tensor], family:
     folder = ws.adapters / name
     meta = {"ss_network_module": "networks.lora", "ss_base_model_version": kohya.BASE_VERSION[family],
             "ss_output_name": name, "studio_base_hash": base_hash}
+    record = {"name": name, "family": family, "base_hash": base_hash, "source": "random"}
+    atomic_write_bytes(folder / "adapter.json", json.dumps(record, indent=1).encode())  # first: see train/loop.py
     atomic_write_bytes(folder / f"{name}.safetensors", save({k: v.contiguous() for k, v in sd.items()},
                                                             metadata=meta))
-    record = {"name": name, "family": family, "base_hash": base_hash, "source": "random"}
-    atomic_write_bytes(folder / "adapter.json", json.dumps(record, indent=1).encode())

@@ -34,7 +34,9 @@ PAIRS = ((".lora_down.weight", ".lora_up.weight"), (".lora_A.weight", ".lora_B.w
 
 
 def refuse(file: Path, why: str, fix: str = "Use a plain LoRA/LoCon .safetensors file.") -> StudioError:
-    return StudioError(f"{file.name} was not imported: {why}.", fix)
+    err = StudioError(f"{file.name} was not imported: {why}.", fix)
+    err.why = why  # the reason alone: the library lists a damaged entry with it
+    return err
 
 
 def unsupported_kind(keys) -> str | None:
@@ -94,6 +96,8 @@ def read_header(file: Path, s: ImportSettings) -> tuple[dict, dict[str, str], in
                      "The file is damaged or crafted; get it again from its source.") from None
     except (UnicodeDecodeError, ValueError):
         raise refuse(file, "its header is not valid JSON (not a safetensors file)") from None
+    except RecursionError:  # e.g. 100,000 nested brackets: Python's parser gives up
+        raise refuse(file, "its header is nested too deeply to be a safetensors header") from None
     if not isinstance(header, dict):
         raise refuse(file, "its header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
@@ -174,10 +178,24 @@ def _load_pickle(file: Path, s: ImportSettings) -> dict[str, torch.Tensor]:
     return obj
 
 
+def first_nonfinite(sd: dict[str, torch.Tensor]) -> str | None:
+    """The first tensor holding NaN or Inf, or None: the one finiteness rule for every adapter
+    that enters the library (imports, blends) or leaves it (exports, resized or cast)."""
+    return next((name for name, t in sd.items() if not torch.isfinite(t).all()), None)
+
+
+def check_finite(sd: dict[str, torch.Tensor], what: str) -> None:
+    bad = first_nonfinite(sd)
+    if bad is not None:
+        raise StudioError(f"{what}: tensor {bad[:80]} would hold NaN or Inf values (they turn every image black).",
+                          "Use finite weights (no nan/inf, nothing that overflows the precision).")
+
+
 def check_values(file: Path, sd: dict[str, torch.Tensor], s: ImportSettings) -> None:
+    bad = first_nonfinite(sd)
+    if bad is not None:
+        raise refuse(file, f"tensor {bad[:80]} holds NaN or Inf values", "The file is broken; get it again.")
     for name, t in sd.items():
-        if not torch.isfinite(t).all():
-            raise refuse(file, f"tensor {name[:80]} holds NaN or Inf values", "The file is broken; get it again.")
         if name.endswith(("lora_down.weight", "lora_A.weight", ".down.weight")) and t.ndim:
             if t.shape[0] > s.max_rank:
                 raise refuse(file, f"rank {t.shape[0]} (in {name[:80]}) is over the {s.max_rank} limit")

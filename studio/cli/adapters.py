@@ -26,18 +26,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not records:
         print("no adapters yet (train one, or `studio import FILE`)")
         return 0
+    good, damaged = [r for r in records if r.ok], [r for r in records if not r.ok]
     rows = [("name", "family", "source", "steps", "rank/alpha per layer type", "size", "trigger", "created")]
     rows += [(r.name, shown(r.family or "?"), shown(r.source or "?"), shown(r.steps or "-"), shown(_ranks(r)),
               f"{r.size_bytes / 1e6:.2f} MB", shown(r.trigger or "-", limit=60), shown(r.created[:19] or "-"))
-             for r in records]
+             for r in good]
+    rows += [(r.shown_name, "DAMAGED", "-", "-", "-", f"{r.size_bytes / 1e6:.2f} MB", "-", "-") for r in damaged]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    if damaged:
+        print(f"\n{len(damaged)} damaged (listed, never loaded; `studio adapters delete NAME` removes one):")
+        for r in damaged:
+            print(f"  {r.shown_name}: {r.damaged}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    r = _lib().get(args.name)
+    r = _lib().record(args.name)
+    if not r.ok:
+        print(f"{r.shown_name}: DAMAGED, {r.size_bytes / 1e6:.2f} MB\n  reason: {r.damaged}\n  folder: "
+              f"{shown(r.file.parent)}\n  `studio adapters delete {r.shown_name}` removes it.")
+        return 1
     print(f"{r.name}: {shown(r.family or 'unknown family')}, {shown(r.source or 'unknown source')}, "
           f"{r.size_bytes / 1e6:.2f} MB")
     for k in ("file", "base", "base_hash", "steps", "created", "trigger", "best_val", "preview"):

@@ -79,7 +79,9 @@ class Engine:
 
     def request(self, s: GenerateSettings, loras=()) -> tuple[GenerateSettings, list[LoraWeight]]:
         """Prompt tags + explicit adapters -> (settings with the clean prompt, checked adapter list)."""
-        clean, loras = tags.request(s.prompt, loras, self.library.names())
+        clean, loras = tags.request(s.prompt, loras, [r.name for r in self.library.list()])
+        for lw in loras:
+            self.library.get(lw.name)  # a damaged entry is refused here, with its reason, before any loading
         return (dataclasses.replace(s, prompt=clean) if clean != s.prompt else s), loras
 
     def prompt_warnings(self, s: GenerateSettings) -> list[str]:

@@ -354,17 +354,19 @@ class Trainer:
                 from safetensors.torch import load_file
 
                 lora_state.load(self.unet, self.tes, load_file(str(self.out / "best.safetensors")))
-            self._write_adapter(self._weights(), path, step)
-            if self.last_preview != step or chosen == "best":
-                self._previews(step)
-            first = sorted((self.out / "samples").glob(f"step-{step:07d}-*.png"))[0]
-            atomic_write_bytes(self.out / "preview.png", first.read_bytes())
             info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
                     "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
                     "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "source": "trained",
                     "trigger": self.manifest.trigger, "settings": asdict(self.s)}
+            # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
+            # folder with the file but no adapter.json counts as half-written (damaged)
             atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+            self._write_adapter(self._weights(), path, step)
+            if self.last_preview != step or chosen == "best":
+                self._previews(step)
+            first = sorted((self.out / "samples").glob(f"step-{step:07d}-*.png"))[0]
+            atomic_write_bytes(self.out / "preview.png", first.read_bytes())
         seconds = time.perf_counter() - t0
         self._emit(ev.Saved(step, str(path), "adapter"))
         self._emit(ev.Finished(step, str(path), chosen, stopped, seconds))

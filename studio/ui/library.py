@@ -43,23 +43,23 @@ def _caption(r) -> str:
 
 
 def _cards(library) -> list[tuple]:
-    """Gallery items: (preview path or placeholder, caption) for every adapter."""
-    return [(str(r.preview) if r.preview else _placeholder(), _caption(r)) for r in library.list()]
+    """Gallery items: (preview path or placeholder, caption) for every adapter; damaged entries last
+    (so card i < len(names()) is names()[i]), with their reason instead of a preview."""
+    records = library.list()
+    good = [(str(r.preview) if r.preview else _placeholder(), _caption(r)) for r in records if r.ok]
+    return good + [(_placeholder((230, 190, 190)), f"⚠ {r.shown_name} · damaged: {r.damaged}")
+                   for r in records if not r.ok]
 
 
-def _placeholder():
+def _placeholder(colour=(200, 200, 205)):
     from PIL import Image
 
-    return Image.new("RGB", (64, 64), (200, 200, 205))
+    return Image.new("RGB", (64, 64), colour)
 
 
 def _signature(library) -> tuple:
     """Changes whenever an adapter appears, disappears or is rewritten (cheap: stat only)."""
-    out = []
-    for n in library.names():
-        folder = library.folder(n)
-        out.append((n, *(int(p.stat().st_mtime_ns) for p in sorted(folder.glob("*.*")) if p.is_file())))
-    return tuple(out)
+    return library.signature()
 
 
 def _details(library, name: str | None):

@@ -1,6 +1,7 @@
 """Test-only: run the ``studio`` CLI and SIGKILL it at a chosen point (issue 11, kill -9).
 
     python tests/faults/killer.py PHASE N -- train --images DIR --name NAME ...
+    python tests/faults/killer.py staging 1 -- import FILE     (or: export 1 -- export NAME)
 
 PHASE picks what is counted; the process kills itself (SIGKILL: no cleanup, no finally,
 no atexit) at the N-th occurrence. Writes are killed *after* the temp file/folder is
@@ -26,6 +27,8 @@ WRITES = {
     "best": r"/best\.safetensors$",
     "adapter": r"/adapters/([^/]+)/\1\.safetensors$",
     "adapter_json": r"/adapters/[^/]+/adapter\.json$",
+    "staging": r"/adapters/\.staging-[^/]+/[^/]+\.safetensors$",  # an import/blend assembling its folder
+    "export": r"/exports/[^/]+\.safetensors$",
 }
 PHASES = (*WRITES, "cache", "step", "prune", "time")
 

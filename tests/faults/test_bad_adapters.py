@@ -87,6 +87,7 @@ def extra_bad_files(good: bytes) -> dict[str, tuple[bytes, str]]:
         "metadata nested.safetensors": (_with_header(save(_pair()), lambda h: h.__setitem__(
             "__metadata__", {"ss_tag_frequency": {"neon": 3}})), "not a string table"),
         "header not json.safetensors": (_raw("{not json at all"), "not valid JSON"),
+        "header 100000 deep.safetensors": (_raw("[" * 100_000 + "]" * 100_000), "nested too deeply"),
         "header list.safetensors": (_raw([1, 2, 3]), "not a JSON object"),
         "header latin1.safetensors": (struct.pack("<Q", 4) + b"\xff\xfe{}", "not valid JSON"),
         "int64 tensor.safetensors": (save({f"{KEY}.alpha": torch.tensor([1], dtype=torch.int64)}), "has dtype I64"),
@@ -212,3 +213,78 @@ def test_regressions_found_by_the_corpus(tmp_path):
         validate.check_pairs(tmp_path / "x.safetensors", {"a.lora_A.weight": 1})
     validate.check_pairs(tmp_path / "x.safetensors", {"a.lora_A.weight": 1, "a.lora_B.weight": 1})
     assert ImportSettings().max_rank >= 1
+
+
+# ---------------------------------------------------------------- the library itself (issue 15, class 2)
+def _killed(ws_root: Path, phase: str, *args: str):
+    import subprocess
+
+    env = {**os.environ, "STUDIO_OUTPUTS": str(ws_root), "PYTHONPATH": str(ROOT)}
+    killer = Path(__file__).with_name("killer.py")
+    return subprocess.run([sys.executable, str(killer), phase, "1", "--", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")) if folder.is_dir() else []
+
+
+def test_a_killed_import_or_export_leaves_nothing_after_the_next_start(corpus, tally):
+    """SIGKILL after the staged file is complete and before it is renamed in (the worst moment):
+    the hidden staging folder (with its .tmp) and the export's .tmp stay behind; the next
+    `studio adapters` removes them and lists the library as it was."""
+    tmp, folder, _ = corpus
+    out = tmp / "killed"
+    r = _import(out, str(folder / "good.safetensors"), "--name", "kept")
+    assert r.returncode == 0, r.stderr[-2000:]
+    k1 = _killed(out, "staging", "import", str(folder / "good.safetensors"), "--name", "cut")
+    k2 = _killed(out, "export", "export", "kept", "--format", "kohya")
+    left = _hidden(out / "adapters") + _hidden(out / "exports")
+    killed = k1.returncode == -9 and k2.returncode == -9
+    staged = any(n.startswith(".staging-") and n.endswith(".tmp") for n in left) and any(
+        n.endswith(".tmp") for n in _hidden(out / "exports"))
+    from test_adapters_damaged import _backdate
+
+    # a process's start time (psutil) can be off by a second: make the leftovers clearly older
+    _backdate(*[p for p in [*(out / "adapters").iterdir(), *(out / "exports").iterdir()] if p.name.startswith(".")],
+              seconds=60)
+    listing = run_cli("adapters", env={"STUDIO_OUTPUTS": str(out)})
+    after = _hidden(out / "adapters") + _hidden(out / "exports")
+    ok = killed and staged and listing.returncode == 0 and after == [] and _library_entries(out) == ["kept"]
+    tally.record("kill -9", "import/export staging", "killed import + export, then the next start", ok,
+                 fired=killed, left=len(left))
+    assert ok, (k1.returncode, k2.returncode, left, after, listing.stdout, listing.stderr[-1500:])
+
+
+def test_a_damaged_library_never_stops_the_server(tmp_path, tally):
+    """junk bytes, a truncated file, a missing adapter.json, a wrong family, ... beside one good
+    adapter: `studio serve` starts, a killed import's staging is gone, generation with the good
+    adapter works and a damaged one is refused with its reason."""
+    from gradio_client import Client
+    from servers import start_server
+    from test_adapters_damaged import _backdate, damaged_library
+
+    from studio.paths import Workspace
+
+    ws = Workspace(tmp_path / "outputs")
+    expected = damaged_library(ws)
+    staging = ws.adapters / ".staging-999999999-k1ll3d"
+    staging.mkdir()
+    (staging / ".cut.safetensors.abcdefgh.tmp").write_bytes(bytes(10 << 20))  # a killed import's 10 MB
+    _backdate(staging)
+    server = start_server(ws.root, log=tmp_path / "serve.log")
+    try:
+        client = Client(server.url, verbose=False, download_files=str(tmp_path / "downloads"))
+        gallery, status = client.predict("a red mug <lora:good:1>", "", 0, 2, 6.0, "Euler", 0, 0, 1,
+                                         api_name="/generate")
+        refused = ""
+        try:
+            client.predict("a red mug <lora:truncated:1>", "", 0, 2, 6.0, "Euler", 0, 0, 1, api_name="/generate")
+        except Exception as e:  # gradio_client raises AppError with the page's message
+            refused = str(e)
+    finally:
+        server.stop()
+    ok = ("good" in status and len(gallery) == 1 and "damaged" in refused and not staging.exists()
+          and "Traceback" not in server.output())
+    tally.record("bad input", "library entry", f"{len(expected)} damaged entries, then studio serve", ok)
+    assert ok, (status, refused, staging.exists(), server.output()[-3000:])
