@@ -75,6 +75,10 @@ BUGS = [
     # HTTP and load (load)
     ("two ingests into one image set at once (the page's upload and sample buttons, two browsers, the CLI) each saved the manifest they had loaded: the last one dropped the other's images (16 of 21 listed, 5 unlisted files)", "`data.manifest.locked`: ingest and caption edits hold the set's lock (flock)"),
     ("the Generate tab had no API endpoint: its button's event is drawn per page by `gr.render`, so `gradio_client` could not call it", "`/generate` endpoint on the form's fields, in the button's concurrency group"),
+    # cross-site requests (issue 15)
+    ("the server answered any `Host`: a DNS-rebinding page read `adapter.json` through the file route and called `do_duplicate`", "`ui/guard.py`: only loopback names, `--host` and `--allowed-hosts` are served (HTTP 400 before any route)"),
+    ("a cross-site multipart `POST /gradio_api/upload` (no preflight needed) was stored in `outputs/.uploads`", "a foreign `Origin` (any method) or `Referer` (state-changing) is refused with 403 on every route"),
+    ("with `--auth`, the login page embedded the API description, whose dropdown choices named every adapter and image set", "HTML pages go out with `window.gradio_api_info = null` (fetched from the login-checked route after login)"),
 ]
 
 # commit subjects of the faults work (provenance for the list above)
