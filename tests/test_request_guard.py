@@ -57,7 +57,7 @@ def test_a_wildcard_bind_accepts_ip_literals_but_not_names():
 
 
 @pytest.mark.parametrize("entry", ["http://studio.lan", "studio.lan:7860", "*", "a*.example", "*example.com",
-                                   "stu/dio", "**.example"])
+                                   "stu/dio", "**.example", "a..b", "*.", "[::1]:80"])
 def test_allowed_hosts_entries_are_checked(entry):
     if entry == "*":
         assert parse_allowed_hosts(entry) == ["*"]

@@ -98,12 +98,11 @@ class HostRule:
 
 
 def parse_allowed_hosts(raw: str) -> list[str]:
-    """``--allowed-hosts`` ("studio.lan, *.example.com, 192.168.1.5") -> checked entries."""
-    entries = [e for e in re.split(r"[,\s]+", raw or "") if e]
-    for e in entries:
-        bare = normal_host(e)
-        wild = bare.startswith("*.") and "*" not in bare[2:] and bare[2:]
-        if bare == "*" or wild or (bare and "*" not in bare and (_is_ip(bare) or re.fullmatch(r"[a-z0-9._-]+", bare))):
+    """``--allowed-hosts`` ("studio.lan, *.example.com, 192.168.1.5") -> checked, normalised entries."""
+    entries = []
+    for e in (e for e in re.split(r"[,\s]+", raw or "") if e):
+        if e == "*" or _valid_entry(normal_host(e)):
+            entries.append(e if e == "*" else normal_host(e))
             continue
         raise StudioError(f"--allowed-hosts entry {e!r} is not a host name, an IP address or '*.domain'.",
                           "Give names as the browser's address bar shows them, without scheme or port, "
@@ -111,9 +110,17 @@ def parse_allowed_hosts(raw: str) -> list[str]:
     return entries
 
 
+def _valid_entry(bare: str) -> bool:
+    """'*.domain', an IP address or a plain host name (no scheme, port, path or inner '*')."""
+    if _is_ip(bare):
+        return True
+    name = bare[2:] if bare.startswith("*.") else bare
+    return bool(re.fullmatch(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*", name))
+
+
 def host_rule(bind_host: str, allowed_hosts: str) -> HostRule:
     """Loopback names and addresses, the ``--host`` value and the ``--allowed-hosts`` list."""
-    entries = [normal_host(e) for e in parse_allowed_hosts(allowed_hosts)]
+    entries = parse_allowed_hosts(allowed_hosts)
     bind = normal_host(bind_host)
     names = {*LOOPBACK_NAMES, *(e for e in entries if "*" not in e)}
     if bind not in WILDCARD_BINDS:
