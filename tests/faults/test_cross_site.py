@@ -70,7 +70,8 @@ def _port(s) -> int:
     return urllib.parse.urlsplit(s.url).port
 
 
-def _req(s, method: str, path: str, headers: dict | None = None, body: bytes | None = None) -> tuple[int, bytes]:
+def _req(s, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+         silence: float = 10) -> tuple[int, bytes]:
     """One request with exactly these headers (``host`` replaces the client's own; '' sends none)."""
     headers = dict(headers or {})
     c = http.client.HTTPConnection("127.0.0.1", _port(s), timeout=60)
@@ -85,15 +86,15 @@ def _req(s, method: str, path: str, headers: dict | None = None, body: bytes | N
             c.putheader("Content-Length", str(len(body)))
         c.endheaders(body)
         r = c.getresponse()
-        return r.status, _read(r, c)
+        return r.status, _read(r, c, silence)
     finally:
         c.close()
 
 
-def _read(r: http.client.HTTPResponse, c: http.client.HTTPConnection, cap: int = 8 << 20) -> bytes:
-    """The body, or what came of it within 10 s of silence (event streams never end by themselves)."""
+def _read(r: http.client.HTTPResponse, c: http.client.HTTPConnection, silence: float, cap: int = 8 << 20) -> bytes:
+    """The body, or what came of it until ``silence`` s without a byte (some event streams never end)."""
     if c.sock is not None:  # None when the server closes the connection after this response
-        c.sock.settimeout(10)
+        c.sock.settimeout(silence)
     out = b""
     try:
         while len(out) < cap and (chunk := r.read1(65536)):
@@ -234,7 +235,7 @@ def test_same_origin_page_and_scripts_still_work(open_server, tally):
     status, out = _duplicate(s, "copied", {"Origin": s.url})
     assert status == 200, out
     event = json.loads(out)["event_id"]
-    status, out = _req(s, "GET", f"/gradio_api/call/do_duplicate/{event}", {"Origin": s.url})
+    status, out = _req(s, "GET", f"/gradio_api/call/do_duplicate/{event}", {"Origin": s.url}, silence=300)
     ok = status == 200 and b"event: complete" in out and (s.ws / "adapters" / "copied" / "adapter.json").is_file()
     tally.record("http", "same-origin requests", "upload, upload (Referer), upload (script), duplicate", ok)
     assert ok, out[-300:]
