@@ -84,6 +84,10 @@ BUGS = [
     ("file names, zip members and captions with ANSI escapes or newlines were printed raw (a newline forged a report line); a binary sidecar became the caption", "`text.shown` escapes controls in reports and errors; binary sidecars are ignored with a note"),
     ("`--device cuda:-1`, `cuda:99999999999999999999` or an empty device gave torch RuntimeError tracebacks; a 5,000-character `--model` gave ENAMETOOLONG", "device pattern and path length declared on `ModelSettings`"),
     ("any unexpected exception printed a traceback", "one `error:` line and `outputs/logs/crash-*.log` (exit 70)"),
+    # cross-site requests (issue 15)
+    ("the server answered any `Host`: a DNS-rebinding page read `adapter.json` through the file route and called `do_duplicate`", "`ui/guard.py`: only loopback names, `--host` and `--allowed-hosts` are served (HTTP 400 before any route)"),
+    ("a cross-site multipart `POST /gradio_api/upload` (no preflight needed) was stored in `outputs/.uploads`", "a foreign `Origin` (any method) or `Referer` (state-changing) is refused with 403 on every route"),
+    ("with `--auth`, the login page embedded the API description, whose dropdown choices named every adapter and image set", "HTML pages go out with `window.gradio_api_info = null` (fetched from the login-checked route after login)"),
 ]
 
 # commit subjects of the faults work (provenance for the list above)

@@ -104,6 +104,9 @@ class ServeSettings(Checked):
     max_file_size_mb: int = setting(50, "Largest upload accepted, in MB.", min=1, max=2048)
     queue_size: int = setting(16, "Requests allowed to wait in the queue.", min=1, max=1024)
     auth: str = setting("", "USER:PASS required to open the studio (or set STUDIO_AUTH); empty = no login.")
+    allowed_hosts: str = setting("", "More names the browser may use to reach the studio (comma-separated, "
+                                 "'*.example.com' for subdomains); localhost, loopback addresses and --host "
+                                 "are always allowed, any other Host header is refused.")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from servers import SECRET, free_port
 from studio.config import ServeSettings
 from studio.errors import StudioError
 from studio.paths import Workspace
+from studio.ui.guard import RequestGuard
 from studio.ui.server import exposure_warning, launch_kwargs, parse_auth
 
 
@@ -69,6 +70,19 @@ def test_defaults_and_launch_settings(tmp_path):
     assert kw["share"] is False and kw["enable_monitoring"] is False
     assert kw["allowed_paths"] == [str(tmp_path.resolve())]
     assert kw["auth"] == ("me", "pw") and kw["max_file_size"] == f"{s.max_file_size_mb}mb"
+    (guard,) = kw["app_kwargs"]["middleware"]  # Host / Origin checks before any route (studio/ui/guard.py)
+    assert guard.cls is RequestGuard and guard.kwargs["blank_api_info"] is True
+    assert guard.kwargs["rule"].allows("localhost:7860") and not guard.kwargs["rule"].allows("evil.example")
+    plain = launch_kwargs(ServeSettings(allowed_hosts="studio.lan"), Workspace(tmp_path), None)
+    (guard,) = plain["app_kwargs"]["middleware"]
+    assert guard.kwargs["blank_api_info"] is False and guard.kwargs["rule"].allows("studio.lan")
+
+
+def test_serve_refuses_a_bad_allowed_hosts_entry_before_loading(tmp_path):
+    env = {**os.environ, "STUDIO_OUTPUTS": str(tmp_path), "GRADIO_ANALYTICS_ENABLED": "False"}
+    r = subprocess.run([sys.executable, "-m", "studio", "serve", "--port", str(free_port()), "--allowed-hosts",
+                        "http://studio.lan:7860"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "--allowed-hosts entry" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_auth_parsing_and_exposure_warning():

@@ -2,7 +2,8 @@
 
 Localhost only unless told otherwise; optional login (``--auth USER:PASS`` or ``STUDIO_AUTH``);
 uploads capped; analytics and monitoring off; the file route serves only the workspace
-(and Gradio's own upload cache); a bounded queue; no share links.
+(and Gradio's own upload cache); a bounded queue; no share links; foreign ``Host`` names and
+cross-site requests refused before any route (:mod:`studio.ui.guard`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from ..config import ModelSettings, ServeSettings
 from ..errors import StudioError
 from ..paths import Workspace
+from .guard import parse_allowed_hosts
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,14 @@ def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
 
 def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | None) -> dict:
     """Everything :meth:`gradio.Blocks.launch` gets; kept apart so tests can read it."""
+    from starlette.middleware import Middleware
+
     from .app import CSS
+    from .guard import RequestGuard, host_rule
 
     ws.root.mkdir(parents=True, exist_ok=True)
-    return dict(server_name=serve.host, server_port=serve.port, auth=auth, share=False,
+    guard = Middleware(RequestGuard, rule=host_rule(serve.host, serve.allowed_hosts), blank_api_info=auth is not None)
+    return dict(app_kwargs={"middleware": [guard]}, server_name=serve.host, server_port=serve.port, auth=auth, share=False,
                 max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
                 allowed_paths=[str(ws.root.resolve())], show_error=True, inbrowser=False,
                 footer_links=["settings"], css=CSS, ssr_mode=False, mcp_server=False, pwa=False)
@@ -69,6 +75,7 @@ def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **run
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     keep_uploads_in(Workspace())
     auth = parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", ""))  # the CLI prints exposure_warning
+    parse_allowed_hosts(serve.allowed_hosts)  # a bad entry fails before the model loads
     from .app import build_app
     from .services import build_services
 
