@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     d.set_defaults(func=cmd_sample_data)
     __import__("studio.cli_adapters", fromlist=["register"]).register(sub)  # adapters, export, import, blend
+    __import__("studio.cli_judge", fromlist=["register"]).register(sub)  # judge
     return p
 
 
