@@ -51,6 +51,30 @@ def _judge_against(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_checkpoint_grid(args: argparse.Namespace, settings: GenerateSettings) -> int:
+    """``studio grid --checkpoints NAME``: prompts x (base, checkpoints...) at one seed."""
+    import time
+    from pathlib import Path
+
+    from . import quiet
+    from .adapters.library import Library
+    from .cli import settings_from
+    from .generate import grid
+    from .judge.grid import checkpoint_grid
+    from .models.loading import load_model
+    from .paths import Workspace
+
+    Library().get(args.checkpoints)  # before the model loads
+    quiet.libraries(args.verbose)
+    m = settings_from(ModelSettings, args)
+    r = checkpoint_grid(load_model(m.model, m.device, m.dtype), args.checkpoints, args.prompt_list, settings)
+    out = Path(args.out) if args.out else Workspace().images / f"checkpoints-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    grid.save(r, out)
+    print(f"wrote {out} ({len(r.row_labels)} prompts x {len(r.col_labels)} columns: {', '.join(r.col_labels)}; "
+          f"{r.seconds:.2f}s)")
+    return 0
+
+
 def register(sub) -> None:
     from .cli import add_settings
 

@@ -239,7 +239,8 @@ class TrainSettings:
     copy_threshold: float = setting(0.5, "Copy warning when drawn images come this much closer to a training "
                                          "photo than held-out photos do (0.5 = twice as close).", min=0.0, max=1.0)
     stop: str = setting("steps", "When to stop: steps (all of them), or learned (the style score has "
-                                 "plateaued, or the adapter starts copying its photos).", choices=("steps", "learned"))
+                                 "plateaued, or the adapter starts copying its photos; needs sample_every > 0).",
+                          choices=("steps", "learned"))
     plateau_rounds: int = setting(2, "stop=learned: rounds without a gain of plateau_delta before stopping.",
                                   min=1, max=100)
     plateau_delta: float = setting(5.0, "Style-score gain (percentage points) that counts as progress.",

@@ -68,11 +68,12 @@ def plateaued(rows: list[Row], rounds: int, delta: float) -> bool:
     return before >= MIN_LEARNED and all(r.style < before + delta for r in rows[-rounds:])
 
 
-def save(folder: Path, rows: list[Row], pick: Pick | None) -> Path:
+def save(folder: Path, rows: list[Row], pick: Pick | None, prompts: list[str] | None = None) -> Path:
     from ..paths import atomic_write_bytes
 
     path = Path(folder) / FILE
-    data = {"rows": [asdict(r) for r in rows], "recommended": asdict(pick) if pick else None}
+    data = {"rows": [asdict(r) for r in rows], "recommended": asdict(pick) if pick else None,
+            "prompts": list(prompts or [])}
     atomic_write_bytes(path, json.dumps(data, indent=1, allow_nan=True).encode())
     return path
 
@@ -98,3 +99,9 @@ def table(rows: list[Row], pick: Pick | None) -> str:
     if pick:
         lines.append(f"recommended: step {pick.step} — {pick.reason}")
     return "\n".join(lines)
+
+
+def prompts_of(folder: Path) -> list[str]:
+    """The judged prompts (captions, then trigger-free ones) of a trained adapter."""
+    path = Path(folder) / FILE
+    return list(json.loads(path.read_text(encoding="utf-8")).get("prompts", [])) if path.is_file() else []

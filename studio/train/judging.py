@@ -17,7 +17,6 @@ from .. import events as ev
 from ..config import GenerateSettings, TrainSettings
 from ..judge import scorecard
 from ..judge.session import Drawn, Judge, from_dataset
-from ..paths import atomic_save_image
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,7 @@ class Rounds:
         self.rows: list[scorecard.Row] = []
         self.pick: scorecard.Pick | None = None
         self.stop_reason = ""
+        self.seconds = 0.0  # spent drawing and judging (the meter's cost; benchmarks/style_meter.py)
         self._engine = None
 
     def restore(self, upto: int) -> None:
@@ -74,21 +74,14 @@ class Rounds:
                 self.judge.set_before(self.judge.draw(draw))
         return self.judge.draw(draw)
 
-    def round(self, step: int, after: Drawn, weights_path: str, record: bool = True) -> list[tuple[str, str]]:
-        """Judge ``after`` as checkpoint ``step``; write the before|after previews; emit events."""
+    def record(self, step: int, after: Drawn, weights_path: str) -> None:
+        """Judge ``after`` as checkpoint ``step``: a scorecard row, the pick, events, the stop rule."""
         t = self.t
-        shown = []
-        for i, (prompt, im) in enumerate(self.judge.pairs(after)):
-            path = t.out / "samples" / f"step-{step:07d}-{i}.png"
-            atomic_save_image(path, im)
-            shown.append((prompt, str(path)))
-        if not record:
-            return shown
         val = t.validator.history[-1] if t.validator and t.validator.history else None
         row = self.judge.row(step, after, val, weights_path)
         self.rows = [r for r in self.rows if r.step != step] + [row]
         self.pick = scorecard.recommend(self.rows, t.s.plateau_delta)
-        scorecard.save(t.out, self.rows, self.pick)
+        scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free])
         t._emit(ev.Judged(step, row.style, row.copy, row.leak, val, row.copying, weights_path,
                           self.pick.step if self.pick else -1, self.pick.reason if self.pick else ""))
         if row.copying:
@@ -96,7 +89,6 @@ class Rounds:
                                       f"below {t.s.copy_threshold}): use an earlier checkpoint, more images or "
                                       "fewer steps"))
         self._check_learned(step, row)
-        return shown
 
     def _check_learned(self, step: int, row: scorecard.Row) -> None:
         s = self.t.s

@@ -229,13 +229,19 @@ class Trainer:
         scorecard row) plus any extra ``sample_prompts``."""
         from ..generate import Engine
 
-        weights = ""
+        t0, weights = time.perf_counter(), ""
         if record:
             weights = str(self._write_adapter(self._weights(), self.out / "rounds" / f"step-{step:07d}.safetensors",
                                               step))
+        shown = []
         with self._drawing():
             after = self.rounds.draw()
-            shown = self.rounds.round(step, after, weights, record)
+            for i, (prompt, image) in enumerate(self.rounds.judge.pairs(after)):  # before|after
+                path = self.out / "samples" / f"step-{step:07d}-{i}.png"
+                atomic_save_image(path, image)
+                shown.append((prompt, str(path)))
+            if record:
+                self.rounds.record(step, after, weights)
             engine, n = Engine(self.model), len(shown)
             for i, prompt in enumerate(p.format(trigger=self.manifest.trigger) for p in self.s.sample_prompts):
                 r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
@@ -243,6 +249,7 @@ class Trainer:
                 path = self.out / "samples" / f"step-{step:07d}-{n + i}.png"
                 atomic_save_image(path, r.image)
                 shown.append((prompt, str(path)))
+        self.rounds.seconds += time.perf_counter() - t0
         self.last_preview = step
         self._emit(ev.Sample(step, tuple(p for p, _ in shown), tuple(x for _, x in shown)))
 
@@ -357,6 +364,10 @@ class Trainer:
                                                  "overfitting — consider fewer steps or final=best"))
         if main and is_round(s, step):
             self._previews(step)
+        if s.stop == "learned" and is_round(s, step) and self.acc.num_processes > 1:  # every process stops
+            flag = torch.tensor([1.0 if self.rounds.stop_reason else 0.0], device=self.device)
+            if self.acc.reduce(flag, "sum").item() and not self.rounds.stop_reason:
+                self.rounds.stop_reason = "the main process judged the style learned"
         if main and s.checkpoint_every and step % s.checkpoint_every == 0:
             self._checkpoint(step)
 
@@ -369,7 +380,7 @@ class Trainer:
         return "last", None
 
     def _finish(self, step: int, start: int, t0: float) -> TrainResult:
-        stopped = step < self.s.steps
+        stopped = step < self.s.steps and not self.rounds.stop_reason  # stop=learned ends a run: it finished
         path = self.out / f"{self.name}.safetensors"
         chosen = "last"
         if self.acc.is_main_process:

@@ -106,8 +106,6 @@ def _prompts(s: TrainSettings) -> list[str | None]:
 
 
 def _final(s: TrainSettings, m: Manifest | None) -> str | None:
-    if s.stop == "learned" and not s.sample_every:
-        return "stop=learned needs style-meter rounds: set sample_every above 0 (or stop=steps)."
     if s.judge_free > s.judge_prompts:
         return f"judge_free={s.judge_free} is more than judge_prompts={s.judge_prompts}: use at most that many."
     if s.final != "best":
