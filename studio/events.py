@@ -35,7 +35,7 @@ class Judged:
     step: int
     style: float  # %: 0 = the base model's images, 100 = as near the set's style as its held-out photos
     copy: float  # nearest-training-photo distance relative to held-out photos (nan = unknown)
-    leak: float  # %: how much trigger-free images change, relative to images with the trigger
+    leak: float  # %: how far trigger-free images change, as a share of the way from the base to the style
     val_loss: float | None
     copying: bool  # copy is below the copy threshold: the adapter reproduces its training photos
     checkpoint: str  # this checkpoint's .safetensors ("Use this checkpoint"), "" if not kept

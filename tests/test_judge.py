@@ -58,13 +58,14 @@ def test_copy_meter_low_for_copies_and_near_one_for_new_images_of_the_set():
     assert 0.6 < meters.copy_ratio(ref, rng.uniform(size=(8, 30))) < 1.6
 
 
-def test_leak_compares_trigger_free_change_with_trigger_change():
+def test_leak_measures_how_far_trigger_free_images_move():
     rng = np.random.default_rng(3)
     ref = _ref(rng)
-    base, moved = _groups(rng, 4, 0.0), _groups(rng, 4, 5.0)
-    assert meters.leak_percent(ref, base, moved, base, base) == 0.0  # bound to the trigger
-    assert meters.leak_percent(ref, base, moved, base, moved) == pytest.approx(100.0)  # restyles everything
-    assert meters.leak_percent(ref, base, base, base, moved) == 0.0  # nothing learned: nothing to leak
+    base, moved = _groups(rng, 40, 0.0), _groups(rng, 40, 5.0)
+    assert meters.leak_percent(ref, base, base, base) == 0.0  # bound to the trigger
+    everything = meters.leak_percent(ref, base, base, moved)  # restyles trigger-free prompts all the way
+    assert 60 < everything < 160
+    assert 0 < meters.leak_percent(ref, base, base, _groups(rng, 40, 0.5)) < everything / 3
 
 
 def _row(step, style, copying=False):
@@ -110,4 +111,6 @@ def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):
     assert row.style == 0.0 and row.leak == 0.0 and not row.copying
     styled = judge.row(1, Drawn([images[4]], [Image.new("RGB", (64, 64), (200, 100, 50))]))
     assert styled.style > 50 and styled.leak == 0.0  # a held-out image of the set is near 100 %
+    leaky = judge.row(1, Drawn([images[4]], [images[5]]))
+    assert leaky.leak > 30  # the trigger-free image changed into the style too
     assert judge.row(2, Drawn([images[0]], base.free)).copying  # a training photo itself

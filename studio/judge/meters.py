@@ -8,8 +8,8 @@
 - **copy**: the median distance from a drawn image to its nearest training image, divided by the
   same for held-out images (1.0 = as close as unseen photos of the set come; near 0 = a copy).
 - **leak %**: how much the adapter changes images whose prompt lacks the trigger word, as a share
-  of how much it changes images whose prompt has it (0 % = bound to the trigger, 100 % = it
-  restyles everything alike).
+  of the whole way from the base model's images to the style (0 % = bound to the trigger; near
+  the style score = it restyles everything alike).
 Without held-out images the training images stand in, each compared with the others (leave one out).
 """
 
@@ -101,12 +101,14 @@ def change(ref: Reference, base: Groups, adapted: Groups) -> float:
     return float(np.sqrt(np.mean(sq, axis=0)).mean())
 
 
-def leak_percent(ref: Reference, base: Groups, adapted: Groups, base_free: Groups, adapted_free: Groups) -> float:
-    """Change on trigger-free prompts as a share of the change on trigger prompts."""
-    moved = change(ref, base, adapted)
-    if moved <= 1e-9:
+def leak_percent(ref: Reference, base: Groups, base_free: Groups, adapted_free: Groups) -> float:
+    """How far trigger-free images moved (same prompt and seed, with vs without the adapter), as a
+    share of the whole way from the base model's images to the style: ~0 = bound to the trigger,
+    about the style score = it restyles everything alike."""
+    room = float(ref.distances(base).mean()) - ref.level
+    if room <= 1e-9:
         return 0.0
-    return 100.0 * change(ref, base_free, adapted_free) / moved
+    return 100.0 * change(ref, base_free, adapted_free) / room
 
 
 def take(feats: Groups, idx) -> Groups:

@@ -56,7 +56,7 @@ class Judge:
         base, adapted = meters.take(self._before_feats, slice(0, n)), meters.take(feats, slice(0, n))
         style = meters.style_percent(self.ref, base, adapted)
         copy = meters.copy_ratio(self.ref, content(after.styled))
-        leak = meters.leak_percent(self.ref, base, adapted, meters.take(self._before_feats, slice(n, None)),
+        leak = meters.leak_percent(self.ref, base, meters.take(self._before_feats, slice(n, None)),
                                    meters.take(feats, slice(n, None))) if after.free else 0.0
         return Row(step, round(style, 2), round(copy, 4), round(leak, 2), val_loss,
                    copies(copy, self.threshold), adapter)

@@ -22,8 +22,8 @@ HELP = ("**Style %**: how far the adapter's images have moved from the base mode
         "seeds) toward your set's colours, contrast and texture — 0 % = the base model, 100 % = as close as "
         "your own held-out photos. **Copy**: how close its images come to one of your training photos, "
         "compared with your held-out photos (1 = as close as those; below {threshold} = it copies). "
-        "**Leak %**: how much it changes images whose prompt lacks the trigger word (0 % = only with the "
-        "trigger, 100 % = it restyles everything).")
+        "**Leak %**: how much it changes images whose prompt lacks the trigger word, as a share of the way "
+        "to your style (0 % = only with the trigger; near the style score = it restyles everything).")
 
 
 def _num(v: Any, fmt: str) -> str:
@@ -77,6 +77,8 @@ def use(services, snap: Any | None, step, new_name: str) -> str:
         raise StudioError(f"The run of {snap.adapter!r} is still going: it writes its own adapter at the end.",
                           "Wait until it ends (or press Stop), then use a checkpoint.")
     done = use_checkpoint(snap.adapter, int(step), (new_name or "").strip(), services.ws)
+    if done == snap.adapter and services.engine is not None:
+        services.engine.unload(done)  # the Generate tab draws the new weights, not the loaded old ones
     where = f"as **{done}**" if done == snap.adapter else f"as the new adapter **{done}**"
     return f"Step {int(step)} of {snap.adapter} is now in the Library {where}."
 
