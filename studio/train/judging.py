@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from pathlib import Path
 
 from .. import events as ev
@@ -51,6 +52,7 @@ class Rounds:
         self.pick: scorecard.Pick | None = None
         self.stop_reason = ""
         self.seconds = 0.0  # spent drawing and judging (the meter's cost; benchmarks/style_meter.py)
+        self.base_seconds = 0.0  # of which the base model's images (drawn once)
         self._engine = None
 
     def restore(self, upto: int) -> None:
@@ -70,8 +72,10 @@ class Rounds:
             return self._engine.generate_batch(gs, prompts, seeds, batch=batch)
 
         if self.judge.before is None:
+            t0 = time.perf_counter()
             with adapters_off(t.unet, t.tes):
                 self.judge.set_before(self.judge.draw(draw))
+            self.base_seconds += time.perf_counter() - t0
         return self.judge.draw(draw)
 
     def record(self, step: int, after: Drawn, weights_path: str) -> None:
