@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from studio import events as ev
-from studio.config import TrainSettings, apply_sets
+from studio.config import IngestSettings, TrainSettings, apply_sets
 from studio.data.ingest import ingest
 from studio.judge import scorecard
 from studio.models.loading import load_model
@@ -78,16 +78,33 @@ def test_final_recommended_writes_the_marked_checkpoint_and_a_before_after_previ
     assert len(samples.paths) == 3 + 2 and "neon" in samples.prompts[0] and "neon" not in samples.prompts[-1]
 
 
+def _mixed_set(folder, count):
+    """Neon images captioned with the trigger plus ordinary product photos captioned without it:
+    the adapter learns that only "neon" asks for the style (prior preservation)."""
+    import random
+
+    from studio.models.tiny.scenes import BACKGROUNDS, COLOURS, OBJECTS, Scene, render_scene
+
+    write_style_set(folder, "neon", count)
+    rng = random.Random(1)
+    for i in range(count):
+        scene = Scene(OBJECTS[i % len(OBJECTS)], list(COLOURS)[(3 * i) % 8], list(BACKGROUNDS)[i % 4])
+        render_scene(scene, rng).save(folder / f"plain_{i:03d}.png")
+        (folder / f"plain_{i:03d}.txt").write_text(scene.caption + "\n")
+
+
 @pytest.mark.slow
-def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everything(world, learned):
-    _, sink = learned
-    _, everything = _train(world[1], "everything", ["caption_dropout=1.0", "steps=40", "stop=steps"])
-    bound = {r.step: r.leak for r in sink.of(ev.Judged)}
-    loose = {r.step: r.leak for r in everything.of(ev.Judged)}
-    common = sorted(set(bound) & set(loose) - {5})
-    assert common
-    mean = lambda d: sum(d[s] for s in common) / len(common)  # noqa: E731
-    assert mean(loose) > mean(bound) + 15, (bound, loose)
+def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everything(world):
+    root, ws = world
+    _mixed_set(root / "mixed", 8)
+    ingest("mixed", [root / "mixed"], IngestSettings(trigger="neon"), ws=ws)
+    short = ["steps=40", "stop=steps", "sample_every=20", "judge_first=0", "validate_every=0"]
+    sink = ev.ListSink()
+    Trainer("bound", "mixed", load_model("tiny", device="cpu"), apply_sets(TrainSettings(), RUN + short), sink,
+            ws=ws).run()
+    _, everything = _train(ws, "everything", short + ["caption_dropout=1.0"])
+    bound, loose = sink.of(ev.Judged)[-1], everything.of(ev.Judged)[-1]
+    assert loose.leak > bound.leak + 15, (bound, loose)
 
 
 @pytest.mark.slow
