@@ -10,7 +10,7 @@ from studio.data.ingest import ingest
 from studio.models.tiny.sample_data import write_style_set
 from studio.paths import Workspace
 
-from .studio_page import fill_run, pick, tab
+from .studio_page import fill_run, pick, studio_server, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -24,6 +24,12 @@ def workspace(tmp_path_factory):
     write_style_set(root.parent / "neon-src", "neon", 6)
     ingest("neon", [root.parent / "neon-src"], ws=Workspace(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def server(workspace):
+    with studio_server(workspace, timeout_s=600) as url:  # a busy shared CPU imports slowly
+        yield url
 
 
 def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
