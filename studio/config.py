@@ -236,14 +236,32 @@ class TrainSettings(Checked):
     validate_every: int = setting(50, "Validation loss on held-out images every N steps; 0 = off.", min=0,
                                  max=1_000_000)
     sample_every: int = setting(100, "Preview images every N steps; 0 = off.", min=0, max=1_000_000)
-    sample_prompts: tuple = setting(("a red mug, {trigger} style",), "Preview prompts ({trigger} is replaced).")
+    sample_prompts: tuple = setting((), "Extra preview prompts ({trigger} is replaced); the previews always "
+                                        "show the set's own captions, each beside the base model's image.")
     sample_seed: int = setting(0, "Seed of the preview images.", **SEED)
     sample_steps: int = setting(20, "Sampler steps of the previews.", min=1, max=150)
     checkpoint_every: int = setting(100, "Resumable checkpoint every N steps; 0 = only at the end.",
                                    min=0, max=1_000_000)
     keep_checkpoints: int = setting(2, "Checkpoints kept (oldest deleted).", min=1, max=100)
-    final: str = setting("last", "Adapter written at the end: last, or best (lowest validation loss).",
-                          choices=("last", "best"))
+    final: str = setting("last", "Adapter written at the end: last, best (lowest validation loss), or "
+                                 "recommended (the style meter's pick: learned, not copying, fewest steps).",
+                          choices=("last", "best", "recommended"))
+    # the style meter (studio.judge): judged at every preview round
+    judge_first: int = setting(20, "First preview and style-meter round at this step (an early look); "
+                                   "0 = only every sample_every.", min=0, max=1_000_000)
+    judge_prompts: int = setting(4, "Captions of the set drawn each round (held-out first, fixed seeds) for "
+                                    "the previews and the style and copy meters.", min=1, max=64)
+    judge_free: int = setting(1, "Of those, drawn again without the trigger word: the leak meter.",
+                              min=0, max=64)
+    copy_threshold: float = setting(0.5, "Copy warning when drawn images come this much closer to a training "
+                                         "photo than held-out photos do (0.5 = twice as close).", min=0.0, max=1.0)
+    stop: str = setting("steps", "When to stop: steps (all of them), or learned (the style score has "
+                                 "plateaued, or the adapter starts copying its photos; needs sample_every > 0).",
+                          choices=("steps", "learned"))
+    plateau_rounds: int = setting(2, "stop=learned: rounds without a gain of plateau_delta before stopping.",
+                                  min=1, max=100)
+    plateau_delta: float = setting(5.0, "Style-score gain (percentage points) that counts as progress.",
+                                   min=0.0, max=100.0)
     max_bad_steps: int = setting(3, "Non-finite losses in a row before training stops with an error.",
                                 min=1, max=1_000_000)
 

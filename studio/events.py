@@ -30,6 +30,20 @@ class Validation:
 
 
 @dataclass(frozen=True)
+class Judged:
+    """One style-meter round (``studio.judge``): the scorecard row of checkpoint ``step``."""
+    step: int
+    style: float  # %: 0 = the base model's images, 100 = as near the set's style as its held-out photos
+    copy: float  # nearest-training-photo distance relative to held-out photos (nan = unknown)
+    leak: float  # %: how far trigger-free images change, as a share of the way from the base to the style
+    val_loss: float | None
+    copying: bool  # copy is below the copy threshold: the adapter reproduces its training photos
+    checkpoint: str  # this checkpoint's .safetensors ("Use this checkpoint"), "" if not kept
+    recommended: int  # step of the recommended checkpoint so far (-1: none)
+    reason: str  # why that one
+
+
+@dataclass(frozen=True)
 class Sample:
     step: int
     prompts: tuple[str, ...]
@@ -53,7 +67,7 @@ class Warning_:
 class Finished:
     step: int
     adapter: str  # path of the final .safetensors
-    chosen: str  # "best" | "last"
+    chosen: str  # "best" | "last" | "recommended"
     stopped_early: bool
     seconds: float
 
@@ -64,7 +78,7 @@ class Failed:
     message: str
 
 
-Event = Progress | Validation | Sample | Saved | Warning_ | Finished | Failed
+Event = Progress | Validation | Judged | Sample | Saved | Warning_ | Finished | Failed
 
 
 class Sink(Protocol):

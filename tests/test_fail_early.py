@@ -36,7 +36,7 @@ BAD = {
     "fp16-on-cpu": (["--set", "mixed_precision=fp16"], "fp16 needs a CUDA GPU"),
     "prompt-placeholder": (["--set", "sample_prompts=a mug in {style}"], "uses {style}"),
     "prompt-brace": (["--set", "sample_prompts=a mug {trigger"], "stray brace"),
-    "prompt-empty": (["--set", "sample_prompts= "], "sample_prompts is empty"),
+    "prompt-empty": (["--set", "sample_prompts= "], "a sample prompt is empty"),
     "final-best-no-validation": (["--set", "final=best", "--set", "validate_every=0"], "final=best needs validation"),
     "unknown-preset": (["--preset", "nope"], "No preset named 'nope'"),
     "cuda-missing": (["--device", "cuda"], "no CUDA GPU"),

@@ -3,6 +3,7 @@
     generate  generate, grid          serve     serve
     train     train, preflight        data      dataset add/show, sample-data
     adapters  adapters, export, import, blend
+    judge     judge (the style meter's scorecard, use a checkpoint)
 
 Shared parsing and error handling live in :mod:`studio.cli.common`. A new group is a module
 here with ``register(sub)`` added to :data:`GROUPS`.
@@ -25,13 +26,7 @@ def build_parser() -> Parser:
     p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = p.add_subparsers(dest="command", required=True)
     for name in GROUPS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":  # a group that is there but fails to import is a bug
-                raise
-            continue  # an optional group not installed in this tree
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return p
 
 

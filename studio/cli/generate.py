@@ -87,6 +87,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from ..generate import grid
 
     settings = settings_from(GenerateSettings, args)
+    if args.checkpoints:  # the judged checkpoints of one adapter: studio/judge/grid.py
+        return __import__("studio.cli.judge", fromlist=["x"]).cmd_checkpoint_grid(args, settings)
     sets = [lora_set(x) for x in args.lora_set or ["none"]]
     prompts = args.prompt_list or [settings.prompt]
     _check_request(prompts, sets)
@@ -126,6 +128,8 @@ def register(sub) -> None:
     gr.add_argument("--lora-set", action="append", metavar="NAME:W,NAME:W",
                     help='a column: adapters with weights, e.g. "neon:1" or "neon:0.5,pastel:0.5"; '
                          '"none" = no adapter (repeatable)')
+    gr.add_argument("--checkpoints", metavar="NAME", help="columns: the base, then the judged checkpoints of "
+                                                          "adapter NAME (rows default to its judged captions)")
     add_settings(gr, GenerateSettings, skip=("prompt", "count"))
     add_settings(gr, ModelSettings)
     add_settings(gr, EngineSettings)

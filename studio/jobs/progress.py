@@ -7,6 +7,7 @@ every second costs a ``stat`` per run plus the new lines.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ class Progress:
     warnings: list[str] = field(default_factory=list)
     samples: list[tuple[int, str, str]] = field(default_factory=list)  # (step, png path, prompt)
     checkpoints: list[str] = field(default_factory=list)
+    scorecard: list[dict] = field(default_factory=list)  # one per style-meter round (events.Judged fields)
+    recommended: tuple[int, str] | None = None  # (step, reason) of the style meter's pick
     adapter_path: str | None = None
     end: str | None = None  # "finished" | "stopped" | "failed" once a terminal event arrived
     error: str = ""
@@ -39,6 +42,9 @@ class Progress:
             self.losses.append((e.step, e.loss))
         elif isinstance(e, ev.Validation):
             self.val_losses.append((e.step, e.loss))
+        elif isinstance(e, ev.Judged):
+            self.scorecard = [r for r in self.scorecard if r["step"] != e.step] + [dataclasses.asdict(e)]
+            self.recommended = (e.recommended, e.reason) if e.recommended >= 0 else None
         elif isinstance(e, ev.Warning_):
             self.warnings.append(f"step {e.step}: {e.message}")
         elif isinstance(e, ev.Sample):

@@ -313,7 +313,8 @@ class JobRunner:
             exit_code=rec.exit_code, stderr_tail=rec.stderr_tail, queue_position=self._queue_position(rec),
             can_resume=self._can_resume(rec), device=rec.device, request=req, pid=rec.pid,
             stopping=rec.status == "running" and rec.stop_requested is not None,
-            resume_of=rec.resume_of, resumed_by=rec.resumed_by)
+            resume_of=rec.resume_of, resumed_by=rec.resumed_by, scorecard=tuple(p.scorecard),
+            recommended=p.recommended)
 
     def _with_history(self, rec: RunRecord, p: Progress) -> tuple[list, list, list]:
         """Curves and previews of a resumed run continue those of the run(s) it resumed, up

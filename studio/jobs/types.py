@@ -60,6 +60,8 @@ class RunSnapshot:
     stopping: bool = False  # Stop was pressed; the run is saving its adapter
     resume_of: str | None = None
     resumed_by: str | None = None
+    scorecard: tuple = ()  # style-meter rows (dicts of events.Judged fields), oldest first
+    recommended: tuple[int, str] | None = None  # (step, reason) of the style meter's pick
 
     @property
     def live(self) -> bool:

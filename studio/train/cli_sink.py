@@ -19,6 +19,10 @@ class TqdmSink:
         elif isinstance(e, ev.Validation):
             flag = " (best)" if e.best else ""
             self.bar.write(f"step {e.step}: validation loss {e.loss:.4f}{flag}")
+        elif isinstance(e, ev.Judged):
+            copy = " COPIES TRAINING PHOTOS" if e.copying else ""
+            self.bar.write(f"step {e.step}: style {e.style:.0f} %, copy {e.copy:.2f}, leak {e.leak:.0f} %{copy}"
+                           f" (recommended so far: step {e.recommended})")
         elif isinstance(e, ev.Sample):
             self.bar.write(f"step {e.step}: previews {', '.join(e.paths)}")
         elif isinstance(e, ev.Saved):

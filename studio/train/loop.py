@@ -30,6 +30,7 @@ from ..paths import Workspace, atomic_save_image, atomic_write_bytes
 from . import checkpoint as ckpt
 from . import recipe
 from .batches import LatentBatches, encode
+from .judging import Rounds, is_round, make_judge
 from .loss import diffusion_loss, sample_noise, sample_timesteps, target
 from .text import TextConditioner
 from .validate import check_settings
@@ -133,6 +134,7 @@ class Trainer:
         val_lat = [encode(pipe.vae, val_ds.load(i)[None])[0].float().cpu() for i in range(len(val_items))]
         self.validator = Validator(val_lat, [i.caption for i in val_items], self.noise_sched, s.seed,
                                    pipe.vae_scale_factor)
+        self.rounds = Rounds(self, make_judge(s, self.manifest, self.data_root, pipe.vae, res))
         if self.text.cache_on:  # every caption a step can see, encoded once
             self.text.warm([i.caption for i in self.manifest.items] + [""], self.device)
         self.offloaded = ([pipe.vae] if self.batches.cache_on else []) + (self.tes if self.text.cache_on else [])
@@ -208,28 +210,48 @@ class Trainer:
         atomic_write_bytes(path, save(weights, metadata=self._adapter_metadata(steps)))
         return path
 
-    def _previews(self, step: int) -> None:
-        from ..generate import Engine
-
-        engine = Engine(self.model)
-        paths, prompts = [], [fill(p, trigger=self.manifest.trigger) for p in self.s.sample_prompts]
+    @contextlib.contextmanager
+    def _drawing(self):
+        """The whole pipeline on the device, the UNet in eval mode, for previews and meter rounds."""
         self.unet.eval()
-        for m in self.offloaded:  # previews need the whole pipeline on the device
+        for m in self.offloaded:
             m.to(self.device)
         try:
-            for i, prompt in enumerate(prompts):
-                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
-                                                     width=self.res, height=self.res))
-                path = self.out / "samples" / f"step-{step:07d}-{i}.png"
-                atomic_save_image(path, r.image)
-                paths.append(str(path))
+            yield
         finally:
             if self.device.type == "cuda":
                 for m in self.offloaded:
                     m.to("cpu")
             self.unet.train()
+
+    def _previews(self, step: int, record: bool = True) -> None:
+        """A style-meter round (the set's captions beside the base model's images, judged into a
+        scorecard row) plus any extra ``sample_prompts``."""
+        from ..generate import Engine
+
+        t0, weights = time.perf_counter(), ""
+        if record:
+            weights = str(self._write_adapter(self._weights(), self.out / "rounds" / f"step-{step:07d}.safetensors",
+                                              step))
+        shown = []
+        with self._drawing():
+            after = self.rounds.draw()
+            for i, (prompt, image) in enumerate(self.rounds.judge.pairs(after)):  # before|after
+                path = self.out / "samples" / f"step-{step:07d}-{i}.png"
+                atomic_save_image(path, image)
+                shown.append((prompt, str(path)))
+            if record:
+                self.rounds.record(step, after, weights)
+            engine, n = Engine(self.model), len(shown)
+            for i, prompt in enumerate(fill(p, trigger=self.manifest.trigger) for p in self.s.sample_prompts):
+                r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
+                                                     width=self.res, height=self.res))
+                path = self.out / "samples" / f"step-{step:07d}-{n + i}.png"
+                atomic_save_image(path, r.image)
+                shown.append((prompt, str(path)))
+        self.rounds.seconds += time.perf_counter() - t0
         self.last_preview = step
-        self._emit(ev.Sample(step, tuple(prompts), tuple(paths)))
+        self._emit(ev.Sample(step, tuple(p for p, _ in shown), tuple(x for _, x in shown)))
 
     def _checkpoint(self, step: int) -> None:
         state = {"step": step, "optimizer": self.opt.state_dict(), "scheduler": self.lr_sched.state_dict(),
@@ -259,11 +281,13 @@ class Trainer:
         self._setup()
         self.best_val, self.train_ema, bad = None, [], 0
         start = self._resume() if resume else 0
+        if start:
+            self.rounds.restore(start)
         self.unet.train()
         self.last_preview = -1
         step, ema, t_loop = start, None, time.perf_counter()
         try:
-            while step < self.s.steps and not self.stop.stopped:
+            while step < self.s.steps and not self.stop.stopped and not self.rounds.stop_reason:
                 loss = self._train_step(step)
                 step += 1
                 if math.isnan(loss):
@@ -338,36 +362,59 @@ class Trainer:
             if over:
                 self._emit(ev.Warning_(step, "validation loss is rising while training loss falls: "
                                                  "overfitting — consider fewer steps or final=best"))
-        if main and s.sample_every and step % s.sample_every == 0:
+        if main and is_round(s, step):
             self._previews(step)
+        if s.stop == "learned" and is_round(s, step) and self.acc.num_processes > 1:  # every process stops
+            flag = torch.tensor([1.0 if self.rounds.stop_reason else 0.0], device=self.device)
+            if self.acc.reduce(flag, "sum").item() and not self.rounds.stop_reason:
+                self.rounds.stop_reason = "the main process judged the style learned"
         if main and s.checkpoint_every and step % s.checkpoint_every == 0:
             self._checkpoint(step)
 
+    def _chosen(self) -> tuple[str, Path | None]:
+        """Which weights become the adapter: (name, file) — file None = the current weights."""
+        if self.s.final == "best" and (self.out / "best.safetensors").is_file():
+            return "best", self.out / "best.safetensors"
+        if self.s.final == "recommended" and self.rounds.pick_path():
+            return "recommended", self.rounds.pick_path()
+        return "last", None
+
     def _finish(self, step: int, start: int, t0: float) -> TrainResult:
-        stopped = step < self.s.steps
-        chosen = "best" if self.s.final == "best" and (self.out / "best.safetensors").is_file() else "last"
+        stopped = step < self.s.steps and not self.rounds.stop_reason  # stop=learned ends a run: it finished
         path = self.out / f"{self.name}.safetensors"
+        chosen = "last"
         if self.acc.is_main_process:
             if not self.s.checkpoint_every or step % self.s.checkpoint_every:
                 self._checkpoint(step)
-            if chosen == "best":
+            if self.last_preview != step:
+                self._previews(step)  # the last weights are judged too: the scorecard is complete
+            chosen, source = self._chosen()
+            preview_step = step
+            if source is not None:
                 from safetensors.torch import load_file
 
-                lora_state.load(self.unet, self.tes, load_file(str(self.out / "best.safetensors")))
-            info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
-                    "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
-                    "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "source": "trained",
-                    "trigger": self.manifest.trigger, "settings": asdict(self.s)}
+                lora_state.load(self.unet, self.tes, load_file(str(source)))
+                if chosen == "recommended":
+                    preview_step = self.rounds.pick.step
+                elif chosen == "best":
+                    self._previews(step, record=False)  # the best weights' before|after
+            first = self.out / "samples" / f"step-{preview_step:07d}-0.png"
+            atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
             # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
             # folder with the file but no adapter.json counts as half-written (damaged)
-            atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+            self._write_info(step, chosen, stopped)
             self._write_adapter(self._weights(), path, step)
-            if self.last_preview != step or chosen == "best":
-                self._previews(step)
-            first = sorted((self.out / "samples").glob(f"step-{step:07d}-*.png"))[0]
-            atomic_write_bytes(self.out / "preview.png", first.read_bytes())
         seconds = time.perf_counter() - t0
         self._emit(ev.Saved(step, str(path), "adapter"))
         self._emit(ev.Finished(step, str(path), chosen, stopped, seconds))
         return TrainResult(path, step, chosen, stopped, self.best_val, seconds)
+
+    def _write_info(self, step: int, chosen: str, stopped: bool) -> None:
+        pick = self.rounds.pick
+        info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
+                "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
+                "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "source": "trained", "trigger": self.manifest.trigger, "settings": asdict(self.s),
+                "recommended": {"step": pick.step, "reason": pick.reason} if pick else None,
+                "stop_reason": self.rounds.stop_reason}
+        atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())

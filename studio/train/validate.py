@@ -89,11 +89,8 @@ def _bitsandbytes(s: TrainSettings, dev: str) -> str | None:
 
 
 def _prompts(s: TrainSettings) -> list[str | None]:
-    """Previews are drawn at every sample_every and always at the end: they need prompts, and
-    a prompt may only use the {trigger} placeholder (anything else fails at the first preview)."""
-    if not s.sample_prompts or not any(str(p).strip() for p in s.sample_prompts):
-        return ["sample_prompts is empty: the previews (and the adapter's preview.png) need at least one "
-                "prompt, e.g. sample_prompts=\"a red mug, {trigger} style\"."]
+    """Extra preview prompts may only use the {trigger} placeholder (anything else fails at the
+    first preview); the set's own captions are always drawn, so none are needed."""
     out = []
     for p in s.sample_prompts:
         try:
@@ -114,6 +111,8 @@ def _prompts(s: TrainSettings) -> list[str | None]:
 
 
 def _final(s: TrainSettings, m: Manifest | None) -> str | None:
+    if s.judge_free > s.judge_prompts:
+        return f"judge_free={s.judge_free} is more than judge_prompts={s.judge_prompts}: use at most that many."
     if s.final != "best":
         return None
     if not s.validate_every:

@@ -17,7 +17,7 @@ from ..config import TrainSettings
 from ..data import manifest as mf
 from ..errors import StudioError
 from ..train import preflight, presets
-from . import forms
+from . import forms, scorecard
 from . import train_view as view
 from .common import guard, on_show
 from .images import dataset_names
@@ -149,6 +149,7 @@ def train_tab(services: Services) -> None:
             pick = gr.Dropdown([], value=None, label="Show an earlier run",
                                info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
+            scorecard.block(services, pick, shown_run)  # the style meter, "Use this checkpoint"
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
             for p in [p for p in ADVANCED if not isinstance(forms.value_at(s0, p), bool)]:

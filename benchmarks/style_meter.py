@@ -1,0 +1,209 @@
+"""The style meter's cost and validity on the tiny model (issue 16).
+
+    python benchmarks/style_meter.py cost [--set key=value ...]
+    python benchmarks/style_meter.py validity [--styles neon,pastel,stripes,sepia,grain] [--steps 200]
+                                              [--every 25] [--overcook] [--memorise] [--set ...]
+
+cost: one training with the tiny-cpu preset's defaults; the meter's share of the wall time
+(drawing the before/after previews and judging them, over the whole run).
+
+validity: trainings on each style (the three sample styles and two made here: ``sepia``, a
+photographic colour grade of ordinary product photos, and ``grain``, a film-grain texture over
+them); optionally an overcooked run (learning rate x10) and a 3-image set trained far too long.
+For every judged checkpoint an *independent* measure is computed on the same drawn images, from
+pixels only (no VAE): the palette distance and background colour distance of
+``studio.models.tiny.quality.style_distance`` plus the gap in fine-detail energy (mean absolute
+Laplacian), all against the training images. The meter's ranking of a run's checkpoints should
+agree with the independent one (Spearman >= 0.8); the copy meter should fire on the memorising
+run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+from common import record  # noqa: E402
+from PIL import Image, ImageFilter  # noqa: E402
+
+from studio import events as ev  # noqa: E402
+from studio.config import apply_sets  # noqa: E402
+from studio.data.ingest import ingest  # noqa: E402
+from studio.models.loading import load_model  # noqa: E402
+from studio.models.tiny import quality  # noqa: E402
+from studio.models.tiny.sample_data import write_style_set  # noqa: E402
+from studio.models.tiny.scenes import BACKGROUNDS, COLOURS, OBJECTS, Scene, render_scene  # noqa: E402
+from studio.paths import Workspace  # noqa: E402
+from studio.train.loop import Trainer  # noqa: E402
+from studio.train.presets import load_preset  # noqa: E402
+
+OWN = ("sepia", "grain")
+
+
+def _sepia(im: Image.Image) -> Image.Image:
+    a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+    lum = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    tone = np.stack([lum * 1.07 + 0.08, lum * 0.88 + 0.05, lum * 0.62 + 0.02], -1)
+    return Image.fromarray((np.clip(tone, 0, 1) * 255).astype(np.uint8))
+
+
+def _grain(im: Image.Image, rng: random.Random) -> Image.Image:
+    a = np.asarray(im.convert("RGB"), dtype=np.float32)
+    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 28, a.shape[:2])[..., None]
+    return Image.fromarray(np.clip(a * 0.9 + noise, 0, 255).astype(np.uint8))
+
+
+def write_own_style(folder: Path, style: str, count: int) -> None:
+    """Ordinary product photos of the base model's world, colour-graded (sepia) or grained."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, colours, bgs = random.Random(style), list(COLOURS), list(BACKGROUNDS)
+    for i in range(count):
+        scene = Scene(OBJECTS[i % len(OBJECTS)], colours[(5 * i + 1) % len(colours)], bgs[i % len(bgs)])
+        im = render_scene(scene, rng)
+        im = _sepia(im) if style == "sepia" else _grain(im, rng)
+        im.save(folder / f"{style}_{i:03d}.png")
+        (folder / f"{style}_{i:03d}.txt").write_text(f"{scene.caption}, {style} style\n")
+
+
+def write_set(folder: Path, style: str, count: int) -> None:
+    (write_own_style if style in OWN else write_style_set)(folder, style, count)
+
+
+def train(root: Path, style: str, count: int, sets: list[str], name: str):
+    ws = Workspace(root / "outputs")
+    write_set(root / name, style, count)
+    ingest(name, [root / name], ws=ws)
+    sink = ev.ListSink()
+    trainer = Trainer(name, name, load_model("tiny", device="cpu"), apply_sets(load_preset("tiny-cpu"), sets), sink,
+                      ws=ws)
+    t0 = time.perf_counter()
+    result = trainer.run()
+    return trainer, result, sink, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- independent measure
+def _detail(images) -> float:
+    return float(np.mean([np.abs(np.asarray(im.convert("L").filter(ImageFilter.FIND_EDGES), dtype=np.float32))
+                          .mean() for im in images])) / 255
+
+
+def independent(images, reference) -> float:
+    """Pixel statistics only: palette + background distance, plus the fine-detail gap."""
+    return quality.style_distance(images, reference) + abs(_detail(images) - _detail(reference))
+
+
+def after_images(folder: Path, step: int, n: int):
+    out = []
+    for i in range(n):
+        with Image.open(folder / "samples" / f"step-{step:07d}-{i}.png") as im:
+            w = (im.width - 2) // 2
+            out.append(im.crop((w + 2, 0, 2 * w + 2, im.height)).convert("RGB"))
+    return out
+
+
+def spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    if np.std(ra) == 0 or np.std(rb) == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+class TimedSink(ev.ListSink):
+    """Events with the time they arrived (step times between rounds, round times)."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+
+    def emit(self, e) -> None:
+        super().emit(e)
+        self.times.append(time.perf_counter())
+
+
+def _step_seconds(sink: TimedSink) -> float:
+    """Median time between consecutive progress events with nothing else in between."""
+    gaps = [t1 - t0 for (e0, t0), (e1, t1) in zip(zip(sink.events, sink.times), zip(sink.events[1:], sink.times[1:]))
+            if isinstance(e0, ev.Progress) and isinstance(e1, ev.Progress)]
+    return float(np.median(gaps))
+
+
+def cost(a) -> None:
+    """Measured share of one run; with --extrapolate, the share at the tiny-cpu defaults (300 steps,
+    rounds at 20, 50, 100, ... 300) from this run's median step time and mean round time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ws = Workspace(root / "outputs")
+        write_set(root / "neon", "neon", 16)
+        ingest("neon", [root / "neon"], ws=ws)
+        sink = TimedSink()
+        trainer = Trainer("neon", "neon", load_model("tiny", device="cpu"),
+                          apply_sets(load_preset("tiny-cpu"), a.set), sink, ws=ws)
+        t0 = time.perf_counter()
+        result = trainer.run()
+        seconds = time.perf_counter() - t0
+    rounds, spent = len(sink.of(ev.Judged)), trainer.rounds.seconds
+    base_s = trainer.rounds.base_seconds
+    step_s, round_s = _step_seconds(sink), (spent - base_s) / max(rounds, 1)
+    defaults = load_preset("tiny-cpu")
+    n_rounds = len({defaults.judge_first, *range(defaults.sample_every, defaults.steps + 1, defaults.sample_every)})
+    meter = n_rounds * round_s + base_s
+    est = meter / (defaults.steps * step_s + meter)
+    table = ("| run | steps | rounds | wall time (s) | meter + previews (s) | share (measured) | median step (s) | "
+             "mean round (s) + base once (s) | share at tiny-cpu defaults (300 steps, %d rounds, estimated) | goal |\n"
+             "|---|---|---|---|---|---|---|---|---|---|\n" % n_rounds +
+             f"| tiny-cpu{' ' + ' '.join(a.set) if a.set else ''}, neon 16 images | {result.steps} | {rounds} | "
+             f"{seconds:.0f} | {spent:.1f} | {100 * spent / seconds:.1f} % | {step_s:.2f} | {round_s:.1f} + {base_s:.1f} | "
+             f"{100 * est:.1f} % | <= 15 % |")
+    record("Style meter: cost (tiny-cpu preset)", table)
+
+
+def validity(a) -> None:
+    runs = [(s, 16, [], s) for s in a.styles.split(",")]
+    if a.overcook:
+        runs.append(("neon", 16, ["lr_unet=1e-2", "lr_text=5e-3"], "neon-overcooked"))
+    if a.memorise:
+        runs.append(("neon", 3, ["batch_size=3", "lr_unet=3e-3", f"steps={3 * a.steps}", "stop=steps"], "neon-3-images"))
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for style, count, extra, name in runs:
+            sets = [f"steps={a.steps}", f"sample_every={a.every}", "stop=steps", "checkpoint_every=0", *a.set, *extra]
+            trainer, result, sink, seconds = train(Path(tmp), style, count, sets, name)
+            rows = sink.of(ev.Judged)
+            ref_dir = Path(tmp) / name
+            reference = [Image.open(p).convert("RGB") for p in sorted(ref_dir.glob("*.png"))]
+            n = len(trainer.rounds.judge.prompts.styled)
+            indep = [independent(after_images(result.adapter.parent, r.step, n), reference) for r in rows]
+            rho = spearman([r.style for r in rows], [-d for d in indep])
+            fired = [r.step for r in rows if r.copying]
+            lines.append(f"| {name} | {count} | {' '.join(extra) or '-'} | {len(rows)} | "
+                         f"{' '.join(f'{r.style:.0f}' for r in rows)} | {' '.join(f'{d:.3f}' for d in indep)} | "
+                         f"{rho:.2f} | {min(r.copy for r in rows):.2f} | {fired or 'no'} | {seconds:.0f} |")
+            print(lines[-1], flush=True)
+    head = ("| run | images | overrides | checkpoints | style % per checkpoint | independent distance | "
+            "Spearman (meter vs independent) | lowest copy | copy fired at | wall (s) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
+    record(f"Style meter: validity ({a.steps} steps, a round every {a.every})", head + "\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", choices=["cost", "validity"])
+    ap.add_argument("--styles", default="neon,pastel,stripes,sepia,grain")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--every", type=int, default=25)
+    ap.add_argument("--overcook", action="store_true")
+    ap.add_argument("--memorise", action="store_true")
+    ap.add_argument("--set", action="append", default=[])
+    a = ap.parse_args()
+    cost(a) if a.part == "cost" else validity(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""One row per judged checkpoint, the recommended checkpoint (with its reason), the plateau rule.
+
+Recommendation: among checkpoints that do not copy training photos, the earliest whose style
+score is within ``delta`` points of the best one (more steps that add nothing only add risk:
+overcooking, copying, leaking). Plateau (``stop=learned``): the last ``rounds`` rounds did not beat
+the best score before them by more than ``delta`` points, once that best is at least
+``MIN_LEARNED`` % — a style that has not started is not "learned".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+MIN_LEARNED = 50.0
+FILE = "scorecard.json"
+
+
+@dataclass(frozen=True)
+class Row:
+    step: int
+    style: float  # %
+    copy: float  # nearest-training-photo distance relative to held-out photos (nan: unknown)
+    leak: float  # %
+    val_loss: float | None
+    copying: bool
+    adapter: str = ""  # this checkpoint's weights (a library-ready .safetensors), "" if not kept
+
+
+@dataclass(frozen=True)
+class Pick:
+    step: int
+    reason: str
+
+
+def copies(copy: float, threshold: float) -> bool:
+    return math.isfinite(copy) and copy < threshold
+
+
+def recommend(rows: list[Row], delta: float) -> Pick | None:
+    if not rows:
+        return None
+    clean = [r for r in rows if not r.copying]
+    if not clean:
+        first = min(rows, key=lambda r: r.step)
+        return Pick(first.step, f"every checkpoint copies training photos (copy {first.copy:.2f}); "
+                                "this is the earliest — train with more images or fewer steps")
+    best = max(clean, key=lambda r: r.style)
+    if best.style < MIN_LEARNED:
+        return Pick(best.step, f"highest style score ({best.style:.0f} %), but the style is not learned "
+                               f"yet (below {MIN_LEARNED:.0f} %) — train longer or with a higher learning rate")
+    pick = min((r for r in clean if r.style >= best.style - delta), key=lambda r: r.step)
+    reason = (f"style {pick.style:.0f} %, within {delta:.0f} points of the best ({best.style:.0f} % at step "
+              f"{best.step}) with the fewest steps" if pick is not best else
+              f"highest style score ({best.style:.0f} %)")
+    later_copy = [r for r in rows if r.copying and r.step > pick.step]
+    if later_copy:
+        reason += f"; from step {later_copy[0].step} the adapter copies its training photos"
+    return Pick(pick.step, reason)
+
+
+def plateaued(rows: list[Row], rounds: int, delta: float) -> bool:
+    if len(rows) <= rounds:
+        return False
+    before = max(r.style for r in rows[:-rounds])
+    return before >= MIN_LEARNED and all(r.style < before + delta for r in rows[-rounds:])
+
+
+def save(folder: Path, rows: list[Row], pick: Pick | None, prompts: list[str] | None = None) -> Path:
+    from ..paths import atomic_write_bytes
+
+    path = Path(folder) / FILE
+    data = {"rows": [asdict(r) for r in rows], "recommended": asdict(pick) if pick else None,
+            "prompts": list(prompts or [])}
+    atomic_write_bytes(path, json.dumps(data, indent=1, allow_nan=True).encode())
+    return path
+
+
+def load(folder: Path) -> tuple[list[Row], Pick | None]:
+    path = Path(folder) / FILE
+    if not path.is_file():
+        return [], None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = [Row(**r) for r in data.get("rows", [])]
+    pick = data.get("recommended")
+    return rows, Pick(**pick) if pick else None
+
+
+def table(rows: list[Row], pick: Pick | None) -> str:
+    """Plain-text table (the CLI's output)."""
+    lines = [f"{'step':>7}  {'style %':>7}  {'copy':>5}  {'leak %':>6}  {'val loss':>8}  note"]
+    for r in rows:
+        note = " ".join(x for x in ("COPIES TRAINING PHOTOS" if r.copying else "",
+                                    "<- recommended" if pick and pick.step == r.step else "") if x)
+        val = f"{r.val_loss:.4f}" if r.val_loss is not None else "-"
+        lines.append(f"{r.step:>7}  {r.style:>7.0f}  {r.copy:>5.2f}  {r.leak:>6.0f}  {val:>8}  {note}")
+    if pick:
+        lines.append(f"recommended: step {pick.step} — {pick.reason}")
+    return "\n".join(lines)
+
+
+def prompts_of(folder: Path) -> list[str]:
+    """The judged prompts (captions, then trigger-free ones) of a trained adapter."""
+    path = Path(folder) / FILE
+    return list(json.loads(path.read_text(encoding="utf-8")).get("prompts", [])) if path.is_file() else []

@@ -1,0 +1,113 @@
+"""The trainer's style-meter rounds (``studio.judge``): previews that show the style, the
+scorecard, the recommended checkpoint and the plateau rule of ``stop=learned``.
+
+Each round draws the set's own captions (held-out first) and one or more without the trigger,
+with the adapter being trained, and once with it switched off (the base model: the "before"
+column), at the same seeds, through the generation engine. The round's weights are kept as
+``rounds/step-N.safetensors`` so any judged checkpoint can become the adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from .. import events as ev
+from ..config import GenerateSettings, TrainSettings
+from ..judge import scorecard
+from ..judge.session import Drawn, Judge, from_dataset
+
+log = logging.getLogger(__name__)
+
+
+def make_judge(s: TrainSettings, manifest, data_root: Path, vae, res: int) -> Judge:
+    return from_dataset(vae, manifest, data_root, res, s.judge_prompts, s.judge_free, s.sample_seed, s.copy_threshold)
+
+
+def is_round(s: TrainSettings, step: int) -> bool:
+    return bool(s.sample_every and step % s.sample_every == 0 or s.judge_first and step == s.judge_first)
+
+
+@contextlib.contextmanager
+def adapters_off(unet, text_encoders: list):
+    """The base model: the LoRA being trained switched off (peft keeps its weights)."""
+    mods = [m for m in [unet, *text_encoders] if getattr(m, "peft_config", None)]
+    for m in mods:
+        m.disable_adapters()
+    try:
+        yield
+    finally:
+        for m in mods:
+            m.enable_adapters()
+
+
+class Rounds:
+    """Holds the judge, the scorecard rows and the pick across a run."""
+
+    def __init__(self, trainer, judge: Judge):
+        self.t, self.judge = trainer, judge
+        self.rows: list[scorecard.Row] = []
+        self.pick: scorecard.Pick | None = None
+        self.stop_reason = ""
+        self.seconds = 0.0  # spent drawing and judging (the meter's cost; benchmarks/style_meter.py)
+        self.base_seconds = 0.0  # of which the base model's images (drawn once)
+        self._engine = None
+
+    def restore(self, upto: int) -> None:
+        rows, _ = scorecard.load(self.t.out)
+        self.rows = [r for r in rows if r.step <= upto]
+        self.pick = scorecard.recommend(self.rows, self.t.s.plateau_delta)
+
+    def draw(self) -> Drawn:
+        from ..generate import Engine
+
+        t, s = self.t, self.t.s
+        self._engine = self._engine or Engine(t.model)
+        gs = GenerateSettings(seed=s.sample_seed, steps=s.sample_steps, width=t.res, height=t.res)
+        batch = 8 if t.res <= 128 else 2
+
+        def draw(prompts, seeds):
+            return self._engine.generate_batch(gs, prompts, seeds, batch=batch)
+
+        if self.judge.before is None:
+            t0 = time.perf_counter()
+            with adapters_off(t.unet, t.tes):
+                self.judge.set_before(self.judge.draw(draw))
+            self.base_seconds += time.perf_counter() - t0
+        return self.judge.draw(draw)
+
+    def record(self, step: int, after: Drawn, weights_path: str) -> None:
+        """Judge ``after`` as checkpoint ``step``: a scorecard row, the pick, events, the stop rule."""
+        t = self.t
+        val = t.validator.history[-1] if t.validator and t.validator.history else None
+        row = self.judge.row(step, after, val, weights_path)
+        self.rows = [r for r in self.rows if r.step != step] + [row]
+        self.pick = scorecard.recommend(self.rows, t.s.plateau_delta)
+        scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free])
+        t._emit(ev.Judged(step, row.style, row.copy, row.leak, val, row.copying, weights_path,
+                          self.pick.step if self.pick else -1, self.pick.reason if self.pick else ""))
+        if row.copying:
+            t._emit(ev.Warning_(step, f"the adapter reproduces its training photos (copy {row.copy:.2f}, "
+                                      f"below {t.s.copy_threshold}): use an earlier checkpoint, more images or "
+                                      "fewer steps"))
+        self._check_learned(step, row)
+
+    def _check_learned(self, step: int, row: scorecard.Row) -> None:
+        s = self.t.s
+        if s.stop != "learned" or self.stop_reason:
+            return
+        if row.copying:
+            self.stop_reason = "the adapter started copying its training photos"
+        elif scorecard.plateaued(self.rows, s.plateau_rounds, s.plateau_delta):
+            self.stop_reason = (f"the style score plateaued ({s.plateau_rounds} rounds without a gain of "
+                                f"{s.plateau_delta:g} points)")
+        if self.stop_reason:
+            self.t._emit(ev.Warning_(step, f"stop=learned: {self.stop_reason}; stopping at step {step}"))
+
+    def pick_path(self) -> Path | None:
+        if not self.pick:
+            return None
+        row = next((r for r in self.rows if r.step == self.pick.step), None)
+        return Path(row.adapter) if row and row.adapter and Path(row.adapter).is_file() else None

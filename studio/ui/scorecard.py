@@ -1,0 +1,120 @@
+"""Train tab: "Is it learned?" — the style meter of the shown run (a plot beside the loss, the
+scorecard table with the recommended checkpoint and its reason) and "Use this checkpoint".
+
+Everything shown comes from the run's ``judged`` events (``RunSnapshot.scorecard``); the button
+calls :func:`studio.judge.use.use_checkpoint`. Hooked into ui/train.py with one call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+
+from ..errors import StudioError
+from .common import guard
+
+POLL_S = 2.0
+HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
+COLORS = {"style %": "#7c3aed", "leak %": "#94a3b8"}
+HELP = ("**Style %**: how far the adapter's images have moved from the base model's (same prompts, same "
+        "seeds) toward your set's colours, contrast and texture — 0 % = the base model, 100 % = as close as "
+        "your own held-out photos. **Copy**: how close its images come to one of your training photos, "
+        "compared with your held-out photos (1 = as close as those; below {threshold} = it copies). "
+        "**Leak %**: how much it changes images whose prompt lacks the trigger word, as a share of the way "
+        "to your style (0 % = only with the trigger; near the style score = it restyles everything).")
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def table(snap: Any | None) -> list[list[Any]]:
+    if snap is None:
+        return []
+    pick = snap.recommended[0] if snap.recommended else None
+    out = []
+    for r in snap.scorecard:
+        note = "; ".join(x for x in ("★ recommended" if r["step"] == pick else "",
+                                     "copies training photos" if r["copying"] else "") if x)
+        out.append([r["step"], _num(r["style"], ".0f"), _num(r["copy"], ".2f"), _num(r["leak"], ".0f"),
+                    _num(r["val_loss"], ".4f"), note])
+    return out
+
+
+def plot(snap: Any | None) -> dict | None:
+    if snap is None or not snap.scorecard:
+        return None
+    rows = [[int(r["step"]), float(r[k]), name] for r in snap.scorecard for k, name in (("style", "style %"),
+                                                                                          ("leak", "leak %"))]
+    return {"columns": ["step", "percent", "series"], "data": rows, "mark": "line",
+            "datatypes": {"step": "quantitative", "percent": "quantitative", "series": "nominal"}}
+
+
+def verdict(snap: Any | None) -> str:
+    if snap is None or not snap.scorecard:
+        return "No style-meter round yet: the first comes a few steps into a run."
+    if not snap.recommended:
+        return ""
+    step, reason = snap.recommended
+    return f"**Recommended: step {step}** — {reason}."
+
+
+def checkpoint_choices(snap: Any | None) -> list[tuple[str, int]]:
+    if snap is None:
+        return []
+    return [(f"step {r['step']} · style {_num(r['style'], '.0f')} %", int(r["step"]))
+            for r in snap.scorecard if r.get("checkpoint")]
+
+
+def use(services, snap: Any | None, step, new_name: str) -> str:
+    from ..judge.use import use_checkpoint
+
+    if snap is None or step is None:
+        raise StudioError("No checkpoint chosen.", "Pick a checkpoint of a run in the list.")
+    if snap.live:
+        raise StudioError(f"The run of {snap.adapter!r} is still going: it writes its own adapter at the end.",
+                          "Wait until it ends (or press Stop), then use a checkpoint.")
+    done = use_checkpoint(snap.adapter, int(step), (new_name or "").strip(), services.ws)
+    if done == snap.adapter and services.engine is not None:
+        services.engine.unload(done)  # the Generate tab draws the new weights, not the loaded old ones
+    where = f"as **{done}**" if done == snap.adapter else f"as the new adapter **{done}**"
+    return f"Step {int(step)} of {snap.adapter} is now in the Library {where}."
+
+
+def block(services, run_pick: gr.Dropdown, shown_run) -> None:
+    """The scorecard panel; ``shown_run(services, pick) -> (snapshot, all)`` picks the run shown."""
+    from ..config import TrainSettings
+
+    with gr.Group(elem_id="scorecard"):
+        gr.Markdown("### Is it learned? The style meter", elem_id="scorecard-title")
+        meter = gr.LinePlot(None, x="step", y="percent", color="series", color_map=COLORS, height=200,
+                            label="Style meter (per preview round)", elem_id="style-plot", x_title="step",
+                            y_title="%", color_title="")
+        verdict_md = gr.Markdown(verdict(None), elem_id="scorecard-verdict")
+        rows = gr.Dataframe(headers=HEADERS, value=[], label="Scorecard: one row per checkpoint", type="array",
+                            interactive=False, wrap=True, elem_id="scorecard-table", max_height=260)
+        gr.Markdown(HELP.format(threshold=TrainSettings.copy_threshold), elem_classes=["muted"])
+        with gr.Row():
+            ckpt = gr.Dropdown([], value=None, label="Checkpoint", elem_id="scorecard-checkpoint", min_width=160)
+            new_name = gr.Textbox(label="Save as new adapter (empty = replace the adapter)",
+                                  elem_id="scorecard-new-name", min_width=200)
+            use_btn = gr.Button("Use this checkpoint", elem_id="use-checkpoint", min_width=160)
+        message = gr.Markdown(elem_id="scorecard-message")
+    sig = gr.State(None)
+
+    def refresh(pick_id, last):
+        snap, _ = shown_run(services, pick_id)
+        key = (snap.id, snap.status, len(snap.scorecard), snap.recommended) if snap else None
+        if key == last:
+            return [gr.skip()] * 5
+        choices = checkpoint_choices(snap)
+        value = snap.recommended[0] if snap and snap.recommended and choices else None
+        return plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value), key
+
+    outs = [meter, verdict_md, rows, ckpt, sig]
+    gr.Timer(POLL_S).tick(guard(refresh), [run_pick, sig], outs, show_progress="hidden")
+    run_pick.change(guard(refresh), [run_pick, gr.State(None)], outs, show_progress="hidden")
+    use_btn.click(guard(lambda p, step, name: use(services, shown_run(services, p)[0], step, name)),
+                  [run_pick, ckpt, new_name], message)

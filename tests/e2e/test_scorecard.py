@@ -1,0 +1,63 @@
+"""Is it learned? In the browser: a short run shows the style meter's scorecard (rows per
+preview round, the recommended checkpoint marked with its reason), previews drawn beside the
+base model's image (before|after), and "Use this checkpoint" saves a checkpoint as a new adapter
+that the Library lists."""
+
+import pytest
+from PIL import Image
+
+from studio.data.ingest import ingest
+from studio.models.tiny.sample_data import write_style_set
+from studio.paths import Workspace
+
+from .studio_page import fill_run, pick, studio_server, tab
+
+pytestmark = pytest.mark.e2e
+
+RUN_TIMEOUT_MS = 600_000
+ADAPTER = "meter-run"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("outputs")
+    write_style_set(root.parent / "neon-src", "neon", 6)
+    ingest("neon", [root.parent / "neon-src"], ws=Workspace(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(workspace):
+    with studio_server(workspace, timeout_s=600) as url:  # a busy shared CPU imports slowly
+        yield url
+
+
+def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
+    train = tab(page, "Train")
+    pick(page, train, "Image set", "neon")
+    fill_run(train, ADAPTER, steps=8, sample_every=4, sample_steps=2, extra=(("Judge first", 2),))
+    train.get_by_role("button", name="Start training").click()
+    page.get_by_text(f"Training {ADAPTER} started").wait_for()
+    page.locator("#run-status[data-status=finished]").wait_for(timeout=RUN_TIMEOUT_MS)
+
+    table = page.locator("#scorecard-table")
+    for step in ("2", "4", "8"):  # the early round, then every 4 steps
+        table.get_by_role("gridcell", name=step, exact=True).first.wait_for()
+    verdict = page.locator("#scorecard-verdict")
+    verdict.get_by_text("Recommended: step").wait_for()
+    assert "—" in verdict.inner_text()  # with its reason
+
+    samples = sorted((workspace / "adapters" / ADAPTER / "samples").glob("step-0000002-*.png"))
+    with Image.open(samples[0]) as im:
+        assert im.size == (2 * 64 + 2, 64)  # the base model's image beside the adapter's
+    page.locator("#previews img").first.wait_for()
+
+    ckpt = page.locator("#scorecard-checkpoint")
+    ckpt.click()
+    page.get_by_role("option", name="step 2 ·").first.click()
+    page.locator("#scorecard-new-name").get_by_role("textbox").fill("meter-early")
+    page.get_by_role("button", name="Use this checkpoint").click()
+    page.get_by_text("now in the Library as the new adapter").wait_for()
+    assert (workspace / "adapters" / "meter-early" / "meter-early.safetensors").is_file()
+    tab(page, "Library")
+    page.locator("#library-cards").get_by_text("meter-early").first.wait_for()

@@ -1,0 +1,116 @@
+"""The style meter (studio.judge): prompts, meters and the scorecard rule on known inputs, and
+the base model's own images judged at exactly 0 %."""
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.judge import meters, scorecard
+from studio.judge.prompts import judge_prompts, without_trigger
+from studio.judge.scorecard import Row
+
+
+def test_trigger_is_removed_in_plain_words():
+    assert without_trigger("a red mug, neon style", "neon") == "a red mug"
+    assert without_trigger("a photo in sepia style", "sepia") == "a photo"
+    assert without_trigger("sepia, a bottle", "sepia") == "a bottle"
+    assert without_trigger("a neonish lamp", "neon") == "a neonish lamp"  # whole words only
+    assert without_trigger("neon style", "neon") == "a photo"
+
+
+def test_judge_prompts_take_held_out_captions_first_and_cycle():
+    p = judge_prompts(["held a, x style"], ["t1, x style", "t2, x style", "held a, x style"], "x", 5, 2, 100)
+    assert p.styled == ("held a, x style", "t1, x style", "t2, x style", "held a, x style", "t1, x style")
+    assert p.free == ("held a", "t1")
+    assert p.seeds == (100, 101, 102, 103, 104)
+
+
+def _groups(rng, n, centre, spread=1.0):
+    return {"a": centre + spread * rng.normal(size=(n, 6)), "b": 10 * centre + 10 * spread * rng.normal(size=(n, 4))}
+
+
+def _ref(rng, held=True):
+    train = _groups(rng, 12, 5.0)
+    held_out = _groups(rng, 4, 5.0) if held else None
+    content = rng.uniform(size=(12, 30))
+    return meters.Reference(train, held_out, content, rng.uniform(size=(4, 30)) if held else None)
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_style_meter_is_zero_for_the_base_and_near_100_at_the_held_out_level(held):
+    rng = np.random.default_rng(0)
+    ref = _ref(rng, held)
+    base = _groups(rng, 4, 0.0)
+    assert meters.style_percent(ref, base, base) == 0.0
+    styled = _groups(np.random.default_rng(1), 400, 5.0)  # many images of the set's style
+    assert 80 <= meters.style_percent(ref, _groups(rng, 400, 0.0), styled) <= 120
+    halfway = _groups(rng, 400, 2.5)
+    assert 20 < meters.style_percent(ref, _groups(rng, 400, 0.0), halfway) < 80
+
+
+def test_copy_meter_low_for_copies_and_near_one_for_new_images_of_the_set():
+    rng = np.random.default_rng(2)
+    ref = _ref(rng)
+    copies = ref.train_content[:4] + 0.001
+    assert meters.copy_ratio(ref, copies) < 0.05
+    assert 0.6 < meters.copy_ratio(ref, rng.uniform(size=(8, 30))) < 1.6
+
+
+def test_leak_measures_how_far_trigger_free_images_move():
+    rng = np.random.default_rng(3)
+    ref = _ref(rng)
+    base, moved = _groups(rng, 40, 0.0), _groups(rng, 40, 5.0)
+    assert meters.leak_percent(ref, base, base, base) == 0.0  # bound to the trigger
+    everything = meters.leak_percent(ref, base, base, moved)  # restyles trigger-free prompts all the way
+    assert 60 < everything < 160
+    assert 0 < meters.leak_percent(ref, base, base, _groups(rng, 40, 0.5)) < everything / 3
+
+
+def _row(step, style, copying=False):
+    return Row(step, style, 0.2 if copying else 1.0, 10.0, None, copying)
+
+
+def test_recommendation_is_the_earliest_checkpoint_near_the_best_and_never_a_copying_one():
+    rows = [_row(50, 40), _row(100, 83), _row(150, 87), _row(200, 95, copying=True)]
+    pick = scorecard.recommend(rows, delta=5)
+    assert pick.step == 100 and "within 5 points" in pick.reason and "copies" in pick.reason
+    assert scorecard.recommend([_row(50, 20), _row(100, 30)], 5).reason.startswith("highest style score (30 %), but")
+    assert scorecard.recommend([_row(50, 90, True)], 5).step == 50
+    assert scorecard.recommend([], 5) is None
+
+
+def test_plateau_needs_a_learned_style_and_k_rounds_without_gain():
+    assert scorecard.plateaued([_row(1, 60), _row(2, 62), _row(3, 63)], rounds=2, delta=5)
+    assert not scorecard.plateaued([_row(1, 60), _row(2, 62), _row(3, 70)], rounds=2, delta=5)
+    assert not scorecard.plateaued([_row(1, 10), _row(2, 11), _row(3, 11)], rounds=2, delta=5)  # never learned
+    assert not scorecard.plateaued([_row(1, 60), _row(2, 62)], rounds=2, delta=5)  # too few rounds
+
+
+def test_scorecard_round_trips_and_prints_the_pick(tmp_path):
+    rows = [_row(10, 55.5), Row(20, 70.0, math.nan, 3.0, 0.12, False, "/x.safetensors")]
+    pick = scorecard.recommend(rows, 5)
+    scorecard.save(tmp_path, rows, pick)
+    back, back_pick = scorecard.load(tmp_path)
+    assert back_pick == pick and back[0] == rows[0] and back[1].step == 20 and math.isnan(back[1].copy)
+    text = scorecard.table(back, back_pick)
+    assert "<- recommended" in text.splitlines()[2] and "recommended: step 20" in text
+
+
+def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):
+    from studio.judge.prompts import JudgePrompts
+    from studio.judge.session import Drawn, Judge
+    from studio.models.tiny.scenes import style_set
+
+    images = [im for im, _ in style_set("neon", 6)]
+    judge = Judge(tiny_model.pipe.vae, JudgePrompts(("a",), ("b",), (0,)), images[:4], images[4:], 0.5)
+    base = Drawn([Image.new("RGB", (64, 64), (240, 240, 240))], [Image.new("RGB", (64, 64), (200, 100, 50))])
+    judge.set_before(base)
+    row = judge.row(0, base)
+    assert row.style == 0.0 and row.leak == 0.0 and not row.copying
+    styled = judge.row(1, Drawn([images[4]], [Image.new("RGB", (64, 64), (200, 100, 50))]))
+    assert styled.style > 50 and styled.leak == 0.0  # a held-out image of the set is near 100 %
+    leaky = judge.row(1, Drawn([images[4]], [images[5]]))
+    assert leaky.leak > 30  # the trigger-free image changed into the style too
+    assert judge.row(2, Drawn([images[0]], base.free)).copying  # a training photo itself
