@@ -1,7 +1,7 @@
 """Generate tab: prompt and sampler settings, every library adapter as a toggle + weight, results, compare grid.
 
-The adapter toggles are drawn by ``@gr.render`` from the library's names, which a ``gr.Timer``
-re-reads, so an adapter that a training just finished appears without a restart. Sliders are
+The adapter toggles are drawn by ``@gr.render`` from the library's names, which follow the page
+state (:mod:`studio.ui.page_state`), so an adapter that a training just finished appears without a restart. Sliders are
 keyed by adapter name: re-drawing the list keeps what the user set.
 """
 
@@ -17,13 +17,13 @@ from ..config import GenerateSettings
 from ..errors import StudioError
 from .common import guard
 from .forms import build, field_input, field_of
+from .page_state import PageState
 
 if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
 SEED_MAX = 2**31 - 1
 ENGINE_QUEUE = "generate"  # one concurrency group: the button and the API draw one at a time
 # Gallery captions say what was drawn: let them wrap instead of cutting them off.
@@ -69,9 +69,9 @@ def _status(r) -> str:
     return "\n\n".join(lines)
 
 
-def generate_tab(services: "Services") -> None:
-    lib, home = services.library, services.device
-    names = gr.State(lambda: lib.names())
+def generate_tab(services: "Services", page: PageState) -> None:
+    home = services.device
+    names = gr.State([])
     gallery = gr.Gallery(label="Results", columns=2, height="auto", object_fit="contain", format="png",
                          allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],
                          render=False)
@@ -97,18 +97,23 @@ def generate_tab(services: "Services") -> None:
             with gr.Group(elem_id="adapters"):
                 _adapter_list(services, names, form, button, [gallery, status], home)
             button.render()
-            policy = gr.Markdown(lambda: gpu_policy(services, home), elem_id="gpu-policy")
+            policy = gr.Markdown(elem_id="gpu-policy")
         with gr.Column(scale=3, min_width=420):
             gallery.render()
             status.render()
     _grid(services, form)
     _api(services, form, [gallery, status], home)
 
-    def tick(current):
-        now = lib.names()
-        return (gr.skip() if now == current else now), gpu_policy(services, home)
+    def follow(lists, prev, current):
+        now = list(lists.adapters)
+        return gr.skip() if now == current else now
 
-    gr.Timer(REFRESH_S).tick(guard(tick), names, [names, policy], show_progress="hidden")
+    def where(last):  # also moves the pipeline off the GPU while a training uses it
+        line = gpu_policy(services, home)
+        return None if line == last else (line, line)
+
+    page.follow([names], follow, [names])
+    page.view([policy], where)
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
 
 

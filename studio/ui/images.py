@@ -18,8 +18,9 @@ from ..data import ingest as ingest_mod
 from ..data import manifest as mf
 from ..errors import StudioError
 from ..models.tiny.scenes import STYLES
-from .common import guard, on_show
+from .common import guard
 from .forms import field_input
+from .page_state import PageState, dataset_names, pick_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,6 @@ CAPTION_HEADERS = ["Image", "Split", "Caption"]
 INTRO = ("Start here: add **5–50 pictures that share one look** (your product photos, a brand style). "
          "Each gets a caption you can edit. No pictures at hand? *Try a sample style set* below.")
 SAMPLE_COUNT = 16  # images in a "Try a sample style set" set
-
-
-def dataset_names(services: Services) -> list[str]:
-    root = services.ws.datasets
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
 
 
 def report_rows(report: ingest_mod.IngestReport) -> list[list[str]]:
@@ -124,13 +118,12 @@ def save_captions(services: Services, name: str | None, rows) -> str:
         "No caption changed."
 
 
-def images_tab(services: Services) -> None:
-    names = dataset_names(services)
+def images_tab(services: Services, page: PageState) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             gr.Markdown(INTRO, elem_id="images-intro")
             with gr.Group():
-                existing = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                existing = gr.Dropdown([], value=None, label="Image set",
                                        info="An existing set to add to, edit or train.", elem_id="set-pick")
                 new = gr.Textbox(label="New set name", placeholder="e.g. my-shop (letters, digits, - and _)",
                                  info="Fill in to start a new set; leave empty to use the one above.",
@@ -157,18 +150,18 @@ def images_tab(services: Services) -> None:
                                     elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
             save = gr.Button("Save captions", elem_id="save-captions")
             saved = gr.Markdown(elem_id="captions-status")
-    _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+    _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved)
 
 
-def _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved) -> None:
     def show(name):
         return set_view(services, name)
 
     def after_ingest(name, rep):
         g, rows, sp = set_view(services, name)
-        return (gr.update(choices=dataset_names(services), value=name), "", report_summary(rep),
+        return (pick_update(dataset_names(services), name), "", report_summary(rep),
                 report_rows(rep), sp, g, rows, None)
 
     ingest_out = [existing, new, status, report, split, gallery, captions, files]
@@ -180,9 +173,12 @@ def _wire(services, existing, new, trigger, files, add, style, sample, status, r
     save.click(guard(lambda name, rows: (save_captions(services, name, rows), *show(name))),
                [existing, captions], [saved, gallery, captions, split], concurrency_limit=1)
 
-    def refresh(name):
-        names = dataset_names(services)
-        name = name if name in names else (names[-1] if names else None)
-        return gr.update(choices=names, value=name), *show(name)
+    def follow(lists, prev, name):
+        names = lists.datasets
+        new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
+        # the set's pictures and captions only when they changed: a caption being edited stays
+        if prev is not None and new == name and prev.set_stamps.get(name) == lists.set_stamps.get(name):
+            return pick_update(names, new), gr.skip(), gr.skip(), gr.skip()
+        return pick_update(names, new), *show(new)
 
-    on_show(refresh, existing, [existing, gallery, captions, split])
+    page.follow([existing, gallery, captions, split], follow, [existing])

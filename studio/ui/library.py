@@ -1,8 +1,9 @@
 """Library tab: adapter cards, details, rename / duplicate / delete, import, export, blend-to-one.
 
 Callbacks read the inputs, call ``services.library`` and turn a ``StudioError`` into ``gr.Error``.
-The library folder is the only state: every view is re-read from disk (a ``gr.Timer`` notices
-adapters that a finished training, another browser or the CLI added).
+The library folder is the only state: the cards and every adapter list follow the page state
+(:mod:`studio.ui.page_state`), so adapters that a finished training, another browser or the CLI
+added are there when the page opens and appear while it is open.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..config import help_of
 from ..errors import StudioError
 from .common import guard
 from .forms import field_input, field_of
+from .page_state import PageState, pick_update
 
 if TYPE_CHECKING:
     from .services import Services
@@ -28,9 +30,6 @@ CSS = """
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
 #library-details td, #library-metadata td { word-break: break-word; }
 """
-
-REFRESH_S = 3.0  # how often the page checks the library folder for changes
-
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
@@ -53,15 +52,6 @@ def _placeholder():
     return Image.new("RGB", (64, 64), (200, 200, 205))
 
 
-def _signature(library) -> tuple:
-    """Changes whenever an adapter appears, disappears or is rewritten (cheap: stat only)."""
-    out = []
-    for n in library.names():
-        folder = library.folder(n)
-        out.append((n, *(int(p.stat().st_mtime_ns) for p in sorted(folder.glob("*.*")) if p.is_file())))
-    return tuple(out)
-
-
 def _details(library, name: str | None):
     """(summary markdown, field/value rows, metadata rows) of one adapter."""
     if not name or name not in library.names():
@@ -81,18 +71,17 @@ def _empty(names: list[str]) -> str:
     return "" if names else "No adapters yet: train one in the Train tab or import a file below."
 
 
-def library_tab(services: "Services") -> None:
+def library_tab(services: "Services", page: PageState) -> None:
     lib = services.library
-    signature = gr.State(lambda: _signature(lib))
-    chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",
+    chosen = gr.Dropdown(choices=[], value=None, label="Adapter", elem_id="library-adapter",
                          info="Click a card or pick a name.", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
-            cards = gr.Gallery(value=lambda: _cards(lib), label="Adapters", columns=4, height="auto",
+            cards = gr.Gallery(label="Adapters", columns=4, height="auto",
                                object_fit="contain", allow_preview=False, fit_columns=False, format="png",
                                elem_id="library-cards",
                                elem_classes=["pixelated"])
-            empty = gr.Markdown(lambda: _empty(lib.names()), elem_id="library-empty")
+            empty = gr.Markdown(elem_id="library-empty")
             with gr.Row(equal_height=False):
                 with gr.Column(min_width=260):
                     _export(services, chosen)
@@ -109,13 +98,10 @@ def library_tab(services: "Services") -> None:
             _manage(services, chosen)
             parts = _blend(services)
 
-    def refresh(sig, current):
-        new = _signature(lib)
-        if new == sig:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        names = lib.names()
-        return (new, _cards(lib), gr.update(choices=names, value=current if current in names else None),
-                gr.update(choices=names), _empty(names))
+    def follow(lists, prev, current, picked):
+        names = lists.adapters
+        return (_cards(lib), pick_update(names, current), pick_update(names, picked, multiselect=True),
+                _empty(names))
 
     def show(name):
         return _details(lib, name)
@@ -124,8 +110,7 @@ def library_tab(services: "Services") -> None:
         names = lib.names()
         return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
 
-    gr.Timer(REFRESH_S).tick(guard(refresh), [signature, chosen], [signature, cards, chosen, parts, empty],
-                             show_progress="hidden")
+    page.follow([cards, chosen, parts, empty], follow, [chosen, parts])
     cards.select(guard(pick), None, chosen)
     chosen.change(guard(show), chosen, [summary, details, metadata], show_progress="hidden")
 

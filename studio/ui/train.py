@@ -19,8 +19,8 @@ from ..errors import StudioError
 from ..train import preflight, presets
 from . import forms
 from . import train_view as view
-from .common import guard, on_show
-from .images import dataset_names
+from .common import guard
+from .page_state import PageState, pick_update as choices_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ MAIN = ["steps", "lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", 
         "lora.text_encoder", "quantize"]
 ADVANCED = [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN]
 PATHS = MAIN + ADVANCED
-POLL_S = 2.0
 INTRO = ("Pick an image set and press **Start training**: the preset's settings work as they are. "
          "More **Steps** give a stronger style and a longer run. Training goes on if you close the page.")
 
@@ -109,7 +108,7 @@ def shown_run(services: Services, pick: str | None):
     return (live[0] if live else (snaps[0] if snaps else None)), snaps
 
 
-def train_tab(services: Services) -> None:
+def train_tab(services: Services, page: PageState) -> None:
     family = services.family
     preset0 = presets.DEFAULT_FOR_FAMILY[family]
     s0 = preset_settings(preset0)
@@ -118,10 +117,9 @@ def train_tab(services: Services) -> None:
         with gr.Column(scale=2, min_width=360):
             gr.Markdown(INTRO, elem_id="train-intro")
             with gr.Group():
-                names = dataset_names(services)
-                dataset = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                dataset = gr.Dropdown([], value=None, label="Image set",
                                       info="Made on the Images tab.", elem_id="train-set")
-                adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(names[-1] if names else None),
+                adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(None),
                                      elem_id="adapter-name",
                                      info="The style's name in the Library (letters, digits, - and _).")
                 preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
@@ -130,7 +128,7 @@ def train_tab(services: Services) -> None:
                 with gr.Row():
                     for p in MAIN:
                         fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
-            memory = gr.Markdown(elem_id="preflight")
+            memory = gr.Markdown(memory_text(services, s0), elem_id="preflight")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="start", min_width=160, scale=2)
                 stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
@@ -159,25 +157,24 @@ def train_tab(services: Services) -> None:
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
                         wrap=True, elem_id="runs", max_height=260)
     inputs = [fields[p] for p in PATHS]
-    _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+    _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs)
 
 
-def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs) -> None:
-    sig = gr.State(None)
-    live = [progress, plot, warnings, gallery, runs, pick, stop, resume, sig]
+    live = [progress, plot, warnings, gallery, runs, pick, stop, resume]
 
-    def refresh(pick_id, last):
+    def refresh(last, pick_id):
         snap, snaps = shown_run(services, pick_id)
         key = view.signature(snap, snaps)
         if key == last:
-            return [gr.skip()] * len(live)
+            return None
         choices = [view.run_choice(r) for r in snaps]
         can_stop = snap is not None and snap.status in ("running", "queued")
-        return (view.progress_html(snap), view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
+        return (key, view.progress_html(snap), view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
-                gr.update(interactive=bool(snap and snap.can_resume)), key)
+                gr.update(interactive=bool(snap and snap.can_resume)))
 
     def estimate(preset_name, *values):
         try:
@@ -187,29 +184,30 @@ def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resum
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
-        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id), None
+        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id)
 
     if services.runner is None:
         start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
             "Training from the page needs the job runner, which is not installed."))), None, None)
         return
-    gr.Timer(POLL_S).tick(guard(refresh), [pick, sig], live, show_progress="hidden")
-    pick.change(guard(refresh), [pick, gr.State(None)], live, show_progress="hidden")
+    page.view(live, refresh, [pick])
+    pick.change(guard(lambda p: refresh(None, p)[1:]), pick, live, show_progress="hidden")
     preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
     for c in [preset, *inputs]:
         c.change(estimate, [preset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
     start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
-                [dataset, adapter, preset, *inputs], [message, pick, sig], concurrency_limit=1,
+                [dataset, adapter, preset, *inputs], [message, pick], concurrency_limit=1,
                 api_name="start_training")
-    stop.click(guard(lambda r: _act(services, "stop", r)), pick, [message, sig])
-    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick, sig])
+    stop.click(guard(lambda r: _act(services, "stop", r)), pick, message)
+    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick])
 
-    def sets_and_memory(current, p, *values):
-        names = dataset_names(services)
-        value = current if current in names else (names[-1] if names else None)
-        return gr.update(choices=names, value=value), estimate(p, *values)
+    def sets(lists, prev, current):
+        names = lists.datasets
+        if prev is None and lists.live_dataset:  # a page opened mid-run shows the set that is training
+            current = lists.live_dataset
+        return choices_update(names, current, names[-1] if names else None)
 
-    on_show(sets_and_memory, [dataset, preset, *inputs], [dataset, memory])
+    page.follow([dataset], sets, [dataset])
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
     dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
 
@@ -225,12 +223,12 @@ def _act(services: Services, action: str, pick_id):
     if action == "stop":
         done = services.runner.stop(snap.id)
         if done.status == "cancelled":
-            return f"Cancelled **{done.adapter}** (it had not started).", None
+            return f"Cancelled **{done.adapter}** (it had not started)."
         if done.status != "running":  # it ended meanwhile: nothing was sent
-            return f"**{done.adapter}** is not running any more (it is {done.status}).", None
-        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved.", None
+            return f"**{done.adapter}** is not running any more (it is {done.status})."
+        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved."
     new = services.runner.resume(snap.id)
-    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id), None
+    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id)
 
 
 def pick_update(services: Services, run_id: str):
