@@ -29,6 +29,10 @@ REPORT_HEADERS = ["File", "Result", "Reason / details"]
 CAPTION_HEADERS = ["Image", "Split", "Caption"]
 INTRO = ("Start here: add **5–50 pictures that share one look** (your product photos, a brand style). "
          "Each gets a caption you can edit. No pictures at hand? *Try a sample style set* below.")
+CAPTION_HELP = ("**Captions** tell the training what each picture *shows* (\"a red mug on a table\"), not how "
+                "it looks: what every caption leaves out is what the adapter learns as the style. Photos "
+                "without a caption file get one with the set's **trigger word**; that word in a prompt later "
+                "calls the style up (the Generate tab adds it when you tick the style).")
 SAMPLE_COUNT = 16  # images in a "Try a sample style set" set
 
 
@@ -57,6 +61,15 @@ def set_view(services: Services, name: str | None):
     split = (f"**{name}** (trigger word *{m.trigger}*): {len(m.items)} images, {len(m.train)} for training, "
              f"{len(m.val)} held out for validation: {held}.")
     return gallery, rows, split
+
+
+def upload_line(files) -> str:
+    """"19 files chosen: a.png, b.png, … and 16 more" under the upload box (it shows only a few)."""
+    if not files:
+        return ""
+    names = [Path(f).name for f in files]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"**{len(names)} file{'s' if len(names) != 1 else ''} chosen:** {shown}. Press *Add to set*."
 
 
 def target_name(existing: str | None, new: str | None) -> str:
@@ -131,6 +144,7 @@ def images_tab(services: Services, page: PageState) -> None:
                 trigger = field_input(IngestSettings, "trigger", label="Trigger word", elem_id="trigger")
             files = gr.File(file_count="multiple", label="Photos or .zip files (drag and drop)",
                             type="filepath", elem_id="upload", height=150)
+            chosen = gr.Markdown(elem_id="upload-count")
             add = gr.Button("Add to set", variant="primary", elem_id="add-images")
             with gr.Row(equal_height=True):
                 style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Sample style", scale=1,
@@ -145,11 +159,14 @@ def images_tab(services: Services, page: PageState) -> None:
             gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain", fit_columns=False,
                                  elem_id="thumbs", elem_classes=["pixelated"], allow_preview=True,
                                  interactive=False)
+            gr.Markdown(CAPTION_HELP, elem_id="captions-help", elem_classes=["muted"])
             captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
                                     type="array", interactive=True, static_columns=[0, 1], wrap=True,
+                                    row_count=(0, "fixed"), column_count=(3, "fixed"),  # no "+" row: one per image
                                     elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
             save = gr.Button("Save captions", elem_id="save-captions")
             saved = gr.Markdown(elem_id="captions-status")
+    files.change(lambda f: upload_line(f), files, chosen, show_progress="hidden")
     _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved)
 

@@ -59,9 +59,10 @@ def _details(library, name: str | None):
     r = library.get(name)
     layers = "; ".join(f"{t}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}" for t, g in r.layers.items())
     rows = [["Family", r.family or "unknown"], ["Base model", r.base or "unknown"],
-            ["Base weights hash", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
+            ["Base model fingerprint (weights hash)", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
             ["Steps", "" if r.steps is None else str(r.steps)], ["Created", r.created],
-            ["Trigger word", r.trigger], ["Best validation loss", "" if r.best_val is None else f"{r.best_val:.4f}"],
+            ["Trigger word (put it in a prompt)", r.trigger],
+            ["Best score on held-out images (validation loss)", "" if r.best_val is None else f"{r.best_val:.4f}"],
             ["Size on disk", _size(r.size_bytes)], ["Layers", layers or "none"], ["File", str(r.file.name)]]
     meta = [[k, v if len(v) <= 300 else v[:300] + " …"] for k, v in sorted(r.metadata.items())]
     return f"### {r.name}\n{_caption(r)}", rows, meta
@@ -119,10 +120,10 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
     lib = services.library
     with gr.Group():
         new_name = gr.Textbox(label="New name", placeholder="letters, digits, - and _", elem_id="library-new-name")
-        with gr.Row():
-            rename = gr.Button("Rename", elem_id="library-rename")
-            duplicate = gr.Button("Duplicate", elem_id="library-duplicate")
-            delete = gr.Button("Delete…", variant="stop", elem_id="library-delete")
+        with gr.Row():  # active once an adapter is picked
+            rename = gr.Button("Rename", elem_id="library-rename", interactive=False)
+            duplicate = gr.Button("Duplicate", elem_id="library-duplicate", interactive=False)
+            delete = gr.Button("Delete…", variant="stop", elem_id="library-delete", interactive=False)
     with gr.Row(visible=False, elem_id="library-confirm") as confirm_row:
         confirm_text = gr.Markdown()
         yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete-yes")
@@ -146,6 +147,8 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
         lib.delete(name or "")
         return gr.update(visible=False), gr.update(choices=lib.names(), value=None), f"Deleted **{name}**."
 
+    chosen.change(lambda n: [gr.update(interactive=bool(n))] * 3, chosen, [rename, duplicate, delete],
+                  show_progress="hidden")
     rename.click(guard(do_rename), [chosen, new_name], [chosen, message])
     duplicate.click(guard(do_duplicate), [chosen, new_name], [chosen, message])
     delete.click(guard(ask), chosen, [confirm_row, confirm_text])
@@ -173,9 +176,9 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
             dtype = gr.Dropdown(["fp32", "fp16", "bf16"], value=_default(ExportSettings, "dtype"), label="Precision",
                                 info=help_of(ExportSettings, "dtype"), elem_id="export-dtype")
             rank = field_input(ExportSettings, "rank", label="Rank (0 = keep)", elem_id="export-rank")
-        go = gr.Button("Export", elem_id="export-button")
-        file = gr.File(label="Exported file (click to download)", interactive=False, height=90,
-                       elem_id="export-file", visible=False)  # shown once there is a file: empty, it looks like a drop zone
+        go = gr.Button("Export", elem_id="export-button", interactive=False)
+        # shown once there is a file, labelled with its whole name
+        file = gr.DownloadButton("Download", visible=False, elem_id="export-file", variant="primary")
         report = gr.Markdown(elem_id="export-report")
 
     def run(name, fmt, dtype, rank):
@@ -184,13 +187,15 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         if not name:
             raise gr.Error("Pick an adapter to export first.")
         result = export(name, ExportSettings(format=fmt, dtype=dtype, rank=int(rank or 0)), ws=services.ws)
-        return gr.update(value=str(result.path), visible=True), _export_report(result)
+        return (gr.update(value=str(result.path), label=f"Download {result.path.name}", visible=True),
+                _export_report(result))
 
+    chosen.change(lambda n: gr.update(interactive=bool(n)), chosen, go, show_progress="hidden")
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 
 
 def _export_report(r) -> str:
-    lines = [f"**{r.path.name}** — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
+    lines = [f"`{r.path.name}` — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
              "Also saved in the workspace under `exports/`."]
     if r.resize is not None:
         lines.append(_pre(r.resize.format(per_module=False)))

@@ -25,12 +25,16 @@ from .services import Services
 
 log = logging.getLogger(__name__)
 
-MAIN = ["steps", "lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", "batch_size",
-        "lora.text_encoder", "quantize"]
-ADVANCED = [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN]
+# first screen: what a shop owner can answer (the fields marked level="basic" in studio.config);
+# everything else is under Advanced, the settings people look for first leading
+MAIN = [p for p in forms.leaf_paths(TrainSettings) if forms.is_basic(TrainSettings, p)]
+FIRST_ADVANCED = ["lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", "batch_size",
+                  "lora.text_encoder", "quantize"]
+ADVANCED = FIRST_ADVANCED + [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN + FIRST_ADVANCED]
 PATHS = MAIN + ADVANCED
-INTRO = ("Pick an image set and press **Start training**: the preset's settings work as they are. "
-         "More **Steps** give a stronger style and a longer run. Training goes on if you close the page.")
+INTRO = ("Training makes a **style adapter**: a small add-on file that teaches the image model the look "
+         "of your pictures, so it can draw *new* pictures in that look. Pick an image set and press "
+         "**Start training**; the rest can stay as it is. Training goes on if you close the page.")
 
 
 @functools.lru_cache(maxsize=16)
@@ -61,6 +65,21 @@ def memory_text(services: Services, s: TrainSettings) -> str:
     fits = est.total <= budget
     verdict = "fits" if fits else "<span class='status-error'>does not fit</span>"
     return f"**GPU memory:** {amount}, which {verdict} in {budget / preflight.GiB:.1f} GiB.<br>{parts}"
+
+
+def time_text(services: Services, s: TrainSettings) -> str:
+    """"About 3 min on this CPU; the first preview after about 40 s" (before Start)."""
+    from ..jobs import estimate as est
+
+    rate = est.rate_for(services.ws, services.model.model, services.device, services.family)
+    e = est.estimate(s, rate)
+    if e is None:
+        return "**Time:** shown once the first steps have run."
+    where = "GPU" if services.on_gpu else "CPU"
+    first = (f"; the first preview after about **{view.duration(e.first_preview_s)}**"
+             if e.first_preview_s is not None else "; no previews (they are off)")
+    return (f"**Time:** about **{view.duration(e.total_s)}** on this {where}{first}."
+            f"<br><span class='muted'>An estimate from {e.rate.source}.</span>")
 
 
 def start_run(services: Services, dataset, adapter, preset, values):
@@ -104,8 +123,22 @@ def shown_run(services: Services, pick: str | None):
     snaps = runner.runs()
     if pick and any(r.id == pick for r in snaps):
         return next(r for r in snaps if r.id == pick), snaps
-    live = [r for r in snaps if r.status in ("running", "queued")]
-    return (live[0] if live else (snaps[0] if snaps else None)), snaps
+    live = sorted((r for r in snaps if r.status in ("running", "queued")), key=lambda r: r.status != "running")
+    return (live[0] if live else (snaps[0] if snaps else None)), snaps  # the running run, never a queued one
+
+
+def first_preview_step(snap) -> int | None:
+    """The step of the run's first preview, from its preset and overrides (None: previews off)."""
+    req = getattr(snap, "request", None)
+    if req is None:
+        return None
+    try:
+        from ..config import apply_sets
+
+        s = apply_sets(preset_settings(req.preset or presets.DEFAULT_FOR_FAMILY["tiny"]), list(req.sets))
+    except StudioError:
+        return None
+    return s.sample_every if s.sample_every and s.sample_every <= s.steps else None
 
 
 def train_tab(services: Services, page: PageState) -> None:
@@ -122,18 +155,22 @@ def train_tab(services: Services, page: PageState) -> None:
                 adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(None),
                                      elem_id="adapter-name",
                                      info="The style's name in the Library (letters, digits, - and _).")
-                preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
-                                     info=f"Fills in the settings below; {preset0} suits the {family} model.")
-            with gr.Group():
-                with gr.Row():
-                    for p in MAIN:
-                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
-            memory = gr.Markdown(memory_text(services, s0), elem_id="preflight")
+                for p in MAIN:
+                    fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
+            timing = gr.Markdown(time_text(services, s0), elem_id="train-estimate")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="start", min_width=160, scale=2)
-                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
-                resume = gr.Button("Resume", elem_id="resume", min_width=80)
+                # active only when they would do something (the page state turns them on)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80, interactive=False)
+                resume = gr.Button("Resume", elem_id="resume", min_width=80, interactive=False)
             message = gr.Markdown(elem_id="train-message")
+            with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+                preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
+                                     info=f"Fills in every setting; {preset0} suits the {family} model.")
+                memory = gr.Markdown(memory_text(services, s0), elem_id="preflight")
+                with gr.Row():
+                    for p in ADVANCED:
+                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=160)
         with gr.Column(scale=3, min_width=440):
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
             plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss (lower = closer to your images)",
@@ -147,17 +184,10 @@ def train_tab(services: Services, page: PageState) -> None:
             pick = gr.Dropdown([], value=None, label="Show an earlier run",
                                info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
-    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        with gr.Row():
-            for p in [p for p in ADVANCED if not isinstance(forms.value_at(s0, p), bool)]:
-                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
-        with gr.Row():
-            for p in [p for p in ADVANCED if isinstance(forms.value_at(s0, p), bool)]:
-                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
                         wrap=True, elem_id="runs", max_height=260)
     inputs = [fields[p] for p in PATHS]
-    _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+    _wire(services, page, dataset, adapter, preset, inputs, [memory, timing], start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs)
 
 
@@ -172,15 +202,18 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
             return None
         choices = [view.run_choice(r) for r in snaps]
         can_stop = snap is not None and snap.status in ("running", "queued")
-        return (key, view.progress_html(snap), view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
+        queued = [r for r in snaps if r.status == "queued" and r is not snap]
+        card = view.progress_html(snap, queued, first_preview_step(snap) if snap else None)
+        return (key, card, view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
                 gr.update(interactive=bool(snap and snap.can_resume)))
 
     def estimate(preset_name, *values):
         try:
-            return memory_text(services, settings_from_form(preset_name, list(values)))
+            s = settings_from_form(preset_name, list(values))
         except StudioError as e:
-            return f"<span class='status-error'>Settings problem: {e}</span>"
+            return gr.skip(), f"<span class='status-error'>Settings problem: {e}</span>"
+        return memory_text(services, s), time_text(services, s)
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
@@ -208,6 +241,8 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         return choices_update(names, current, names[-1] if names else None)
 
     page.follow([dataset], sets, [dataset])
+    # a run that finished since the page opened makes the time estimate better: re-estimate then
+    page.follow([memory[1]], lambda lists, prev, p, *v: estimate(p, *v)[1], [preset, *inputs])
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
     dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
 

@@ -7,6 +7,7 @@ One adapter ("neon") is in the workspace before the server starts; "fresh" is ma
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -62,7 +63,7 @@ def test_an_adapter_made_in_a_terminal_is_usable_in_pages_open_before_and_after(
 
 def export_and_load(page, library, tiny_model, tmp_path) -> None:
     library.get_by_role("button", name="Export", exact=True).click()
-    link = library.locator("#export-file a").first
+    link = library.get_by_role("button", name=re.compile(r"^Download .+\.safetensors$"))
     link.wait_for(timeout=WAIT_MS)
     with page.expect_download() as dl:
         link.click()
