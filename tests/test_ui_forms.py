@@ -107,3 +107,17 @@ def test_the_page_modules_import_no_torch():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_picker_takes_a_value_that_just_went_away_as_nothing():
+    """A page-state refresh or a click can leave before a rename's new choices arrive: the stale
+    name must not fail the event ("is not in the list of choices")."""
+    from studio.ui.page_state import Picker
+
+    one = Picker(choices=["neon", "fresh2"], value=None)
+    many = Picker(choices=["neon", "fresh2"], value=[], multiselect=True)
+    assert one.get_block_name() == "dropdown"  # the browser draws an ordinary dropdown
+    assert one.preprocess("fresh") is None and one.preprocess("neon") == "neon"
+    assert many.preprocess(["fresh", "neon"]) == ["neon"]
+    with pytest.raises(gr.Error):  # a plain Dropdown refuses it
+        gr.Dropdown(choices=["neon"], value=None).preprocess("fresh")

@@ -20,7 +20,7 @@ from ..errors import StudioError
 from ..models.tiny.scenes import STYLES
 from .common import guard
 from .forms import field_input
-from .page_state import PageState, dataset_names, pick_update
+from .page_state import PageState, Picker, dataset_names, pick_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def images_tab(services: Services, page: PageState) -> None:
         with gr.Column(scale=2, min_width=320):
             gr.Markdown(INTRO, elem_id="images-intro")
             with gr.Group():
-                existing = gr.Dropdown([], value=None, label="Image set",
+                existing = Picker([], value=None, label="Image set",
                                        info="An existing set to add to, edit or train.", elem_id="set-pick")
                 new = gr.Textbox(label="New set name", placeholder="e.g. my-shop (letters, digits, - and _)",
                                  info="Fill in to start a new set; leave empty to use the one above.",

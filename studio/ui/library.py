@@ -17,7 +17,7 @@ from ..config import help_of
 from ..errors import StudioError
 from .common import guard
 from .forms import field_input, field_of
-from .page_state import PageState, pick_update
+from .page_state import PageState, Picker, pick_update
 
 if TYPE_CHECKING:
     from .services import Services
@@ -74,7 +74,7 @@ def _empty(names: list[str]) -> str:
 
 def library_tab(services: "Services", page: PageState) -> None:
     lib = services.library
-    chosen = gr.Dropdown(choices=[], value=None, label="Adapter", elem_id="library-adapter",
+    chosen = Picker(choices=[], value=None, label="Adapter", elem_id="library-adapter",
                          info="Click a card or pick a name.", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
@@ -230,7 +230,7 @@ def _blend(services: "Services") -> gr.Dropdown:
     lib = services.library
     with gr.Group(elem_id="library-blend"):
         gr.Markdown("#### Blend into one adapter")
-        parts = gr.Dropdown(choices=lib.names(), multiselect=True, label="Adapters to blend", elem_id="blend-parts")
+        parts = Picker(choices=[], multiselect=True, label="Adapters to blend", elem_id="blend-parts")
         weights = gr.Dataframe(headers=["Adapter", "Weight"], datatype=["str", "number"], label="Weights",
                                interactive=True, elem_id="blend-weights", row_count=(0, "fixed"),
                                column_count=(2, "fixed"))

@@ -169,6 +169,22 @@ class PageState:
         return (lists, *out)
 
 
+class Picker(gr.Dropdown):
+    """A dropdown of things on disk (adapters, image sets, runs). Its choices follow the page state,
+    so a value the browser sends may name something renamed or deleted a moment ago (an event
+    that left before the new choices arrived): it reaches the callback as None (dropped from a
+    multiselect) instead of failing the event with Gradio's "is not in the list of choices"."""
+    is_template = True  # drawn by the browser as a plain Dropdown
+
+    def preprocess(self, payload):
+        known = [v for _, v in self.choices]
+        if isinstance(payload, list):
+            payload = [v for v in payload if v in known]
+        elif payload is not None and payload not in known:
+            payload = None
+        return super().preprocess(payload)
+
+
 def pick_update(names: Sequence[str], current: Any, fallback: str | None = None, multiselect: bool = False):
     """New choices for a dropdown, keeping the current value when it is still there."""
     names = list(names)

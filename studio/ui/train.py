@@ -20,7 +20,7 @@ from ..train import preflight, presets
 from . import forms
 from . import train_view as view
 from .common import guard
-from .page_state import PageState, pick_update as choices_update
+from .page_state import PageState, Picker, pick_update as choices_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def train_tab(services: Services, page: PageState) -> None:
         with gr.Column(scale=2, min_width=360):
             gr.Markdown(INTRO, elem_id="train-intro")
             with gr.Group():
-                dataset = gr.Dropdown([], value=None, label="Image set",
+                dataset = Picker([], value=None, label="Image set",
                                       info="Made on the Images tab.", elem_id="train-set")
                 adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(None),
                                      elem_id="adapter-name",
@@ -181,7 +181,7 @@ def train_tab(services: Services, page: PageState) -> None:
             gallery = gr.Gallery(label="Previews: what the style draws so far (newest first)", columns=4,
                                  height=340, object_fit="contain", fit_columns=False, elem_id="previews",
                                  elem_classes=["pixelated"], interactive=False)
-            pick = gr.Dropdown([], value=None, label="Show an earlier run",
+            pick = Picker([], value=None, label="Show an earlier run",
                                info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,

@@ -58,7 +58,7 @@ def studio_server(workspace: Path, timeout_s: float = 360, quiet: bool = False, 
 @contextmanager
 def _server(workspace: Path, timeout_s: float, quiet: bool, root: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False",
+    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("STUDIO_AUTH", None)
     cmd = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
@@ -86,12 +86,25 @@ def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float, log: Path) -> s
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            return url
+            return _survives_self_check(proc, url, log)
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
             time.sleep(0.5)
     raise RuntimeError(f"studio serve did not come up in {timeout_s:.0f} s")
+
+
+def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: float = 20) -> str:
+    """Gradio answers before its own check of localhost (which exits the server when it times out
+    on a busy machine) has finished: wait for the line it prints after that check, or a grace time."""
+    end = time.time() + grace_s
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
+        if log.is_file() and "share=True" in log.read_text(errors="replace"):
+            return url
+        time.sleep(0.5)
+    return url
 
 
 @contextmanager
