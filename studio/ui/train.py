@@ -202,7 +202,7 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
             return None
         choices = [view.run_choice(r) for r in snaps]
         can_stop = snap is not None and snap.status in ("running", "queued")
-        queued = [r for r in snaps if r.status == "queued" and r is not snap]
+        queued = [r for r in snaps if r.status == "queued" and (snap is None or r.id != snap.id)]
         card = view.progress_html(snap, queued, first_preview_step(snap) if snap else None)
         return (key, card, view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
@@ -217,7 +217,8 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
-        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id)
+        # no pick: the main panel shows the running run, and a queued one is listed under it
+        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, None)
 
     if services.runner is None:
         start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
