@@ -11,6 +11,7 @@ import functools
 import logging
 
 import gradio as gr
+from gradio.context import Context
 
 from ..adapters.library import check_name as check_adapter_name
 from ..config import TrainSettings
@@ -242,8 +243,11 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         return choices_update(names, current, names[-1] if names else None)
 
     page.follow([dataset], sets, [dataset])
-    # a run that finished since the page opened makes the time estimate better: re-estimate then
-    page.follow([memory[1]], lambda lists, prev, p, *v: estimate(p, *v)[1], [preset, *inputs])
+    # past runs make the time estimate better: re-estimate whenever the tab is shown (not on the
+    # timer, which would send the whole form every tick)
+    tab = Context.block
+    if isinstance(tab, gr.Tab):
+        tab.select(lambda p, *v: estimate(p, *v)[1], [preset, *inputs], memory[1], show_progress="hidden")
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
     dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
 
