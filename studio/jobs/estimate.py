@@ -20,8 +20,8 @@ from . import records as rr
 
 log = logging.getLogger(__name__)
 
-# Measured once on a 2-core laptop-class CPU with the tiny model (benchmarks/RESULTS.md, "Time
-# estimate"): used until this machine has a finished run of its own.
+# Measured on this project's 2-core CPU with the tiny model, idle (benchmarks/RESULTS.md, "Tiny-model
+# step time": 0.33 s per step at batch 8): used until this machine has a finished run of its own.
 FALLBACK = {("tiny", "cpu"): (0.045, 8.0)}  # (seconds per step per image, start-up seconds)
 RECENT = 5  # the newest finished runs that count
 
