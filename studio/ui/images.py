@@ -162,7 +162,6 @@ def images_tab(services: Services, page: PageState) -> None:
             gr.Markdown(CAPTION_HELP, elem_id="captions-help", elem_classes=["muted"])
             captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
                                     type="array", interactive=True, static_columns=[0, 1], wrap=True,
-                                    row_count=(0, "fixed"), column_count=(3, "fixed"),  # no "+" row: one per image
                                     elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
             save = gr.Button("Save captions", elem_id="save-captions")
             saved = gr.Markdown(elem_id="captions-status")
