@@ -58,11 +58,15 @@ def flow(page, out: Path, readme: Path) -> None:
     library.locator("#library-summary").get_by_text("neon").first.wait_for(timeout=WAIT_MS)
     shoot(page, out, "library")
     gen = top(page, "Generate")
-    gen.locator("#prompt textarea").fill("a red mug, neon style")
-    gen.get_by_label("neon", exact=True).check()
+    gen.locator("#prompt textarea").fill("a red mug")
+    gen.get_by_label("neon", exact=True).check()  # adds the trigger word to the prompt
     gen.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#status").get_by_text("neon 1").wait_for(timeout=WAIT_MS)
+    gen.get_by_role("button", name="Before / after").click()
+    gen.locator("#result").get_by_text("before:").first.wait_for(timeout=WAIT_MS)
     shoot(page, out, "generate")
+    gen.get_by_role("tab", name="History").click()
+    shoot(page, out, "generate-history")
 
 
 def write_readme_png(src: Path, dest: Path) -> None:

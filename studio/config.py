@@ -53,7 +53,7 @@ class ModelSettings(Checked):
 
 @dataclass(frozen=True)
 class GenerateSettings(Checked):
-    prompt: str = setting("a red mug on a white background", "What to draw.")
+    prompt: str = setting("a red mug on a white background", "What to draw.", level="basic")
     negative: str = setting("", "What to steer away from (negative prompt).")
     seed: int = setting(0, "Random seed; the same seed gives the same image.", **SEED)
     steps: int = setting(25, "Drawing steps: more = finer, slower (sampler steps).", min=1, max=150)
@@ -63,7 +63,7 @@ class GenerateSettings(Checked):
     height: int = setting(0, "Image height in pixels; 0 = the model's native size.", min=0, max=4096)
     sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
                            "Euler, DDIM, UniPC.")
-    count: int = setting(1, "Images to draw; image i uses seed + i.", min=1, max=16)
+    count: int = setting(1, "Images to draw; image i uses seed + i.", min=1, max=16, level="basic")
 
 
 MAX_PROMPT_CHARS = 20_000  # the text encoder reads ~75 tokens; the rest only costs tokenizer time
@@ -137,7 +137,8 @@ class IngestSettings(Checked):
                                  min=2, max=10_000)
     caption_template: str = setting("a photo in {trigger} style", "Caption for images without a .txt sidecar.",
                                     template=("trigger",), line=True)
-    trigger: str = setting("", "Trigger word of the style; empty = the dataset name.", line=True, max_chars=200)
+    trigger: str = setting("", "A made-up word that calls up the style in a prompt (e.g. sepiashop); "
+                               "empty = the set's name.", line=True, max_chars=200)
     prepend_trigger: bool = setting(False, "Put the trigger word in front of sidecar captions too.")
     val_fraction: float = setting(0.1, "Share of images held out for validation (at least one when there are 5+).",
                                   min=0.0, max=0.5)
@@ -194,7 +195,8 @@ class LoraSettings(Checked):
 class TrainSettings(Checked):
     lora: LoraSettings = field(default_factory=LoraSettings)
     # schedule
-    steps: int = setting(500, "Training steps: more = a stronger style and a longer run.", min=1, max=1_000_000)
+    steps: int = setting(500, "How long to train: more steps = a stronger style and a longer run.", min=1,
+                         max=1_000_000, level="basic")
     batch_size: int = setting(4, "Images looked at per step: more = steadier but more memory.", min=1, max=256)
     grad_accum: int = setting(1, "Micro-batches accumulated per optimizer step.", min=1, max=256)
     lr_unet: float = setting(1e-4, "How fast the image model learns; too high gives noise "

@@ -21,9 +21,19 @@ def test_inputs_take_default_limits_help_and_choices_from_the_field():
     q = forms.field_input(TrainSettings, "quantize")
     assert isinstance(q, gr.Dropdown) and [c[1] for c in q.choices] == ["none", "8bit", "nf4"]
     te = forms.field_input(TrainSettings, "lora.text_encoder")
-    assert isinstance(te, gr.Checkbox) and te.value is True and te.label == "Text-encoder LoRA"
+    assert isinstance(te, gr.Checkbox) and te.value is True and te.label == "Also learn the words (text-encoder LoRA)"
     prompts = forms.field_input(TrainSettings, "sample_prompts", ("a", "b"))
     assert isinstance(prompts, gr.Textbox) and prompts.value == "a | b"
+
+
+def test_the_first_screen_asks_only_basic_fields_and_advanced_labels_keep_the_technical_name():
+    from studio.ui.train import ADVANCED, MAIN
+
+    assert MAIN == ["steps"]  # image set and name are the tab's own inputs
+    assert forms.is_basic(TrainSettings, "steps") and not forms.is_basic(TrainSettings, "lora.rank")
+    for path, term in (("lora.rank", "rank"), ("lora.alpha", "alpha"), ("lr_unet", "learning rate"),
+                       ("quantize", "QLoRA")):
+        assert path in ADVANCED and f"({term}" in forms.label_for(path)
 
 
 def test_every_train_setting_has_an_input_path():
@@ -97,3 +107,17 @@ def test_the_page_modules_import_no_torch():
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_picker_takes_a_value_that_just_went_away_as_nothing():
+    """A page-state refresh or a click can leave before a rename's new choices arrive: the stale
+    name must not fail the event ("is not in the list of choices")."""
+    from studio.ui.page_state import Picker
+
+    one = Picker(choices=["neon", "fresh2"], value=None)
+    many = Picker(choices=["neon", "fresh2"], value=[], multiselect=True)
+    assert one.get_block_name() == "dropdown"  # the browser draws an ordinary dropdown
+    assert one.preprocess("fresh") is None and one.preprocess("neon") == "neon"
+    assert many.preprocess(["fresh", "neon"]) == ["neon"]
+    with pytest.raises(gr.Error):  # a plain Dropdown refuses it
+        gr.Dropdown(choices=["neon"], value=None).preprocess("fresh")

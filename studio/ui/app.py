@@ -17,12 +17,11 @@ from .generate import generate_tab
 from .images import images_tab
 from .library import CSS as LIBRARY_CSS
 from .library import library_tab
+from .page_state import PageState
 from .services import Services
 from .train import train_tab
 
 log = logging.getLogger(__name__)
-
-POLL_S = 2.0  # how often the page re-reads job records
 
 CSS = """
 .gradio-container { max-width: 1260px !important; margin: 0 auto !important; }
@@ -68,27 +67,36 @@ def base_model_line(kind: str, location: str, family: str, device: str, dtype: s
     return f"Base model {what} on **{where}** · {html.escape(str(dtype))}"
 
 
-def header(services: Services) -> None:
+def header(services: Services, page: PageState) -> None:
     m = services.engine.model
     with gr.Row(elem_id="header"):
         gr.Markdown("# LoRA Style Studio")
         gr.Markdown(base_model_line(m.ref.kind, m.ref.location, m.family, services.device, services.dtype),
                     elem_classes=["muted"], elem_id="base-model")
-    job = gr.HTML(job_line(services.runner), elem_id="job-status", elem_classes=["job-line"])
-    gr.Timer(POLL_S).tick(lambda: job_line(services.runner), None, job, show_progress="hidden",
-                          queue=False, api_name="job_status")
+    job = gr.HTML(elem_id="job-status", elem_classes=["job-line"])
+
+    def line(last):
+        now = job_line(services.runner)
+        return None if now == last else (now, now)
+
+    page.view([job], line)
+    # the same line for API clients (``/job_status``): the page gets it through the page state
+    gr.on([], lambda: job_line(services.runner), None, job, api_name="job_status", queue=False,
+          show_progress="hidden")
 
 
 def build_app(services: Services) -> gr.Blocks:
+    page = PageState(services)
     with gr.Blocks(title="LoRA Style Studio") as app:
-        header(services)
-        with gr.Tabs(elem_id="tabs"):
+        header(services, page)
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Images", id="images", elem_id="tab-images"):
-                images_tab(services)
+                images_tab(services, page)
             with gr.Tab("Train", id="train", elem_id="tab-train"):
-                train_tab(services)
+                train_tab(services, page)
             with gr.Tab("Library", id="library", elem_id="tab-library"):
-                library_tab(services)
+                library_tab(services, page)
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
-                generate_tab(services)
+                generate_tab(services, page)
+        page.wire(app, tabs)
     return app

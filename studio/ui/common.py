@@ -1,4 +1,4 @@
-"""Small helpers every tab uses: readable errors and page-load refreshes."""
+"""Small helpers every tab uses: readable errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import logging
 from typing import Any, Callable
 
 import gradio as gr
-from gradio.context import Context
 
 from ..errors import StudioError
 
@@ -30,19 +29,3 @@ def guard(fn: Callable) -> Callable:
             raise gr.Error(f"Something went wrong: {type(e).__name__}: {e}. The server log has the details.",
                            print_exception=False) from None
     return run
-
-
-def on_load(fn: Callable, inputs: Any, outputs: Any) -> None:
-    """Call ``fn`` whenever the page is (re)loaded, so what it shows comes from disk."""
-    root = Context.root_block
-    if root is not None:
-        root.load(guard(fn), inputs, outputs, show_progress="hidden")
-
-
-def on_show(fn: Callable, inputs: Any, outputs: Any) -> None:
-    """Call ``fn`` on page load and whenever the enclosing tab is selected (e.g. to list
-    image sets made on another tab)."""
-    on_load(fn, inputs, outputs)
-    tab = Context.block
-    if isinstance(tab, gr.Tab):
-        tab.select(guard(fn), inputs, outputs, show_progress="hidden")

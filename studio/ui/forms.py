@@ -14,11 +14,13 @@ import gradio as gr
 
 from ..config import overlay
 
-# Labels a user reads; a field without one gets its name in sentence case.
+# Labels a user reads; a field without one gets its name in sentence case. Basic fields say what
+# they do in plain words; advanced ones keep their technical name in brackets.
 LABELS = {
-    "steps": "Steps", "batch_size": "Batch size", "lr_unet": "Learning rate (UNet)",
-    "lr_text": "Learning rate (text encoder)", "resolution": "Resolution (px)", "lora.rank": "Rank",
-    "lora.alpha": "Alpha", "lora.text_encoder": "Text-encoder LoRA", "quantize": "QLoRA (quantize base)",
+    "steps": "Training length (steps)", "batch_size": "Batch size", "lr_unet": "Learning speed, image (learning rate, UNet)",
+    "lr_text": "Learning speed, prompt (learning rate, text encoder)", "resolution": "Resolution (px)",
+    "lora.rank": "Detail capacity (rank)", "lora.alpha": "Strength scale (alpha)",
+    "lora.text_encoder": "Also learn the words (text-encoder LoRA)", "quantize": "Save GPU memory (QLoRA)",
     "sample_every": "Preview every N steps", "validate_every": "Validate every N steps",
     "sample_prompts": "Preview prompts (separate with |)", "vram_budget_gb": "VRAM budget (GB)",
     "lora.ff_rank": "Feed-forward LoRA rank", "lora.ff_alpha": "Feed-forward LoRA alpha",
@@ -27,6 +29,11 @@ LABELS = {
     "lora.dropout": "LoRA dropout", "lr_scheduler": "LR schedule", "min_snr_gamma": "Min-SNR gamma",
     "grad_accum": "Gradient accumulation", "final": "Final adapter", "max_bad_steps": "Max bad steps",
 }
+
+
+def is_basic(cls: type, path: str) -> bool:
+    """Whether the field is on a form's first screen (``level="basic"`` in its metadata)."""
+    return field_of(cls, path)[0].metadata.get("level") == "basic"
 
 
 def field_of(cls: type, path: str) -> tuple[dataclasses.Field, type]:

@@ -1,7 +1,8 @@
-"""Generate tab: prompt and sampler settings, every library adapter as a toggle + weight, results, compare grid.
+"""Generate tab: a prompt, every library adapter as a toggle (adding its trigger word) + weight, the
+latest result, this page's history, before / after and the compare grid; sampler settings under Advanced.
 
-The adapter toggles are drawn by ``@gr.render`` from the library's names, which a ``gr.Timer``
-re-reads, so an adapter that a training just finished appears without a restart. Sliders are
+The adapter toggles are drawn by ``@gr.render`` from the library's names, which follow the page
+state (:mod:`studio.ui.page_state`), so an adapter that a training just finished appears without a restart. Sliders are
 keyed by adapter name: re-drawing the list keeps what the user set.
 """
 
@@ -17,18 +18,18 @@ from ..config import GenerateSettings
 from ..errors import StudioError
 from .common import guard
 from .forms import build, field_input, field_of
+from .page_state import PageState
 
 if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 3.0  # how often the page re-reads the library and the GPU's state
 SEED_MAX = 2**31 - 1
 ENGINE_QUEUE = "generate"  # one concurrency group: the button and the API draw one at a time
 # Gallery captions say what was drawn: let them wrap instead of cutting them off.
 CSS = """
-#result .caption-label { white-space: normal !important; overflow: visible !important;
+#result .caption-label, #history .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
 """
 
@@ -69,46 +70,72 @@ def _status(r) -> str:
     return "\n\n".join(lines)
 
 
-def generate_tab(services: "Services") -> None:
-    lib, home = services.library, services.device
-    names = gr.State(lambda: lib.names())
-    gallery = gr.Gallery(label="Results", columns=2, height="auto", object_fit="contain", format="png",
+HISTORY_MAX = 48  # results this page keeps (newest first)
+DRAWING = ("**Drawing…** the timer on the picture counts the seconds. The first drawing after the server "
+           "starts also loads the model and can take a minute.")
+TRIGGER_HELP = ("Tick a style to use it: its **trigger word** is added to the prompt (you can remove it; "
+                "without it the style may not show).")
+
+
+def generate_tab(services: "Services", page: PageState) -> None:
+    home = services.device
+    adapters = gr.State([])  # [[name, trigger], ...] from the page state
+    history = gr.State([])  # this page's results, newest first: dicts of image, caption, form values
+    gallery = gr.Gallery(label="Latest result", columns=2, height="auto", object_fit="contain", format="png",
                          allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],
                          render=False)
     status = gr.Markdown(elem_id="status", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=420):
             prompt = field_input(GenerateSettings, "prompt", label="Prompt", lines=2, elem_id="prompt")
-            negative = field_input(GenerateSettings, "negative", label="Negative prompt", elem_id="negative")
-            with gr.Row(equal_height=True):
-                seed = field_input(GenerateSettings, "seed", label="Seed", elem_id="seed", scale=3)
-                dice = gr.Button("Random seed", elem_id="random-seed", scale=1, min_width=120, size="md")
-            with gr.Row():
-                steps = field_input(GenerateSettings, "steps", label="Steps", elem_id="steps")
-                guidance = field_input(GenerateSettings, "guidance", label="Guidance", elem_id="guidance")
-                sampler = _sampler_dropdown()
-            with gr.Row():
-                width = field_input(GenerateSettings, "width", label="Width", elem_id="width")
-                height = field_input(GenerateSettings, "height", label="Height", elem_id="height")
-                count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
-            form = [prompt, negative, seed, steps, guidance, sampler, width, height, count]
-            button = gr.Button("Generate", variant="primary", elem_id="generate", render=False)
-            gr.Markdown("**Adapters** — tick to use, drag to weigh; 0 = off.", elem_id="adapters-title")
+            gr.Markdown(TRIGGER_HELP, elem_id="adapters-title")
             with gr.Group(elem_id="adapters"):
-                _adapter_list(services, names, form, button, [gallery, status], home)
-            button.render()
-            policy = gr.Markdown(lambda: gpu_policy(services, home), elem_id="gpu-policy")
+                adapter_slot = gr.Column()
+            count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
+            with gr.Row():
+                button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
+                compare = gr.Button("Before / after", elem_id="before-after", scale=1)
+            gr.Markdown("*Before / after* draws the same picture with the ticked styles off, then on.",
+                        elem_classes=["muted"])
+            with gr.Accordion("Advanced settings", open=False, elem_id="generate-advanced"):
+                negative = field_input(GenerateSettings, "negative", label="Negative prompt", elem_id="negative")
+                with gr.Row(equal_height=True):
+                    seed = field_input(GenerateSettings, "seed", label="Seed", elem_id="seed", scale=3)
+                    dice = gr.Button("Random seed", elem_id="random-seed", scale=1, min_width=120, size="md")
+                with gr.Row():
+                    steps = field_input(GenerateSettings, "steps", label="Steps", elem_id="steps")
+                    guidance = field_input(GenerateSettings, "guidance", label="Guidance", elem_id="guidance")
+                    sampler = _sampler_dropdown()
+                with gr.Row():
+                    width = field_input(GenerateSettings, "width", label="Width", elem_id="width")
+                    height = field_input(GenerateSettings, "height", label="Height", elem_id="height")
+            policy = gr.Markdown(elem_id="gpu-policy")
+        form = [prompt, negative, seed, steps, guidance, sampler, width, height, count]
         with gr.Column(scale=3, min_width=420):
-            gallery.render()
-            status.render()
-    _grid(services, form)
+            with gr.Tabs(elem_id="generate-views"):
+                with gr.Tab("Latest result", id="latest"):
+                    gallery.render()
+                    status.render()
+                with gr.Tab("History", id="history"):
+                    shelf = _history_view()
+                with gr.Tab("Compare grid", id="grid"):
+                    _grid(services, form)
+    outputs = [gallery, status, history]
+    with adapter_slot:
+        _adapter_list(services, adapters, form, button, compare, outputs, home, prompt, history)
+    _wire_history(shelf, history, form)
     _api(services, form, [gallery, status], home)
 
-    def tick(current):
-        now = lib.names()
-        return (gr.skip() if now == current else now), gpu_policy(services, home)
+    def follow(lists, prev, current):
+        now = [[n, lists.triggers.get(n, "")] for n in lists.adapters]
+        return gr.skip() if now == current else now
 
-    gr.Timer(REFRESH_S).tick(guard(tick), names, [names, policy], show_progress="hidden")
+    def where(last):  # also moves the pipeline off the GPU while a training uses it
+        line = gpu_policy(services, home)
+        return None if line == last else (line, line)
+
+    page.follow([adapters], follow, [adapters])
+    page.view([policy], where)
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
 
 
@@ -121,37 +148,78 @@ def _sampler_dropdown() -> gr.Dropdown:
                        elem_id="sampler")
 
 
-def _adapter_list(services: "Services", names: gr.State, form: list, button: gr.Button, outputs: list,
-                  home: str) -> None:
-    """Toggle + weight (+ text-encoder weight under Advanced) per adapter; wires the Generate button."""
+def _adapter_list(services: "Services", adapters: gr.State, form: list, button: gr.Button, compare: gr.Button,
+                  outputs: list, home: str, prompt: gr.Textbox, history: gr.State) -> None:
+    """Toggle (+ its trigger word) + weight (+ text-encoder weight under Advanced) per adapter; wires
+    the Generate and Before / after buttons."""
     from ..generate.tags import MAX_WEIGHT
 
-    @gr.render(inputs=names)  # on page load and whenever the names change
-    def draw(current: list[str]):
+    @gr.render(inputs=adapters)  # on page load and whenever the library changes
+    def draw(current: list):
         if not current:
-            gr.Markdown("No adapters in the library yet. `<lora:name:weight>` tags work once there are.",
-                        elem_id="no-adapters")
+            gr.Markdown("No styles in the library yet: train one in the Train tab. (`<lora:name:weight>` "
+                        "tags in the prompt work once there are.)", elem_id="no-adapters")
         toggles, weights = [], []
-        for n in current:  # keys keep a user's ticks and weights when the list is drawn again
+        for n, trig in current:  # keys keep a user's ticks and weights when the list is drawn again
             with gr.Row(elem_classes="adapter-row"):
-                toggles.append(gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
-                                           interactive=True, scale=1, min_width=140))
+                box = gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}", interactive=True,
+                                  scale=1, min_width=140,
+                                  info=f"trigger word: {trig}" if trig else "no trigger word")
+                toggles.append(box)
                 weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
+            if trig:  # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text)
+                box.input(lambda on, text, t=trig: with_trigger(text, t, on), [box, prompt], prompt,
+                          show_progress="hidden", queue=False)
         with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
             separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
                                    interactive=True, info="Off: the text encoder uses each adapter's weight above.")
-            tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT) for n in current]
+            tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT) for n, _ in current]
+        triggers = dict((n, t) for n, t in current)
 
-        def click(*values):
+        def picks_of(values):
             k = len(current)
             fixed, rest = values[:len(form)], values[len(form):]
-            on, w, sep, te = rest[:k], rest[k:2 * k], rest[2 * k], rest[2 * k + 1:]
-            picks = [(n, float(w[i]), float(te[i]) if sep else None) for i, n in enumerate(current) if on[i]]
+            on, w, sep, te, past = rest[:k], rest[k:2 * k], rest[2 * k], rest[2 * k + 1:3 * k + 1], rest[-1]
+            picks = [(n, float(w[i]), float(te[i]) if sep else None) for i, (n, _) in enumerate(current) if on[i]]
             gpu_policy(services, home)
-            return run(services, fixed, picks)
+            return list(fixed), picks, past
 
-        button.click(guard(click), [*form, *toggles, *weights, separate, *tes], outputs, concurrency_limit=1,
-                     concurrency_id=ENGINE_QUEUE)
+        def click(*values):
+            return run(services, *picks_of(values), triggers)
+
+        def before_after(*values):
+            fixed, picks, past = picks_of(values)
+            return compare_run(services, fixed, picks, past, triggers)
+
+        inputs = [*form, *toggles, *weights, separate, *tes, history]
+        for btn, fn in ((button, click), (compare, before_after)):
+            btn.click(lambda: DRAWING, None, outputs[1], queue=False, show_progress="hidden")
+            btn.click(guard(fn), inputs, outputs, concurrency_limit=1, concurrency_id=ENGINE_QUEUE)
+
+
+def with_trigger(prompt: str, trigger: str, on: bool) -> str:
+    """``prompt`` with ``trigger`` appended (``on``) or taken out, as a whole word."""
+    import re
+
+    prompt = prompt or ""
+    pattern = re.compile(rf"(^|,)\s*{re.escape(trigger)}\s*(?=,|$)", re.IGNORECASE)
+    if on:
+        return prompt if pattern.search(prompt) else (f"{prompt.rstrip(' ,')}, {trigger}" if prompt.strip()
+                                                      else trigger)
+    return pattern.sub("", prompt).strip(" ,")
+
+
+def trigger_warnings(prompt: str, picks: list, triggers: dict[str, str]) -> list[str]:
+    """A line for every ticked style whose trigger word is missing from the prompt."""
+    import re
+
+    out = []
+    for n, *_ in picks:
+        t = triggers.get(n, "")
+        if t and not re.search(rf"\b{re.escape(t)}\b", prompt or "", re.IGNORECASE):
+            out.append(f"The prompt lacks {n}'s trigger word “{t}”: the style may not show. Tick {n} again "
+                       "or type the word.")
+    return out
 
 
 def _api(services: "Services", form: list, outputs: list, home: str) -> None:
@@ -161,7 +229,7 @@ def _api(services: "Services", form: list, outputs: list, home: str) -> None:
     share one concurrency group, so the page and API callers wait in the same line."""
     def generate(*values):
         gpu_policy(services, home)
-        return run(services, list(values), [])
+        return run(services, list(values), [])[:2]
 
     gr.on([], guard(generate), form, outputs, api_name="generate", concurrency_limit=1,
           concurrency_id=ENGINE_QUEUE, show_progress="hidden")
@@ -171,17 +239,71 @@ def _weight(label: str, key: str, elem_id: str, limit: float, **kw) -> gr.Slider
     return gr.Slider(-limit, limit, value=1.0, step=0.05, label=label, key=key, elem_id=elem_id, interactive=True, **kw)
 
 
-def run(services: "Services", values: list, picks: list[tuple[str, float, float]]):
-    """Generate with the form's settings and the toggled adapters (prompt tags add to them)."""
+def run(services: "Services", values: list, picks: list[tuple[str, float, float]], past: list | None = None,
+        triggers: dict[str, str] | None = None):
+    """Generate with the form's settings and the toggled adapters (prompt tags add to them); the
+    result also goes to the top of this page's history."""
     from ..generate.tags import LoraWeight
 
     s = build(GenerateSettings(), FIELDS, list(values))
     r = services.engine.generate(s, loras=[LoraWeight(n, u, t) for n, u, t in picks])
-    return [(img, _caption(r, i)) for i, img in enumerate(r.images)], _status(r)
+    items = [(img, _caption(r, i)) for i, img in enumerate(r.images)]
+    notes = trigger_warnings(values[0], picks, triggers or {})
+    status = _status(r) + "".join(f"\n\n⚠ {n}" for n in notes)
+    said = f"“{r.settings.prompt}” · "
+    entries = [{"image": img, "caption": said + cap, "values": list(values)} for img, cap in items]
+    return items, status, (entries + list(past or []))[:HISTORY_MAX]
+
+
+def compare_run(services: "Services", values: list, picks: list, past: list | None, triggers: dict[str, str]):
+    """Before / after: the same seed and settings with the ticked styles off (and prompt tags
+    and trigger words taken out), then on."""
+    import re
+
+    if not picks and "<lora:" not in (values[0] or ""):
+        raise StudioError("No style is ticked.", "Tick a style under the prompt, then press Before / after.")
+    plain = re.sub(r"<lora:[^>]*>", "", values[0] or "")
+    for n, *_ in picks:
+        if triggers.get(n):
+            plain = with_trigger(plain, triggers[n], False)
+    before = run(services, [plain.strip() or values[0], *values[1:]], [], past, triggers)
+    after = run(services, values, picks, before[2], triggers)
+    items = [(before[0][0][0], "before: " + before[0][0][1]), (after[0][0][0], "after: " + after[0][0][1])]
+    return items, after[1], after[2]
+
+
+def _history_view():
+    gr.Markdown("Everything drawn on this page, newest first. Click a picture, then *Use these settings* "
+                "to draw it again or vary it.", elem_classes=["muted"])
+    shelf = gr.Gallery(label="History", columns=4, height="auto", object_fit="contain", format="png",
+                       allow_preview=True, fit_columns=False, elem_id="history", elem_classes=["pixelated"])
+    with gr.Row():
+        chosen = gr.Markdown("No picture picked.", elem_id="history-picked")
+        reuse = gr.Button("Use these settings", elem_id="history-reuse", interactive=False)
+    return shelf, chosen, reuse
+
+
+def _wire_history(view, history: gr.State, form: list) -> None:
+    shelf, chosen, reuse = view
+    index = gr.State(None)
+    history.change(lambda h: [(e["image"], e["caption"]) for e in h], history, shelf, show_progress="hidden")
+
+    def picked(h, evt: gr.SelectData):
+        if not h or not 0 <= evt.index < len(h):
+            return None, "No picture picked.", gr.update(interactive=False)
+        return evt.index, f"Picked: {h[evt.index]['caption']}", gr.update(interactive=True)
+
+    def use(h, i):
+        if i is None or not h or i >= len(h):
+            raise gr.Error("Click a picture in the history first.")
+        return h[i]["values"]
+
+    shelf.select(picked, history, [index, chosen, reuse], show_progress="hidden")
+    reuse.click(use, [history, index], form, show_progress="hidden")
 
 
 def _grid(services: "Services", form: list) -> None:
-    with gr.Accordion("Compare grid", open=False, elem_id="grid-section"):
+    with gr.Group(elem_id="grid-section"):
         gr.Markdown("One image per prompt × adapter set, all at the seed and settings above; "
                     "rows are prompts, columns adapter sets.")
         with gr.Row():

@@ -18,8 +18,9 @@ from ..data import ingest as ingest_mod
 from ..data import manifest as mf
 from ..errors import StudioError
 from ..models.tiny.scenes import STYLES
-from .common import guard, on_show
+from .common import guard
 from .forms import field_input
+from .page_state import PageState, Picker, dataset_names, pick_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,11 @@ REPORT_HEADERS = ["File", "Result", "Reason / details"]
 CAPTION_HEADERS = ["Image", "Split", "Caption"]
 INTRO = ("Start here: add **5–50 pictures that share one look** (your product photos, a brand style). "
          "Each gets a caption you can edit. No pictures at hand? *Try a sample style set* below.")
+CAPTION_HELP = ("**Captions** tell the training what each picture *shows* (\"a red mug on a table\"), not how "
+                "it looks: what every caption leaves out is what the adapter learns as the style. Photos "
+                "without a caption file get one with the set's **trigger word**; that word in a prompt later "
+                "calls the style up (the Generate tab adds it when you tick the style).")
 SAMPLE_COUNT = 16  # images in a "Try a sample style set" set
-
-
-def dataset_names(services: Services) -> list[str]:
-    root = services.ws.datasets
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
 
 
 def report_rows(report: ingest_mod.IngestReport) -> list[list[str]]:
@@ -63,6 +61,15 @@ def set_view(services: Services, name: str | None):
     split = (f"**{name}** (trigger word *{m.trigger}*): {len(m.items)} images, {len(m.train)} for training, "
              f"{len(m.val)} held out for validation: {held}.")
     return gallery, rows, split
+
+
+def upload_line(files) -> str:
+    """"19 files chosen: a.png, b.png, … and 16 more" under the upload box (it shows only a few)."""
+    if not files:
+        return ""
+    names = [Path(f).name for f in files]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"**{len(names)} file{'s' if len(names) != 1 else ''} chosen:** {shown}. Press *Add to set*."
 
 
 def target_name(existing: str | None, new: str | None) -> str:
@@ -124,13 +131,12 @@ def save_captions(services: Services, name: str | None, rows) -> str:
         "No caption changed."
 
 
-def images_tab(services: Services) -> None:
-    names = dataset_names(services)
+def images_tab(services: Services, page: PageState) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             gr.Markdown(INTRO, elem_id="images-intro")
             with gr.Group():
-                existing = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                existing = Picker([], value=None, label="Image set",
                                        info="An existing set to add to, edit or train.", elem_id="set-pick")
                 new = gr.Textbox(label="New set name", placeholder="e.g. my-shop (letters, digits, - and _)",
                                  info="Fill in to start a new set; leave empty to use the one above.",
@@ -138,6 +144,7 @@ def images_tab(services: Services) -> None:
                 trigger = field_input(IngestSettings, "trigger", label="Trigger word", elem_id="trigger")
             files = gr.File(file_count="multiple", label="Photos or .zip files (drag and drop)",
                             type="filepath", elem_id="upload", height=150)
+            chosen = gr.Markdown(elem_id="upload-count")
             add = gr.Button("Add to set", variant="primary", elem_id="add-images")
             with gr.Row(equal_height=True):
                 style = gr.Dropdown(list(STYLES), value=STYLES[0], label="Sample style", scale=1,
@@ -152,16 +159,18 @@ def images_tab(services: Services) -> None:
             gallery = gr.Gallery(label="Images and captions", columns=5, height=340, object_fit="contain", fit_columns=False,
                                  elem_id="thumbs", elem_classes=["pixelated"], allow_preview=True,
                                  interactive=False)
+            gr.Markdown(CAPTION_HELP, elem_id="captions-help", elem_classes=["muted"])
             captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
                                     type="array", interactive=True, static_columns=[0, 1], wrap=True,
                                     elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
             save = gr.Button("Save captions", elem_id="save-captions")
             saved = gr.Markdown(elem_id="captions-status")
-    _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+    files.change(lambda f: upload_line(f), files, chosen, show_progress="hidden")
+    _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved)
 
 
-def _wire(services, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
+def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved) -> None:
     def show(name):
         return set_view(services, name)
@@ -169,7 +178,7 @@ def _wire(services, existing, new, trigger, files, add, style, sample, status, r
     def after_ingest(name, rep):
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
         g, rows, sp = set_view(services, name) if kept else ([], [], f"Nothing was added to {name}: see why below.")
-        return (gr.update(choices=dataset_names(services), value=name if kept else None), "", report_summary(rep),
+        return (pick_update(dataset_names(services), name if kept else None), "", report_summary(rep),
                 report_rows(rep), sp, g, rows, None)
 
     ingest_out = [existing, new, status, report, split, gallery, captions, files]
@@ -181,9 +190,12 @@ def _wire(services, existing, new, trigger, files, add, style, sample, status, r
     save.click(guard(lambda name, rows: (save_captions(services, name, rows), *show(name))),
                [existing, captions], [saved, gallery, captions, split], concurrency_limit=1)
 
-    def refresh(name):
-        names = dataset_names(services)
-        name = name if name in names else (names[-1] if names else None)
-        return gr.update(choices=names, value=name), *show(name)
+    def follow(lists, prev, name):
+        names = lists.datasets
+        new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
+        # the set's pictures and captions only when they changed: a caption being edited stays
+        if prev is not None and new == name and prev.set_stamps.get(name) == lists.set_stamps.get(name):
+            return pick_update(names, new), gr.skip(), gr.skip(), gr.skip()
+        return pick_update(names, new), *show(new)
 
-    on_show(refresh, existing, [existing, gallery, captions, split])
+    page.follow([existing, gallery, captions, split], follow, [existing])

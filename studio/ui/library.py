@@ -1,8 +1,9 @@
 """Library tab: adapter cards, details, rename / duplicate / delete, import, export, blend-to-one.
 
 Callbacks read the inputs, call ``services.library`` and turn a ``StudioError`` into ``gr.Error``.
-The library folder is the only state: every view is re-read from disk (a ``gr.Timer`` notices
-adapters that a finished training, another browser or the CLI added).
+The library folder is the only state: the cards and every adapter list follow the page state
+(:mod:`studio.ui.page_state`), so adapters that a finished training, another browser or the CLI
+added are there when the page opens and appear while it is open.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..config import help_of
 from ..errors import StudioError
 from .common import guard
 from .forms import field_input, field_of
+from .page_state import PageState, Picker, pick_update
 
 if TYPE_CHECKING:
     from .services import Services
@@ -28,9 +30,6 @@ CSS = """
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
 #library-details td, #library-metadata td { word-break: break-word; }
 """
-
-REFRESH_S = 3.0  # how often the page checks the library folder for changes
-
 
 def _size(n: int) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"
@@ -57,11 +56,6 @@ def _placeholder(colour=(200, 200, 205)):
     return Image.new("RGB", (64, 64), colour)
 
 
-def _signature(library) -> tuple:
-    """Changes whenever an adapter appears, disappears or is rewritten (cheap: stat only)."""
-    return library.signature()
-
-
 def _details(library, name: str | None):
     """(summary markdown, field/value rows, metadata rows) of one adapter."""
     if not name or name not in library.names():
@@ -69,9 +63,10 @@ def _details(library, name: str | None):
     r = library.get(name)
     layers = "; ".join(f"{t}: {g.modules} modules, rank {g.rank}, alpha {g.alpha:g}" for t, g in r.layers.items())
     rows = [["Family", r.family or "unknown"], ["Base model", r.base or "unknown"],
-            ["Base weights hash", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
+            ["Base model fingerprint (weights hash)", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
             ["Steps", "" if r.steps is None else str(r.steps)], ["Created", r.created],
-            ["Trigger word", r.trigger], ["Best validation loss", "" if r.best_val is None else f"{r.best_val:.4f}"],
+            ["Trigger word (put it in a prompt)", r.trigger],
+            ["Best score on held-out images (validation loss)", "" if r.best_val is None else f"{r.best_val:.4f}"],
             ["Size on disk", _size(r.size_bytes)], ["Layers", layers or "none"], ["File", str(r.file.name)]]
     meta = [[k, v if len(v) <= 300 else v[:300] + " …"] for k, v in sorted(r.metadata.items())]
     return f"### {r.name}\n{_caption(r)}", rows, meta
@@ -81,18 +76,17 @@ def _empty(names: list[str]) -> str:
     return "" if names else "No adapters yet: train one in the Train tab or import a file below."
 
 
-def library_tab(services: "Services") -> None:
+def library_tab(services: "Services", page: PageState) -> None:
     lib = services.library
-    signature = gr.State(lambda: _signature(lib))
-    chosen = gr.Dropdown(choices=lib.names(), value=None, label="Adapter", elem_id="library-adapter",
+    chosen = Picker(choices=[], value=None, label="Adapter", elem_id="library-adapter",
                          info="Click a card or pick a name.", render=False)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
-            cards = gr.Gallery(value=lambda: _cards(lib), label="Adapters", columns=4, height="auto",
+            cards = gr.Gallery(label="Adapters", columns=4, height="auto",
                                object_fit="contain", allow_preview=False, fit_columns=False, format="png",
                                elem_id="library-cards",
                                elem_classes=["pixelated"])
-            empty = gr.Markdown(lambda: _empty(lib.names()), elem_id="library-empty")
+            empty = gr.Markdown(elem_id="library-empty")
             with gr.Row(equal_height=False):
                 with gr.Column(min_width=260):
                     _export(services, chosen)
@@ -109,13 +103,10 @@ def library_tab(services: "Services") -> None:
             _manage(services, chosen)
             parts = _blend(services)
 
-    def refresh(sig, current):
-        new = _signature(lib)
-        if new == sig:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        names = lib.names()
-        return (new, _cards(lib), gr.update(choices=names, value=current if current in names else None),
-                gr.update(choices=names), _empty(names))
+    def follow(lists, prev, current, picked):
+        names = lists.adapters
+        return (_cards(lib), pick_update(names, current), pick_update(names, picked, multiselect=True),
+                _empty(names))
 
     def show(name):
         return _details(lib, name)
@@ -124,8 +115,7 @@ def library_tab(services: "Services") -> None:
         names = lib.names()
         return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
 
-    gr.Timer(REFRESH_S).tick(guard(refresh), [signature, chosen], [signature, cards, chosen, parts, empty],
-                             show_progress="hidden")
+    page.follow([cards, chosen, parts, empty], follow, [chosen, parts])
     cards.select(guard(pick), None, chosen)
     chosen.change(guard(show), chosen, [summary, details, metadata], show_progress="hidden")
 
@@ -134,10 +124,10 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
     lib = services.library
     with gr.Group():
         new_name = gr.Textbox(label="New name", placeholder="letters, digits, - and _", elem_id="library-new-name")
-        with gr.Row():
-            rename = gr.Button("Rename", elem_id="library-rename")
-            duplicate = gr.Button("Duplicate", elem_id="library-duplicate")
-            delete = gr.Button("Delete…", variant="stop", elem_id="library-delete")
+        with gr.Row():  # active once an adapter is picked
+            rename = gr.Button("Rename", elem_id="library-rename", interactive=False)
+            duplicate = gr.Button("Duplicate", elem_id="library-duplicate", interactive=False)
+            delete = gr.Button("Delete…", variant="stop", elem_id="library-delete", interactive=False)
     with gr.Row(visible=False, elem_id="library-confirm") as confirm_row:
         confirm_text = gr.Markdown()
         yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete-yes")
@@ -161,6 +151,8 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
         lib.delete(name or "")
         return gr.update(visible=False), gr.update(choices=lib.names(), value=None), f"Deleted **{name}**."
 
+    chosen.change(lambda n: [gr.update(interactive=bool(n))] * 3, chosen, [rename, duplicate, delete],
+                  show_progress="hidden")
     rename.click(guard(do_rename), [chosen, new_name], [chosen, message])
     duplicate.click(guard(do_duplicate), [chosen, new_name], [chosen, message])
     delete.click(guard(ask), chosen, [confirm_row, confirm_text])
@@ -188,9 +180,9 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
             dtype = gr.Dropdown(["fp32", "fp16", "bf16"], value=_default(ExportSettings, "dtype"), label="Precision",
                                 info=help_of(ExportSettings, "dtype"), elem_id="export-dtype")
             rank = field_input(ExportSettings, "rank", label="Rank (0 = keep)", elem_id="export-rank")
-        go = gr.Button("Export", elem_id="export-button")
-        file = gr.File(label="Exported file (click to download)", interactive=False, height=90,
-                       elem_id="export-file", visible=False)  # shown once there is a file: empty, it looks like a drop zone
+        go = gr.Button("Export", elem_id="export-button", interactive=False)
+        # shown once there is a file, labelled with its whole name
+        file = gr.DownloadButton("Download", visible=False, elem_id="export-file", variant="primary")
         report = gr.Markdown(elem_id="export-report")
 
     def run(name, fmt, dtype, rank):
@@ -199,13 +191,15 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         if not name:
             raise gr.Error("Pick an adapter to export first.")
         result = export(name, ExportSettings(format=fmt, dtype=dtype, rank=int(rank or 0)), ws=services.ws)
-        return gr.update(value=str(result.path), visible=True), _export_report(result)
+        return (gr.update(value=str(result.path), label=f"Download {result.path.name}", visible=True),
+                _export_report(result))
 
+    chosen.change(lambda n: gr.update(interactive=bool(n)), chosen, go, show_progress="hidden")
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 
 
 def _export_report(r) -> str:
-    lines = [f"**{r.path.name}** — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
+    lines = [f"`{r.path.name}` — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
              "Also saved in the workspace under `exports/`."]
     if r.resize is not None:
         lines.append(_pre(r.resize.format(per_module=False)))
@@ -240,7 +234,7 @@ def _blend(services: "Services") -> gr.Dropdown:
     lib = services.library
     with gr.Group(elem_id="library-blend"):
         gr.Markdown("#### Blend into one adapter")
-        parts = gr.Dropdown(choices=lib.names(), multiselect=True, label="Adapters to blend", elem_id="blend-parts")
+        parts = Picker(choices=[], multiselect=True, label="Adapters to blend", elem_id="blend-parts")
         weights = gr.Dataframe(headers=["Adapter", "Weight"], datatype=["str", "number"], label="Weights",
                                interactive=True, elem_id="blend-weights", row_count=(0, "fixed"),
                                column_count=(2, "fixed"))

@@ -14,8 +14,8 @@ import gradio as gr
 
 from ..errors import StudioError
 from .common import guard
+from .page_state import Picker
 
-POLL_S = 2.0
 HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
 COLORS = {"style %": "#7c3aed", "leak %": "#94a3b8"}
 HELP = ("**Style %**: how far the adapter's images have moved from the base model's (same prompts, same "
@@ -83,7 +83,7 @@ def use(services, snap: Any | None, step, new_name: str) -> str:
     return f"Step {int(step)} of {snap.adapter} is now in the Library {where}."
 
 
-def block(services, run_pick: gr.Dropdown, shown_run) -> None:
+def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
     """The scorecard panel; ``shown_run(services, pick) -> (snapshot, all)`` picks the run shown."""
     from ..config import TrainSettings
 
@@ -97,24 +97,24 @@ def block(services, run_pick: gr.Dropdown, shown_run) -> None:
                             interactive=False, wrap=True, elem_id="scorecard-table", max_height=260)
         gr.Markdown(HELP.format(threshold=TrainSettings.copy_threshold), elem_classes=["muted"])
         with gr.Row():
-            ckpt = gr.Dropdown([], value=None, label="Checkpoint", elem_id="scorecard-checkpoint", min_width=160)
+            ckpt = Picker([], value=None, label="Checkpoint", elem_id="scorecard-checkpoint", min_width=160)
             new_name = gr.Textbox(label="Save as new adapter (empty = replace the adapter)",
                                   elem_id="scorecard-new-name", min_width=200)
             use_btn = gr.Button("Use this checkpoint", elem_id="use-checkpoint", min_width=160)
         message = gr.Markdown(elem_id="scorecard-message")
-    sig = gr.State(None)
 
-    def refresh(pick_id, last):
+    def refresh(last, pick_id):
         snap, _ = shown_run(services, pick_id)
-        key = (snap.id, snap.status, len(snap.scorecard), snap.recommended) if snap else None
+        key = (snap.id, snap.status, len(snap.scorecard), snap.recommended) if snap else ()
         if key == last:
-            return [gr.skip()] * 5
+            return None  # nothing new: the page sends nothing
         choices = checkpoint_choices(snap)
         value = snap.recommended[0] if snap and snap.recommended and choices else None
-        return plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value), key
+        return key, plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value)
 
-    outs = [meter, verdict_md, rows, ckpt, sig]
-    gr.Timer(POLL_S).tick(guard(refresh), [run_pick, sig], outs, show_progress="hidden")
-    run_pick.change(guard(refresh), [run_pick, gr.State(None)], outs, show_progress="hidden")
+    # read by the page's one refresh (page load, tab select, timer): see studio/ui/page_state.py
+    outs = [meter, verdict_md, rows, ckpt]
+    page.view(outs, refresh, [run_pick])
+    run_pick.change(guard(lambda pick_id: refresh(None, pick_id)[1:]), [run_pick], outs, show_progress="hidden")
     use_btn.click(guard(lambda p, step, name: use(services, shown_run(services, p)[0], step, name)),
                   [run_pick, ckpt, new_name], message)

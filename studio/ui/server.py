@@ -62,7 +62,7 @@ def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | N
     return dict(app_kwargs={"middleware": [guard]}, server_name=serve.host, server_port=serve.port, auth=auth, share=False,
                 max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
                 allowed_paths=[str(ws.root.resolve())], show_error=True, inbrowser=False,
-                footer_links=["settings"], css=CSS, ssr_mode=False, mcp_server=False, pwa=False)
+                footer_links=["settings"], css=CSS, quiet=True, ssr_mode=False, mcp_server=False, pwa=False)
 
 
 def keep_uploads_in(ws: Workspace) -> str:
@@ -82,4 +82,11 @@ def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **run
     services = build_services(model, serve, **runner_kw)
     app = build_app(services)
     app.queue(max_size=serve.queue_size, default_concurrency_limit=1)
-    return app.launch(prevent_thread_lock=not block, **launch_kwargs(serve, services.ws, auth))
+    result = app.launch(prevent_thread_lock=True, **launch_kwargs(serve, services.ws, auth))
+    # our own line instead of Gradio's (whose "set share=True" hint does not apply: no share links here);
+    # printed once Gradio's own check that the page answers has passed
+    print(f"LoRA Style Studio is running on {app.local_url} (Ctrl-C stops it; trainings keep running)",
+          flush=True)
+    if block:
+        app.block_thread()
+    return result

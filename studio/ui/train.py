@@ -11,6 +11,7 @@ import functools
 import logging
 
 import gradio as gr
+from gradio.context import Context
 
 from ..adapters.library import check_name as check_adapter_name
 from ..config import TrainSettings
@@ -19,19 +20,22 @@ from ..errors import StudioError
 from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
-from .common import guard, on_show
-from .images import dataset_names
+from .common import guard
+from .page_state import PageState, Picker, pick_update as choices_update
 from .services import Services
 
 log = logging.getLogger(__name__)
 
-MAIN = ["steps", "lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", "batch_size",
-        "lora.text_encoder", "quantize"]
-ADVANCED = [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN]
+# first screen: what a shop owner can answer (the fields marked level="basic" in studio.config);
+# everything else is under Advanced, the settings people look for first leading
+MAIN = [p for p in forms.leaf_paths(TrainSettings) if forms.is_basic(TrainSettings, p)]
+FIRST_ADVANCED = ["lora.rank", "lora.alpha", "lr_unet", "lr_text", "resolution", "batch_size",
+                  "lora.text_encoder", "quantize"]
+ADVANCED = FIRST_ADVANCED + [p for p in forms.leaf_paths(TrainSettings) if p not in MAIN + FIRST_ADVANCED]
 PATHS = MAIN + ADVANCED
-POLL_S = 2.0
-INTRO = ("Pick an image set and press **Start training**: the preset's settings work as they are. "
-         "More **Steps** give a stronger style and a longer run. Training goes on if you close the page.")
+INTRO = ("Training makes a **style adapter**: a small add-on file that teaches the image model the look "
+         "of your pictures, so it can draw *new* pictures in that look. Pick an image set and press "
+         "**Start training**; the rest can stay as it is. Training goes on if you close the page.")
 
 
 @functools.lru_cache(maxsize=16)
@@ -62,6 +66,21 @@ def memory_text(services: Services, s: TrainSettings) -> str:
     fits = est.total <= budget
     verdict = "fits" if fits else "<span class='status-error'>does not fit</span>"
     return f"**GPU memory:** {amount}, which {verdict} in {budget / preflight.GiB:.1f} GiB.<br>{parts}"
+
+
+def time_text(services: Services, s: TrainSettings) -> str:
+    """"About 3 min on this CPU; the first preview after about 40 s" (before Start)."""
+    from ..jobs import estimate as est
+
+    rate = est.rate_for(services.ws, services.model.model, services.device, services.family)
+    e = est.estimate(s, rate)
+    if e is None:
+        return "**Time:** shown once the first steps have run."
+    where = "GPU" if services.on_gpu else "CPU"
+    first = (f"; the first preview after about **{view.duration(e.first_preview_s)}**"
+             if e.first_preview_s is not None else "; no previews (they are off)")
+    return (f"**Time:** about **{view.duration(e.total_s)}** on this {where}{first}."
+            f"<br><span class='muted'>An estimate from {e.rate.source}.</span>")
 
 
 def start_run(services: Services, dataset, adapter, preset, values):
@@ -105,11 +124,25 @@ def shown_run(services: Services, pick: str | None):
     snaps = runner.runs()
     if pick and any(r.id == pick for r in snaps):
         return next(r for r in snaps if r.id == pick), snaps
-    live = [r for r in snaps if r.status in ("running", "queued")]
-    return (live[0] if live else (snaps[0] if snaps else None)), snaps
+    live = sorted((r for r in snaps if r.status in ("running", "queued")), key=lambda r: r.status != "running")
+    return (live[0] if live else (snaps[0] if snaps else None)), snaps  # the running run, never a queued one
 
 
-def train_tab(services: Services) -> None:
+def first_preview_step(snap) -> int | None:
+    """The step of the run's first preview, from its preset and overrides (None: previews off)."""
+    req = getattr(snap, "request", None)
+    if req is None:
+        return None
+    try:
+        from ..config import apply_sets
+
+        s = apply_sets(preset_settings(req.preset or presets.DEFAULT_FOR_FAMILY["tiny"]), list(req.sets))
+    except StudioError:
+        return None
+    return s.sample_every if s.sample_every and s.sample_every <= s.steps else None
+
+
+def train_tab(services: Services, page: PageState) -> None:
     family = services.family
     preset0 = presets.DEFAULT_FOR_FAMILY[family]
     s0 = preset_settings(preset0)
@@ -118,24 +151,27 @@ def train_tab(services: Services) -> None:
         with gr.Column(scale=2, min_width=360):
             gr.Markdown(INTRO, elem_id="train-intro")
             with gr.Group():
-                names = dataset_names(services)
-                dataset = gr.Dropdown(names, value=names[-1] if names else None, label="Image set",
+                dataset = Picker([], value=None, label="Image set",
                                       info="Made on the Images tab.", elem_id="train-set")
-                adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(names[-1] if names else None),
+                adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(None),
                                      elem_id="adapter-name",
                                      info="The style's name in the Library (letters, digits, - and _).")
-                preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
-                                     info=f"Fills in the settings below; {preset0} suits the {family} model.")
-            with gr.Group():
-                with gr.Row():
-                    for p in MAIN:
-                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
-            memory = gr.Markdown(elem_id="preflight")
+                for p in MAIN:
+                    fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
+            timing = gr.Markdown(time_text(services, s0), elem_id="train-estimate")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="start", min_width=160, scale=2)
-                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80)
-                resume = gr.Button("Resume", elem_id="resume", min_width=80)
+                # active only when they would do something (the page state turns them on)
+                stop = gr.Button("Stop", variant="stop", elem_id="stop", min_width=80, interactive=False)
+                resume = gr.Button("Resume", elem_id="resume", min_width=80, interactive=False)
             message = gr.Markdown(elem_id="train-message")
+            with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+                preset = gr.Dropdown(presets.available(), value=preset0, label="Preset", elem_id="preset",
+                                     info=f"Fills in every setting; {preset0} suits the {family} model.")
+                memory = gr.Markdown(memory_text(services, s0), elem_id="preflight")
+                with gr.Row():
+                    for p in ADVANCED:
+                        fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=160)
         with gr.Column(scale=3, min_width=440):
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
             plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss (lower = closer to your images)",
@@ -146,71 +182,73 @@ def train_tab(services: Services) -> None:
             gallery = gr.Gallery(label="Previews: what the style draws so far (newest first)", columns=4,
                                  height=340, object_fit="contain", fit_columns=False, elem_id="previews",
                                  elem_classes=["pixelated"], interactive=False)
-            pick = gr.Dropdown([], value=None, label="Show an earlier run",
+            pick = Picker([], value=None, label="Show an earlier run",
                                info="Empty = the current or newest run.",
                                elem_id="run-pick", allow_custom_value=False)
-            scorecard.block(services, pick, shown_run)  # the style meter, "Use this checkpoint"
-    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
-        with gr.Row():
-            for p in [p for p in ADVANCED if not isinstance(forms.value_at(s0, p), bool)]:
-                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
-        with gr.Row():
-            for p in [p for p in ADVANCED if isinstance(forms.value_at(s0, p), bool)]:
-                fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=220)
+            scorecard.block(services, page, pick, shown_run)  # the style meter, "Use this checkpoint"
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
                         wrap=True, elem_id="runs", max_height=260)
     inputs = [fields[p] for p in PATHS]
-    _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+    _wire(services, page, dataset, adapter, preset, inputs, [memory, timing], start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs)
 
 
-def _wire(services, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
+def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs) -> None:
-    sig = gr.State(None)
-    live = [progress, plot, warnings, gallery, runs, pick, stop, resume, sig]
+    live = [progress, plot, warnings, gallery, runs, pick, stop, resume]
 
-    def refresh(pick_id, last):
+    def refresh(last, pick_id):
         snap, snaps = shown_run(services, pick_id)
         key = view.signature(snap, snaps)
         if key == last:
-            return [gr.skip()] * len(live)
+            return None
         choices = [view.run_choice(r) for r in snaps]
         can_stop = snap is not None and snap.status in ("running", "queued")
-        return (view.progress_html(snap), view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
+        queued = [r for r in snaps if r.status == "queued" and (snap is None or r.id != snap.id)]
+        card = view.progress_html(snap, queued, first_preview_step(snap) if snap else None)
+        return (key, card, view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
-                gr.update(interactive=bool(snap and snap.can_resume)), key)
+                gr.update(interactive=bool(snap and snap.can_resume)))
 
     def estimate(preset_name, *values):
         try:
-            return memory_text(services, settings_from_form(preset_name, list(values)))
+            s = settings_from_form(preset_name, list(values))
         except StudioError as e:
-            return f"<span class='status-error'>Settings problem: {e}</span>"
+            return gr.skip(), f"<span class='status-error'>Settings problem: {e}</span>"
+        return memory_text(services, s), time_text(services, s)
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
-        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, snap.id), None
+        # no pick: the main panel shows the running run, and a queued one is listed under it
+        return f"Training **{snap.adapter}** {verb} (run {snap.id}).", pick_update(services, None)
 
     if services.runner is None:
         start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
             "Training from the page needs the job runner, which is not installed."))), None, None)
         return
-    gr.Timer(POLL_S).tick(guard(refresh), [pick, sig], live, show_progress="hidden")
-    pick.change(guard(refresh), [pick, gr.State(None)], live, show_progress="hidden")
+    page.view(live, refresh, [pick])
+    pick.change(guard(lambda p: refresh(None, p)[1:]), pick, live, show_progress="hidden")
     preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
     for c in [preset, *inputs]:
         c.change(estimate, [preset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
     start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
-                [dataset, adapter, preset, *inputs], [message, pick, sig], concurrency_limit=1,
+                [dataset, adapter, preset, *inputs], [message, pick], concurrency_limit=1,
                 api_name="start_training")
-    stop.click(guard(lambda r: _act(services, "stop", r)), pick, [message, sig])
-    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick, sig])
+    stop.click(guard(lambda r: _act(services, "stop", r)), pick, message)
+    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick])
 
-    def sets_and_memory(current, p, *values):
-        names = dataset_names(services)
-        value = current if current in names else (names[-1] if names else None)
-        return gr.update(choices=names, value=value), estimate(p, *values)
+    def sets(lists, prev, current):
+        names = lists.datasets
+        if prev is None and lists.live_dataset:  # a page opened mid-run shows the set that is training
+            current = lists.live_dataset
+        return choices_update(names, current, names[-1] if names else None)
 
-    on_show(sets_and_memory, [dataset, preset, *inputs], [dataset, memory])
+    page.follow([dataset], sets, [dataset])
+    # past runs make the time estimate better: re-estimate whenever the tab is shown (not on the
+    # timer, which would send the whole form every tick)
+    tab = Context.block
+    if isinstance(tab, gr.Tab):
+        tab.select(lambda p, *v: estimate(p, *v)[1], [preset, *inputs], memory[1], show_progress="hidden")
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
     dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
 
@@ -226,12 +264,12 @@ def _act(services: Services, action: str, pick_id):
     if action == "stop":
         done = services.runner.stop(snap.id)
         if done.status == "cancelled":
-            return f"Cancelled **{done.adapter}** (it had not started).", None
+            return f"Cancelled **{done.adapter}** (it had not started)."
         if done.status != "running":  # it ended meanwhile: nothing was sent
-            return f"**{done.adapter}** is not running any more (it is {done.status}).", None
-        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved.", None
+            return f"**{done.adapter}** is not running any more (it is {done.status})."
+        return f"Stopping **{done.adapter}** at the next step; the adapter trained so far will be saved."
     new = services.runner.resume(snap.id)
-    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id), None
+    return f"Resuming **{new.adapter}** as run {new.id}.", pick_update(services, new.id)
 
 
 def pick_update(services: Services, run_id: str):

@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 COLORS = {"training": "#2563eb", "validation": "#ea580c"}
-LOSS_CAPTION = ("Blue: training images, orange: held-out images. It jumps from step to step; "
-                "watch the trend, and stop if orange climbs while blue keeps falling (overfitting).")
+LOSS_CAPTION = ("Blue: training images, orange: held-out images (a line from their second check; the latest "
+                "value is in the card above). It jumps from step to step; watch the trend, and stop if orange "
+                "climbs while blue keeps falling (overfitting).")
 RUN_HEADERS = ["Run", "Adapter", "Image set", "Status", "Step", "Loss", "Started", "Note"]
 
 
@@ -62,7 +63,7 @@ def status_sentence(snap: Any) -> str:
     return html.escape(s)
 
 
-def progress_html(snap: Any | None) -> str:
+def progress_html(snap: Any | None, queued: list | None = None, first_preview: int | None = None) -> str:
     if snap is None:
         return ('<div class="card" id="run-card"><b>No training yet.</b> <span class="muted">Pick an image set '
                 'and press Start.</span></div>')
@@ -71,6 +72,8 @@ def progress_html(snap: Any | None) -> str:
     stats = [f"step <b>{snap.step}</b>/{total or '?'}"]
     if snap.loss is not None:
         stats.append(f"loss {snap.loss:.4f}")
+    if snap.val_losses:  # one point draws no line yet: the number is here from the first check
+        stats.append(f"held-out loss {snap.val_losses[-1][1]:.4f}")
     if snap.status == "running" and snap.it_per_s:
         stats += [f"{snap.it_per_s:.2f} it/s", f"ETA {duration(snap.eta_s)}"]
     elif snap.started and snap.ended:
@@ -79,7 +82,29 @@ def progress_html(snap: Any | None) -> str:
             f'<span class="muted">from set {html.escape(snap.dataset)} · run {html.escape(snap.id)} · '
             f'{html.escape(snap.device)}</span></div>'
             f'<div id="run-status" data-status="{snap.status}">{status_sentence(snap)}</div>'
-            f'{_bar(frac, snap.status == "failed")}<div id="run-stats">{" · ".join(stats)}</div></div>')
+            f'{_bar(frac, snap.status == "failed")}<div id="run-stats">{" · ".join(stats)}</div>'
+            f'{_preview_note(snap, first_preview)}{_queue_list(queued or [])}</div>')
+
+
+def _preview_note(snap: Any, first: int | None) -> str:
+    """While no preview exists yet: at which step (and about when) the first one comes."""
+    if snap.status not in ("running", "queued") or snap.samples:
+        return ""
+    if first is None:
+        return '<div class="muted" id="preview-note">Previews are off for this run.</div>'
+    when = ""
+    if snap.status == "running" and snap.it_per_s and snap.step < first:
+        when = f", in about {duration((first - snap.step) / snap.it_per_s)}"
+    return f'<div class="muted" id="preview-note">The first preview comes at step {first}{when}.</div>'
+
+
+def _queue_list(queued: list) -> str:
+    if not queued:
+        return ""
+    items = "".join(f"<li><b>{html.escape(r.adapter)}</b> from set {html.escape(r.dataset)} · "
+                    f"position {r.queue_position}</li>" for r in sorted(queued, key=lambda r: r.queue_position or 0))
+    return f'<div id="run-queue"><span class="muted">Waiting after this run:</span><ul>{items}</ul></div>'
+
 
 
 def loss_plot(snap: Any | None) -> dict | None:

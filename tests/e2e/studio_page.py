@@ -32,20 +32,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LOCALHOST_CHECK = "When localhost is not accessible"  # Gradio's start-up self-check timed out (a busy machine)
+
+
 @contextmanager
-def studio_server(workspace: Path, timeout_s: float = 180, quiet: bool = False) -> Iterator[str]:
-    """``studio serve`` from this checkout on ``workspace`` (STUDIO_OUTPUTS); yields its URL."""
+def studio_server(workspace: Path, timeout_s: float = 360, quiet: bool = False, tries: int = 3,
+                  root: Path = ROOT) -> Iterator[str]:
+    """``studio serve`` from this checkout (or ``root``) on ``workspace`` (STUDIO_OUTPUTS); yields its
+    URL. Started again (up to ``tries`` times) when only Gradio's own start-up check of localhost failed."""
+    for attempt in range(tries):
+        try:
+            ctx = _server(workspace, timeout_s, quiet, root)
+            url = ctx.__enter__()
+        except RuntimeError as e:
+            if LOCALHOST_CHECK in str(e) and attempt + 1 < tries:
+                continue
+            raise
+        break
+    try:
+        yield url
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+@contextmanager
+def _server(workspace: Path, timeout_s: float, quiet: bool, root: Path) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("STUDIO_AUTH", None)
     cmd = [sys.executable, "-m", "studio", "serve", "--port", str(port)]
     if SERVER_CMD:
         cmd = [sys.executable, *SERVER_CMD.split(), str(workspace), str(port)]
     # a file, never an unread pipe: once a pipe's buffer is full the server blocks on its next log line
     log = Path(workspace).parent / f"{Path(workspace).name}-server-{port}.log"
-    out = subprocess.DEVNULL if quiet else open(log, "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    out = open(log, "w")  # noqa: SIM115 (closed below); quiet servers' logs are read only when they fail
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
         yield _wait_up(proc, f"http://127.0.0.1:{port}/", timeout_s, log)
     finally:
@@ -54,8 +76,9 @@ def studio_server(workspace: Path, timeout_s: float = 180, quiet: bool = False) 
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if out is not subprocess.DEVNULL:
-            out.close()
+        out.close()
+        if quiet:
+            log.unlink(missing_ok=True)
 
 
 def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float, log: Path) -> str:
@@ -63,12 +86,25 @@ def _wait_up(proc: subprocess.Popen, url: str, timeout_s: float, log: Path) -> s
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            return url
+            return _survives_self_check(proc, url, log)
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
             time.sleep(0.5)
     raise RuntimeError(f"studio serve did not come up in {timeout_s:.0f} s")
+
+
+def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: float = 20) -> str:
+    """Gradio answers before its own check of localhost (which exits the server when it times out
+    on a busy machine) has finished: wait for the line `studio serve` prints after that check, or a grace time."""
+    end = time.time() + grace_s
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
+        if log.is_file() and "is running on" in log.read_text(errors="replace"):
+            return url
+        time.sleep(0.5)
+    return url
 
 
 @contextmanager
@@ -99,15 +135,27 @@ def pick(page, scope, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def advanced(scope, probe: str):
+    """Open the "Advanced settings" accordion in ``scope`` (if the input labelled ``probe`` is hidden)."""
+    if not scope.get_by_label(probe, exact=True).is_visible():
+        scope.get_by_text("Advanced settings", exact=True).click()
+        scope.get_by_label(probe, exact=True).wait_for()
+    return scope
+
+
+def gen_steps(page, steps: int) -> None:
+    """Set the Generate tab's sampler steps (under its Advanced settings)."""
+    gen = advanced(page.locator("#generate-advanced"), "Steps")
+    gen.get_by_label("Steps", exact=True).fill(str(steps))
+
+
 def fill_run(train, adapter: str, steps: int, sample_every: int, batch: int = 2, sample_steps: int = 4,
              extra: tuple[tuple[str, object], ...] = ()) -> None:
     """Fill the Train tab for a short run: name, steps, batch, how often to preview/validate/checkpoint."""
     train.get_by_label("Adapter name").fill(adapter)
-    train.get_by_label("Steps", exact=True).fill(str(steps))
-    train.get_by_label("Batch size").fill(str(batch))
-    adv = train.page.locator("#advanced")
-    if not adv.get_by_label("Preview every N steps").is_visible():
-        adv.get_by_text("Advanced settings").click()
+    train.get_by_label("Training length (steps)", exact=True).fill(str(steps))
+    adv = advanced(train.page.locator("#advanced"), "Batch size")
+    adv.get_by_label("Batch size", exact=True).fill(str(batch))
     for label, value in (("Preview every N steps", sample_every), ("Validate every N steps", sample_every),
                          ("Checkpoint every", sample_every), ("Sample steps", sample_steps), *extra):
         adv.get_by_label(label, exact=True).fill(str(value))

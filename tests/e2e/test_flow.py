@@ -9,12 +9,14 @@ blend has a partner without a second training. Images are compared as the PNG pi
 page shows.
 """
 
+import re
+
 import numpy as np
 import pytest
 from servers import loaded_image
 
 from .adapters import write_adapter
-from .studio_page import fill_run, generate, pick, run_status, set_weight, tab
+from .studio_page import fill_run, gen_steps, generate, pick, run_status, set_weight, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -120,7 +122,7 @@ def train_and_reload_mid_run(page, workspace) -> None:
 
 def generate_on_off_blended(page):
     gen = tab(page, "Generate")
-    gen.get_by_label("Steps", exact=True).fill("6")
+    gen_steps(page, 6)
     mine = gen.get_by_label(ADAPTER, exact=True)
     spark = gen.get_by_label("spark", exact=True)
     mine.wait_for()
@@ -144,7 +146,7 @@ def export_and_load(page, tiny_model, tmp_path) -> None:
     library.locator("#library-cards").get_by_text(f"{ADAPTER} ·").first.click()
     library.locator("#library-summary").get_by_text(ADAPTER).first.wait_for()
     library.get_by_role("button", name="Export", exact=True).click()
-    link = library.locator("#export-file a").first
+    link = library.get_by_role("button", name=re.compile(r"^Download .+\.safetensors$"))
     link.wait_for()
     with page.expect_download() as dl:
         link.click()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from .adapters import write_adapter
-from .studio_page import generate, tab
+from .studio_page import advanced, gen_steps, generate, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,7 @@ def test_prompt_tag_adds_an_adapter(page):
 
 def test_bad_size_shows_an_error_not_a_crash(page):
     tab(page, "Generate")
+    advanced(page.locator("#generate-advanced"), "Width")
     page.locator("#width input").fill("70")
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("multiples of 16").first.wait_for(timeout=WAIT_MS)
@@ -49,8 +50,8 @@ def test_bad_size_shows_an_error_not_a_crash(page):
 
 def test_compare_grid_draws_one_labelled_image(page):
     tab(page, "Generate")
-    page.get_by_label("Steps", exact=True).fill("4")  # six cells: keep each one cheap
-    page.get_by_text("Compare grid").click()
+    gen_steps(page, 4)  # six cells: keep each one cheap
+    page.get_by_role("tab", name="Compare grid").click()
     page.get_by_label("Prompts (one per line)").fill("a red mug\na blue lamp")
     page.get_by_label("Adapter sets (one per line)").fill("none\nneon:1\nneon:0.5, pastel:0.5")
     page.get_by_role("button", name="Draw grid").click()

@@ -1,0 +1,200 @@
+"""The page's state: every list on the page (adapters, image sets) and every live view
+(the header's job line, the Train tab's run) is filled from disk by ONE event.
+
+Tabs register what they show with :meth:`PageState.follow` (something that depends on the
+adapter and image-set lists) or :meth:`PageState.view` (anything else read from disk, with its
+own change key). :meth:`PageState.wire` then runs one refresh when the page is opened, when a tab
+is selected and on one timer. Each part keeps a key per browser session and sends nothing when
+its key has not changed, so an idle page costs one cheap request per tick.
+
+Why one event: Gradio checks a Dropdown's value against the choices *that session* knows on the
+server. Choices typed at build time are the server's start-up lists; only a ``gr.update(choices=…)``
+sent to the session makes a newer adapter a valid value. Filling every list on page load, from
+the same function the timer uses, is what keeps a page opened later in step with the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import gradio as gr
+
+from .common import guard
+
+if TYPE_CHECKING:
+    from .services import Services
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0  # how often an open page re-reads the disk
+
+
+@dataclass(frozen=True)
+class Lists:
+    """What the lists on the page offer, read from disk."""
+    adapters: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    triggers: dict[str, str] = field(default_factory=dict)  # adapter -> its trigger word ("" if none)
+    live_dataset: str | None = None  # the image set of the running (else first queued) training
+    set_stamps: dict[str, int] = field(default_factory=dict)  # image set -> its manifest's mtime
+    key: tuple = ()  # changes whenever any of the above (or an adapter's or set's files) change
+
+
+def dataset_names(services: "Services") -> list[str]:
+    root = services.ws.datasets
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file())
+
+
+def _stat_key(folder) -> tuple:
+    """Names and modification times of a folder's files (cheap: one stat each, no reads)."""
+    try:
+        return tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file())
+    except OSError:
+        return ()
+
+
+def read_lists(services: "Services", last: Lists | None = None) -> Lists:
+    """The lists as they are on disk now; ``last`` itself when nothing changed (stat calls only:
+    the adapters' records are read only when their files changed)."""
+    lib = services.library
+    adapters = tuple(lib.names())
+    datasets = tuple(dataset_names(services))
+    stamps = {d: _mtime(services.ws.datasets / d / "manifest.json") for d in datasets}
+    live = _live_dataset(services)
+    key = (tuple((n, _stat_key(lib.folder(n))) for n in adapters), tuple(stamps.items()), live)
+    if last is not None and last.key == key:
+        return last
+    return Lists(adapters, datasets, _triggers(lib, adapters), live, stamps, key)
+
+
+def _mtime(path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _triggers(lib, names: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for n in names:
+        try:
+            out[n] = lib.get(n).trigger or ""
+        except Exception:  # noqa: BLE001 - a damaged adapter still gets listed; the Library says why
+            out[n] = ""
+    return out
+
+
+def _live_dataset(services: "Services") -> str | None:
+    runner = services.runner
+    if runner is None:
+        return None
+    live = [r for r in runner.runs() if r.status in ("running", "queued")]
+    live.sort(key=lambda r: r.status != "running")
+    return live[0].dataset if live else None
+
+
+@dataclass
+class _Part:
+    fn: Callable  # (last key, *inputs) -> None (nothing changed) | (new key, *outputs)
+    inputs: list
+    outputs: list
+
+
+class PageState:
+    """Collects the page's refreshers while the tabs are built; :meth:`wire` connects them."""
+
+    def __init__(self, services: "Services"):
+        self.services = services
+        self._parts: list[_Part] = []
+        self._followers: list[_Part] = []
+
+    def follow(self, outputs: list, fn: Callable, inputs: Sequence = ()) -> None:
+        """``fn(lists, previous, *input values) -> updates for outputs`` runs whenever the lists
+        change and when the page opens (``previous`` is None then: fill everything)."""
+        self._followers.append(_Part(fn, list(inputs), list(outputs)))
+
+    def view(self, outputs: list, fn: Callable, inputs: Sequence = ()) -> None:
+        """``fn(last_key, *input values)`` returns None when nothing changed since ``last_key``,
+        else ``(new_key, *updates for outputs)``."""
+        self._parts.append(_Part(fn, list(inputs), list(outputs)))
+
+    def wire(self, app: gr.Blocks, tabs: gr.Tabs, timer: gr.Timer | None = None) -> None:
+        """One refresh on page load, on every tab switch and on the timer."""
+        if self._followers:
+            self._parts.insert(0, _Part(self._lists_part, [i for f in self._followers for i in f.inputs],
+                                        [o for f in self._followers for o in f.outputs]))
+        keys = [gr.State(None) for _ in self._parts]
+        inputs = [*keys, *(i for p in self._parts for i in p.inputs)]
+        outputs = [*keys, *(o for p in self._parts for o in p.outputs)]
+        refresh = guard(self._refresher(len(keys)))
+        timer = timer or gr.Timer(POLL_S)
+        # queued (not queue=False): only a queued event tells the browser which gr.State changed,
+        # and the Generate tab's adapter list is drawn by @gr.render from one. No concurrency
+        # limit: a refresh is a few stat calls and must not wait behind a drawing.
+        kw = {"show_progress": "hidden", "concurrency_limit": None}
+        app.load(refresh, inputs, outputs, **kw)
+        tabs.select(refresh, inputs, outputs, **kw)
+        timer.tick(refresh, inputs, outputs, api_name="page_state", **kw)
+
+    def _refresher(self, n: int) -> Callable:
+        def refresh(*values):
+            keys, rest = values[:n], list(values[n:])
+            new_keys, updates = [], []
+            for last, part in zip(keys, self._parts):
+                args, rest = rest[:len(part.inputs)], rest[len(part.inputs):]
+                out = part.fn(last, *args)
+                if out is None:
+                    new_keys.append(gr.skip())
+                    updates += [gr.skip()] * len(part.outputs)
+                else:
+                    new_keys.append(out[0])
+                    updates += list(out[1:])
+            return (*new_keys, *updates)
+        return refresh
+
+    def _lists_part(self, last, *values):
+        lists = read_lists(self.services, last)
+        if lists is last:
+            return None
+        out: list[Any] = []
+        rest = list(values)
+        for f in self._followers:
+            args, rest = rest[:len(f.inputs)], rest[len(f.inputs):]
+            got = f.fn(lists, last, *args)
+            out += list(got) if isinstance(got, (tuple, list)) and len(f.outputs) > 1 else [got]
+        return (lists, *out)
+
+from gradio.events import Dependency
+
+class Picker(gr.Dropdown):
+    """A dropdown of things on disk (adapters, image sets, runs). Its choices follow the page state,
+    so a value the browser sends may name something renamed or deleted a moment ago (an event
+    that left before the new choices arrived): it reaches the callback as None (dropped from a
+    multiselect) instead of failing the event with Gradio's "is not in the list of choices"."""
+    is_template = True  # drawn by the browser as a plain Dropdown
+
+    def preprocess(self, payload):
+        known = [v for _, v in self.choices]
+        if isinstance(payload, list):
+            payload = [v for v in payload if v in known]
+        elif payload is not None and payload not in known:
+            payload = None
+        return super().preprocess(payload)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def pick_update(names: Sequence[str], current: Any, fallback: str | None = None, multiselect: bool = False):
+    """New choices for a dropdown, keeping the current value when it is still there."""
+    names = list(names)
+    if multiselect:
+        return gr.update(choices=names, value=[v for v in (current or []) if v in names])
+    value = current if current in names else (fallback if fallback in names else None)
+    return gr.update(choices=names, value=value)

@@ -1,0 +1,115 @@
+"""Every list on the page comes from disk when the page opens and follows changes while it is
+open: an adapter made in a terminal after the server started is usable in a page opened
+afterwards (picked, exported, blended, renamed, deleted) and appears in a page already open.
+
+One adapter ("neon") is in the workspace before the server starts; "fresh" is made by
+``studio adapters duplicate`` while it runs.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .adapters import write_adapter
+from .studio_page import ROOT, browser_page, pick, tab
+
+pytestmark = pytest.mark.e2e
+
+WAIT_MS = 120_000
+STALE = "is not in the list of choices"  # Gradio's refusal of a value its session does not know
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, tiny_model):
+    root = tmp_path_factory.mktemp("outputs")
+    write_adapter(tiny_model, root, "neon", seed=0)
+    return root
+
+
+def studio_cli(workspace, *args: str) -> None:
+    env = {**os.environ, "STUDIO_OUTPUTS": str(workspace),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def cards(page):
+    return page.locator("#library-cards")
+
+
+def test_an_adapter_made_in_a_terminal_is_usable_in_pages_open_before_and_after(server, workspace, tiny_model,
+                                                                                tmp_path):
+    with browser_page(server) as early:
+        tab(early, "Library")
+        cards(early).get_by_text("neon ·").first.wait_for(timeout=WAIT_MS)
+        studio_cli(workspace, "adapters", "duplicate", "neon", "fresh")
+        # the page that was already open follows the change without a reload
+        cards(early).get_by_text("fresh ·").first.wait_for(timeout=WAIT_MS)
+        tab(early, "Generate").get_by_label("fresh", exact=True).wait_for(timeout=WAIT_MS)
+
+    with browser_page(server) as page:
+        library = tab(page, "Library")
+        cards(page).get_by_text("fresh ·").first.click()
+        library.locator("#library-summary").get_by_text("fresh").first.wait_for(timeout=WAIT_MS)
+        export_and_load(page, library, tiny_model, tmp_path)
+        blend_lists(page, library)
+        rename_and_delete(page, library, workspace)
+        assert page.get_by_text(STALE).count() == 0
+
+
+def export_and_load(page, library, tiny_model, tmp_path) -> None:
+    library.get_by_role("button", name="Export", exact=True).click()
+    link = library.get_by_role("button", name=re.compile(r"^Download .+\.safetensors$"))
+    link.wait_for(timeout=WAIT_MS)
+    with page.expect_download() as dl:
+        link.click()
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    assert "fresh" in path.name
+    pipe = tiny_model.pipe
+    pipe.load_lora_weights(str(path), adapter_name="fresh-export")
+    try:
+        assert "fresh-export" in pipe.get_list_adapters().get("unet", [])
+    finally:
+        pipe.delete_adapters("fresh-export")
+
+
+def blend_lists(page, library) -> None:
+    pick(page, library, "Adapters to blend", "fresh")
+    page.keyboard.press("Escape")
+    # a hidden copy of the table sizes it: look for the visible cell
+    library.locator("#blend-weights").get_by_text("fresh").locator("visible=true").first.wait_for(timeout=WAIT_MS)
+
+
+def rename_and_delete(page, library, workspace) -> None:
+    library.get_by_label("New name").fill("fresh2")
+    library.get_by_role("button", name="Rename").click()
+    library.locator("#library-message").get_by_text("Renamed").wait_for(timeout=WAIT_MS)
+    cards(page).get_by_text("fresh2 ·").first.wait_for(timeout=WAIT_MS)
+    assert (workspace / "adapters" / "fresh2" / "fresh2.safetensors").is_file()
+    library.get_by_role("button", name="Delete…").click()
+    library.get_by_role("button", name="Yes, delete it").click()
+    library.locator("#library-message").get_by_text("Deleted").wait_for(timeout=WAIT_MS)
+    assert not (workspace / "adapters" / "fresh2").exists()
+    cards(page).get_by_text("fresh2 ·").wait_for(state="detached", timeout=WAIT_MS)
+
+
+def test_an_image_set_made_in_a_terminal_is_offered_for_training(server, workspace):
+    from studio.models.tiny.sample_data import write_style_set
+
+    photos = workspace.parent / "cli-photos"
+    write_style_set(photos, "stripes", 6, seed=3)
+    with browser_page(server) as page:
+        train = tab(page, "Train")
+        train.get_by_label("Image set").click()
+        assert page.get_by_role("option", name="late-set", exact=True).count() == 0
+        page.keyboard.press("Escape")
+        studio_cli(workspace, "dataset", "add", "late-set", str(photos))
+        tab(page, "Images")
+        train = tab(page, "Train")  # a tab shows what is on disk when it is selected
+        pick(page, train, "Image set", "late-set")
+        assert page.get_by_text(STALE).count() == 0
