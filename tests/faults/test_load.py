@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from servers import CHROMIUM, FLAGS, loaded_image, start_server
+from servers import wait_until as wait_for
 
 from studio.data.ingest import ingest
 from studio.jobs import JobRunner, TrainRequest
@@ -84,16 +85,6 @@ def rate(points: list[tuple[float, int]], t0: float, t1: float) -> float | None:
     if len(inside) < 2 or inside[-1][0] == inside[0][0]:
         return None
     return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
-
-
-def wait_for(cond, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
