@@ -207,6 +207,7 @@ class Library(_Changes):
     def record(self, name: str) -> AdapterRecord:
         """The record of ``name``, usable or damaged; a StudioError listing the known names if absent."""
         if not isinstance(name, str) or name not in self._entries():
+            self.folder(name)  # a name no adapter may have is refused as such ("... is not allowed")
             known = ", ".join(self.names()) or "none yet"
             raise StudioError(f"No adapter named {printable(repr(name), 82)}.", f"Known adapters: {known}.")
         return self._record(name)
