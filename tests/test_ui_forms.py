@@ -121,3 +121,17 @@ def test_a_picker_takes_a_value_that_just_went_away_as_nothing():
     assert many.preprocess(["fresh", "neon"]) == ["neon"]
     with pytest.raises(gr.Error):  # a plain Dropdown refuses it
         gr.Dropdown(choices=["neon"], value=None).preprocess("fresh")
+
+
+def test_a_picker_with_a_source_takes_what_is_on_disk_now():
+    """A script calling the API (or a page before its first refresh) was never offered the names
+    made since the server started: a picker that reads the disk takes those, and only those."""
+    from studio.ui.page_state import Picker
+
+    on_disk = ["neon", "made-later"]
+    one = Picker(choices=[], value=None).reads(lambda: on_disk)
+    many = Picker(choices=[], value=[], multiselect=True).reads(lambda: on_disk)
+    assert one.preprocess("made-later") == "made-later" and one.preprocess("gone") is None
+    assert many.preprocess(["made-later", "gone"]) == ["made-later"]
+    on_disk.remove("made-later")  # deleted since: nothing
+    assert one.preprocess("made-later") is None

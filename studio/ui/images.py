@@ -137,7 +137,8 @@ def images_tab(services: Services, page: PageState) -> None:
             gr.Markdown(INTRO, elem_id="images-intro")
             with gr.Group():
                 existing = Picker([], value=None, label="Image set",
-                                       info="An existing set to add to, edit or train.", elem_id="set-pick")
+                                       info="An existing set to add to, edit or train.", elem_id="set-pick").reads(
+                                           lambda: dataset_names(services))
                 new = gr.Textbox(label="New set name", placeholder="e.g. my-shop (letters, digits, - and _)",
                                  info="Fill in to start a new set; leave empty to use the one above.",
                                  elem_id="set-new")

@@ -79,7 +79,7 @@ def _empty(names: list[str]) -> str:
 def library_tab(services: "Services", page: PageState) -> None:
     lib = services.library
     chosen = Picker(choices=[], value=None, label="Adapter", elem_id="library-adapter",
-                         info="Click a card or pick a name.", render=False)
+                         info="Click a card or pick a name.", render=False).reads(services.library.names)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
             cards = gr.Gallery(label="Adapters", columns=4, height="auto",
@@ -234,7 +234,8 @@ def _blend(services: "Services") -> gr.Dropdown:
     lib = services.library
     with gr.Group(elem_id="library-blend"):
         gr.Markdown("#### Blend into one adapter")
-        parts = Picker(choices=[], multiselect=True, label="Adapters to blend", elem_id="blend-parts")
+        parts = Picker(choices=[], multiselect=True, label="Adapters to blend", elem_id="blend-parts").reads(
+            services.library.names)
         weights = gr.Dataframe(headers=["Adapter", "Weight"], datatype=["str", "number"], label="Weights",
                                interactive=True, elem_id="blend-weights", row_count=(0, "fixed"),
                                column_count=(2, "fixed"))

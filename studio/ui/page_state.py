@@ -173,16 +173,31 @@ class Picker(gr.Dropdown):
     """A dropdown of things on disk (adapters, image sets, runs). Its choices follow the page state,
     so a value the browser sends may name something renamed or deleted a moment ago (an event
     that left before the new choices arrived): it reaches the callback as None (dropped from a
-    multiselect) instead of failing the event with Gradio's "is not in the list of choices"."""
+    multiselect) instead of failing the event with Gradio's "is not in the list of choices".
+    A value this session was never offered (a script calling the API, a page whose first refresh
+    has not arrived) is checked against the disk itself when the picker has a source
+    (:meth:`reads`), so the API takes every name that exists now."""
     is_template = True  # drawn by the browser as a plain Dropdown
 
+    def reads(self, source: Callable[[], Sequence[str]]) -> "Picker":
+        """``source()`` lists the names on disk now (kept off the config: not an __init__ argument)."""
+        self._source = source
+        return self
+
+    def _known(self, value) -> bool:
+        if value in [v for _, v in self.choices]:
+            return True
+        source = getattr(self, "_source", None)
+        return source is not None and value in source()
+
     def preprocess(self, payload):
-        known = [v for _, v in self.choices]
+        offered = [v for _, v in self.choices]
         if isinstance(payload, list):
-            payload = [v for v in payload if v in known]
-        elif payload is not None and payload not in known:
-            payload = None
-        return super().preprocess(payload)
+            kept = [v for v in payload if self._known(v)]
+            return kept if any(v not in offered for v in kept) else super().preprocess(kept)
+        if payload is None or payload in offered:
+            return super().preprocess(payload)
+        return payload if self._known(payload) else None  # on disk now: the callback checks it further
 
 
 def pick_update(names: Sequence[str], current: Any, fallback: str | None = None, multiselect: bool = False):

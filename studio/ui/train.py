@@ -21,7 +21,7 @@ from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
 from .common import guard
-from .page_state import PageState, Picker, pick_update as choices_update
+from .page_state import PageState, Picker, dataset_names, pick_update as choices_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,8 @@ def train_tab(services: Services, page: PageState) -> None:
             gr.Markdown(INTRO, elem_id="train-intro")
             with gr.Group():
                 dataset = Picker([], value=None, label="Image set",
-                                      info="Made on the Images tab.", elem_id="train-set")
+                                      info="Made on the Images tab.", elem_id="train-set").reads(
+                                          lambda: dataset_names(services))
                 adapter = gr.Textbox(label="Adapter name", placeholder=name_hint(None),
                                      elem_id="adapter-name",
                                      info="The style's name in the Library (letters, digits, - and _).")

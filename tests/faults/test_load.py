@@ -132,6 +132,9 @@ def _open_pages(browser, url: str) -> list:
         page.goto(url)
         page.get_by_role("tab", name="Generate").click()
         page.locator("#prompt textarea").fill("a blue bottle, neon style")
+        adv = page.locator("#generate-advanced")  # seed and steps live under Generate's Advanced settings
+        if not page.locator("#seed input").is_visible():
+            adv.get_by_text("Advanced settings", exact=True).click()
         page.locator("#seed input").fill(str(seed))
         page.locator("#steps input").fill("8")
         pages.append(page)
