@@ -1,10 +1,11 @@
-"""Shared benchmark plumbing: machine description and appending to RESULTS.md."""
+"""Shared benchmark plumbing: machine description and one section per benchmark in RESULTS.md."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,13 +25,22 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {gpu}"
 
 
-def record(title: str, table: str) -> None:
-    """Print a result table and append it to benchmarks/RESULTS.md with its command."""
+def record(title: str, table: str, note: str = "") -> None:
+    """Print a result and write it as the section ``## title`` of benchmarks/RESULTS.md, with the
+    date, the command and the machine: an existing section of that title is replaced in place
+    (one section per benchmark), a new one goes at the end. ``note`` follows the header line."""
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
-    block = (f"\n## {title}\n\n{datetime.date.today()} · `{cmd}` · {machine()}\n\n{table.strip()}\n")
+    head = f"{datetime.date.today()} · `{cmd}` · {machine()}" + (f" · {note}" if note else "")
+    block = f"## {title}\n\n{head}\n\n{table.strip()}\n"
     print(block)
-    with RESULTS.open("a", encoding="utf-8") as f:
-        f.write(block)
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else ""
+    m = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+    if m:
+        rest = text[m.end():]
+        text = text[:m.start()] + block + ("\n" + rest if rest else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text, encoding="utf-8")
 
 
 def solid_images(folder: Path, size: int, n: int = 4) -> Path:

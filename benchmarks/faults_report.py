@@ -16,7 +16,6 @@ kind the tests give them, so new suites (HTTP, load) appear without a change her
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, machine  # noqa: E402
+from common import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Faults and bad input (issue 11)"
@@ -180,14 +179,7 @@ def table(rows: list[dict], seconds: float | None, full: bool = True) -> str:
 
 def write_section(title: str, body: str) -> None:
     """Replace the section ``## title`` of RESULTS.md (up to the next ``## ``), or append it."""
-    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
-    block = f"## {title}\n\n{datetime.date.today()} · `{cmd}` · {machine()}\n\n{body.strip()}\n"
-    print(block)
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.is_file() else ""
-    m = re.search(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", text, re.M | re.S)
-    text = text[:m.start()] + block + ("\n" + text[m.end():] if text[m.end():] else "") if m \
-        else text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text, encoding="utf-8")
+    record(title, body)
 
 
 def _read(path: Path) -> tuple[list[dict], float | None]:

@@ -110,7 +110,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|\n"
              f"| {a.family} | {a.preset} | {res} | {s.batch_size} | {gib(sink.at_steps)} {where} | {gib(peak())} | "
              f"{est.format()} | {step_s:.1f} | {time.time() - t0:.0f} |")
-    record(f"Training memory: {a.family} full-size architecture, random weights", table)
+    variant = " ".join([a.family, *([a.dtype] if a.dtype != "auto" else []), *a.set])  # one section per variant
+    record(f"Training memory: {variant} full-size architecture, random weights", table)
 
 
 if __name__ == "__main__":

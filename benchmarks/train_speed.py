@@ -119,7 +119,8 @@ def main() -> None:
     table = (f"| {a.family}, {res} px, preset {preset} | re-encode every step (s/step) | of which images + VAE "
              "(s, share) | of which text encoder (s, share) | studio: cached (s/step) | ratio |\n"
              "|---|---|---|---|---|---|\n" + "\n".join(rows))
-    record(f"Step time: cached vs re-encoding loop ({a.family})", table)
+    variant = ", ".join([a.family, *a.set])  # one section per family and overrides (e.g. mixed_precision=bf16)
+    record(f"Step time: cached vs re-encoding loop ({variant})", table)
 
 
 if __name__ == "__main__":
