@@ -1,15 +1,15 @@
 """The style meter's cost and validity on the tiny model (issue 16).
 
     python benchmarks/style_meter.py cost [--set key=value ...]
-    python benchmarks/style_meter.py validity [--styles neon,pastel,stripes,sepia,grain] [--steps 200]
+    python benchmarks/style_meter.py validity [--styles neon,pastel,stripes,sepia,halftone] [--steps 200]
                                               [--every 25] [--overcook] [--memorise] [--set ...]
 
 cost: one training with the tiny-cpu preset's defaults; the meter's share of the wall time
 (drawing the before/after previews and judging them, over the whole run).
 
-validity: trainings on each style (the three sample styles and two made here: ``sepia``, a
-photographic colour grade of ordinary product photos, and ``grain``, a film-grain texture over
-them); optionally an overcooked run (learning rate x10) and a 3-image set trained far too long.
+validity: trainings on each style (the three sample styles and the two of ``style_sets.py``:
+``sepia``, a photographic colour grade of ordinary product photos, and ``halftone``, a print
+texture of dots); optionally an overcooked run (learning rate x10) and a 3-image set trained far too long.
 For every judged checkpoint an *independent* measure is computed on the same drawn images, from
 pixels only (no VAE): the palette distance and background colour distance of
 ``studio.models.tiny.quality.style_distance`` plus the gap in fine-detail energy (mean absolute
@@ -21,7 +21,6 @@ run only.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 from common import record  # noqa: E402
+import style_sets  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 from studio import events as ev  # noqa: E402
@@ -39,41 +39,16 @@ from studio.data.ingest import ingest  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
-from studio.models.tiny.scenes import BACKGROUNDS, COLOURS, OBJECTS, Scene, render_scene  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402
 from studio.train.presets import load_preset  # noqa: E402
 
-OWN = ("sepia", "grain")
-
-
-def _sepia(im: Image.Image) -> Image.Image:
-    a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
-    lum = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    tone = np.stack([lum * 1.07 + 0.08, lum * 0.88 + 0.05, lum * 0.62 + 0.02], -1)
-    return Image.fromarray((np.clip(tone, 0, 1) * 255).astype(np.uint8))
-
-
-def _grain(im: Image.Image, rng: random.Random) -> Image.Image:
-    a = np.asarray(im.convert("RGB"), dtype=np.float32)
-    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 28, a.shape[:2])[..., None]
-    return Image.fromarray(np.clip(a * 0.9 + noise, 0, 255).astype(np.uint8))
-
-
-def write_own_style(folder: Path, style: str, count: int) -> None:
-    """Ordinary product photos of the base model's world, colour-graded (sepia) or grained."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng, colours, bgs = random.Random(style), list(COLOURS), list(BACKGROUNDS)
-    for i in range(count):
-        scene = Scene(OBJECTS[i % len(OBJECTS)], colours[(5 * i + 1) % len(colours)], bgs[i % len(bgs)])
-        im = render_scene(scene, rng)
-        im = _sepia(im) if style == "sepia" else _grain(im, rng)
-        im.save(folder / f"{style}_{i:03d}.png")
-        (folder / f"{style}_{i:03d}.txt").write_text(f"{scene.caption}, {style} style\n")
-
-
 def write_set(folder: Path, style: str, count: int) -> None:
-    (write_own_style if style in OWN else write_style_set)(folder, style, count)
+    """A sample style (neon, pastel, stripes) or one of style_sets.py's own (sepia, halftone)."""
+    if style in style_sets.EXTRA_STYLES:
+        style_sets.write_style_set(folder, style, count)
+    else:
+        write_style_set(folder, style, count)
 
 
 def train(root: Path, style: str, count: int, sets: list[str], name: str):
@@ -195,7 +170,7 @@ def validity(a) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("part", choices=["cost", "validity"])
-    ap.add_argument("--styles", default="neon,pastel,stripes,sepia,grain")
+    ap.add_argument("--styles", default="neon,pastel,stripes,sepia,halftone")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--overcook", action="store_true")

@@ -3,9 +3,10 @@ left out), the fallback figure, and what the estimate adds up."""
 
 import json
 
-from studio.config import TrainSettings
+from studio.config import TrainSettings, apply_sets
 from studio.jobs import estimate as est
 from studio.paths import Workspace
+from studio.train.presets import load_preset
 
 
 def _run(ws: Workspace, run_id: str, status: str, device: str, events: list[dict], batch: int = 2,
@@ -38,14 +39,35 @@ def test_rate_comes_from_finished_runs_and_leaves_previews_out(tmp_path):
     assert abs(rate.startup_s - 10.0) < 1e-6  # started at 100; step 1 (one 1-s step) ended at 111
 
 
-def test_estimate_adds_startup_steps_and_previews():
-    rate = est.Rate(per_image_s=0.5, startup_s=10.0, source="test")
-    s = TrainSettings(steps=100, batch_size=2, sample_every=50, sample_steps=6)
+def test_estimate_adds_startup_steps_and_meter_rounds():
+    rate = est.Rate(per_image_s=0.5, startup_s=10.0, source="test", draw_s=0.1)
+    s = TrainSettings(steps=100, batch_size=2, sample_every=50, sample_steps=6, judge_first=20, judge_prompts=3,
+                      judge_free=1, sample_prompts=(), stop="steps")
+    assert est.rounds(s) == [20, 50, 100]
     e = est.estimate(s, rate)
-    preview = 0.5 * 6 * len(s.sample_prompts) * 2 / 3
-    assert abs(e.total_s - (10 + 100 * 1.0 + 2 * preview)) < 1e-6
-    assert abs(e.first_preview_s - (10 + 50 * 1.0 + preview)) < 1e-6
-    assert est.estimate(TrainSettings(steps=10, sample_every=50), rate).first_preview_s is None
+    one_round, base = 0.1 * 6 * 4, 0.1 * 6 * 4  # 3 captions + 1 without the trigger; the base images once
+    assert abs(e.total_s - (10 + 100 * 1.0 + 3 * one_round + base)) < 1e-6
+    assert abs(e.first_preview_s - (10 + 20 * 1.0 + one_round + base)) < 1e-6
+    assert not e.may_stop_early
+    assert est.estimate(TrainSettings(steps=10, sample_every=50, judge_first=0), rate).first_preview_s is None
+    assert est.estimate(TrainSettings(steps=100, sample_every=50, stop="learned"), rate).may_stop_early
+
+
+def test_round_cost_is_measured_from_past_runs(tmp_path):
+    ws = Workspace(tmp_path)
+    # 1 s per step; rounds after steps 4 and 8: the first (with the base images) 20 s, the second 10 s
+    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])  # what _run's record asks for
+    each, once = est.drawn_per_round(s)
+    events = [_progress(110 + k, k) for k in range(1, 5)]
+    events += [{"type": "sample", "t": 130.0, "step": 4, "prompts": [], "paths": []}, _progress(135, 5)]
+    events += [_progress(135 + k - 5, k) for k in range(6, 9)]
+    events += [{"type": "sample", "t": 145.0, "step": 8, "prompts": [], "paths": []}, _progress(149, 9)]
+    events += [_progress(149 + k - 9, k) for k in range(10, 13)]
+    _run(ws, "a", "finished", "cpu", events)
+    rate = est.measured_rate(ws, "tiny", "cpu")
+    assert abs(rate.per_image_s - 1.0 / 2) < 1e-6
+    # the second round: 11 s between steps 8 and 9, minus the one step -> 10 s
+    assert abs(rate.draw_s - 10.0 / (each * s.sample_steps)) < 1e-6
 
 
 def test_without_past_runs_a_typical_figure_or_nothing(tmp_path):

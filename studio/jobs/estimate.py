@@ -2,8 +2,10 @@
 on the same device and base model (their events files), else a short figure measured once.
 
 Per-step time grows with the batch, so rates are kept per image (seconds per step / batch size).
-The estimate counts the start-up (loading the model, caching the images) and the previews, which
-pause training; the page shows it as "about N min" and says when the first preview comes.
+The estimate counts the start-up (loading the model, caching the images) and the style-meter rounds,
+which pause training (each draws the judged prompts, the base model's images once, any extra preview
+prompts); the page shows it as "about N min" and says when the first preview comes. With
+``stop=learned`` a run may end earlier: the figure is then the longest it can take.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ log = logging.getLogger(__name__)
 
 # Measured on this project's 2-core CPU with the tiny model, idle (benchmarks/RESULTS.md, "Tiny-model
 # step time": 0.33 s per step at batch 8): used until this machine has a finished run of its own.
-FALLBACK = {("tiny", "cpu"): (0.045, 8.0)}  # (seconds per step per image, start-up seconds)
+FALLBACK = {("tiny", "cpu"): (0.045, 8.0, 0.05)}  # (s per step per image, start-up s, s per drawn image step)
 RECENT = 5  # the newest finished runs that count
+FALLBACK_DRAW_S = FALLBACK[("tiny", "cpu")][2]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Rate:
     startup_s: float  # from the process start to the first step
     source: str  # "past runs on this machine" | "a typical figure"
     runs: int = 0
+    draw_s: float = 0.05  # a round's seconds per drawn image per sampler step (drawing + judging)
 
 
 @dataclass(frozen=True)
@@ -39,19 +43,17 @@ class Estimate:
     total_s: float
     first_preview_s: float | None  # None when previews are off
     rate: Rate
+    may_stop_early: bool = False  # stop=learned: total_s is the longest the run can take
 
 
 def measured_rate(ws: Workspace, model: str, device: str) -> Rate | None:
     """Median rate of the newest finished runs of ``model`` on ``device`` (None if there are none)."""
-    per_image, startups = [], []
-    for folder in _finished(ws, model, device)[:RECENT]:
-        got = _run_rate(folder)
-        if got:
-            per_image.append(got[0])
-            startups.append(got[1])
-    if not per_image:
+    got = [r for r in (_run_rate(f) for f in _finished(ws, model, device)[:RECENT]) if r]
+    if not got:
         return None
-    return Rate(statistics.median(per_image), statistics.median(startups), "past runs on this machine", len(per_image))
+    draws = [r[2] for r in got if r[2] is not None]
+    return Rate(statistics.median(r[0] for r in got), statistics.median(r[1] for r in got),
+                "past runs on this machine", len(got), statistics.median(draws) if draws else FALLBACK_DRAW_S)
 
 
 def rate_for(ws: Workspace, model: str, device: str, family: str) -> Rate | None:
@@ -60,21 +62,34 @@ def rate_for(ws: Workspace, model: str, device: str, family: str) -> Rate | None
         return got
     slot = "cpu" if not device.startswith("cuda") else "cuda"
     fb = FALLBACK.get((family, slot))
-    return Rate(fb[0], fb[1], "a typical figure") if fb else None
+    return Rate(fb[0], fb[1], "a typical figure", 0, fb[2]) if fb else None
+
+
+def rounds(s: TrainSettings) -> list[int]:
+    """The steps at which a run draws a style-meter round (as ``train.judging.is_round``)."""
+    every = range(s.sample_every, s.steps + 1, s.sample_every) if s.sample_every else []
+    first = [s.judge_first] if s.judge_first and s.judge_first <= s.steps else []
+    return sorted({*first, *every})
+
+
+def drawn_per_round(s: TrainSettings) -> tuple[int, int]:
+    """(images drawn each round, images drawn once: the base model's "before" column)."""
+    judged = s.judge_prompts + s.judge_free
+    return judged + len(s.sample_prompts), judged
 
 
 def estimate(s: TrainSettings, rate: Rate | None) -> Estimate | None:
-    """Expected wall time of a run with settings ``s`` (previews included)."""
+    """Expected wall time of a run with settings ``s`` (style-meter rounds included)."""
     if rate is None:
         return None
     step = rate.per_image_s * s.batch_size * s.grad_accum
-    # a preview draws each prompt for sample_steps steps, two UNet passes each (guidance), about
-    # two thirds of what one training image costs (forward + backward)
-    preview = rate.per_image_s * s.sample_steps * len(s.sample_prompts) * 2 / 3
-    previews = s.steps // s.sample_every if s.sample_every else 0
-    total = rate.startup_s + step * s.steps + preview * previews
-    first = rate.startup_s + step * s.sample_every + preview if s.sample_every and s.sample_every <= s.steps else None
-    return Estimate(total, first, rate)
+    at = rounds(s)
+    each, once = drawn_per_round(s)
+    one_round = rate.draw_s * s.sample_steps * each
+    base = rate.draw_s * s.sample_steps * once if at else 0.0
+    total = rate.startup_s + step * s.steps + one_round * len(at) + base
+    first = rate.startup_s + step * at[0] + one_round + base if at else None
+    return Estimate(total, first, rate, s.stop == "learned" and bool(at))
 
 
 def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
@@ -91,8 +106,9 @@ def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
     return [f for _, f in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
-def _run_rate(folder: Path) -> tuple[float, float] | None:
-    """(seconds per step per image, start-up seconds) from one run's events and record."""
+def _run_rate(folder: Path) -> tuple[float, float, float | None] | None:
+    """(seconds per step per image, start-up seconds, round seconds per drawn image step) from one
+    run's events and record; the last is None when the run drew no round."""
     rec = json.loads((folder / rr.RECORD).read_text())
     progress, samples = [], []
     try:
@@ -109,26 +125,40 @@ def _run_rate(folder: Path) -> tuple[float, float] | None:
         elif e.get("type") == "sample":
             samples.append(e["t"])
     # training time only: intervals between two progress events with a preview in them are left out
-    spent, steps = 0.0, 0
+    spent, steps, with_round = 0.0, 0, []
     for (ta, sa), (tb, sb) in zip(progress, progress[1:]):
         if sb > sa and not any(ta < t <= tb for t in samples):
             spent, steps = spent + (tb - ta), steps + (sb - sa)
+        elif sb > sa:
+            with_round.append((tb - ta, sb - sa))
     if steps < 2:
         return None
     per_step = spent / steps
     t0, s0 = progress[0]
-    batch = _batch(rec)
+    settings = _settings(rec)
+    batch = max(1, settings.batch_size * settings.grad_accum) if settings else 1
     startup = max(0.0, t0 - (rec.get("started") or t0) - per_step * s0)
-    return per_step / batch, startup
+    return per_step / batch, startup, _draw_rate(with_round, per_step, settings)
 
 
-def _batch(rec: dict) -> int:
+def _draw_rate(with_round: list[tuple[float, int]], per_step: float, s: TrainSettings | None) -> float | None:
+    """A round's seconds per drawn image per sampler step: the rounds after the first (the first
+    also draws the base model's images), else the first with those counted."""
+    if not with_round or s is None or not s.sample_steps:
+        return None
+    each, once = drawn_per_round(s)
+    spent = [max(0.0, dt - per_step * n) for dt, n in with_round]
+    if len(spent) > 1:
+        return statistics.median(spent[1:]) / (each * s.sample_steps)
+    return spent[0] / ((each + once) * s.sample_steps)
+
+
+def _settings(rec: dict) -> TrainSettings | None:
     from ..train import presets
 
     req = rec.get("request") or {}
     try:
         s = presets.load_preset(req.get("preset") or presets.DEFAULT_FOR_FAMILY["tiny"])
-        s = apply_sets(s, list(req.get("sets") or ()))
-        return max(1, s.batch_size * s.grad_accum)
-    except Exception:  # noqa: BLE001 - an old or odd record: count it as batch 1
-        return 1
+        return apply_sets(s, list(req.get("sets") or ()))
+    except Exception:  # noqa: BLE001 - an old or odd record: its steps count as batch 1, rounds unknown
+        return None

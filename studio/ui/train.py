@@ -79,7 +79,9 @@ def time_text(services: Services, s: TrainSettings) -> str:
     where = "GPU" if services.on_gpu else "CPU"
     first = (f"; the first preview after about **{view.duration(e.first_preview_s)}**"
              if e.first_preview_s is not None else "; no previews (they are off)")
-    return (f"**Time:** about **{view.duration(e.total_s)}** on this {where}{first}."
+    how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "
+                "is learned)" if e.may_stop_early else f"about **{view.duration(e.total_s)}** on this {where}")
+    return (f"**Time:** {how_long}{first}."
             f"<br><span class='muted'>An estimate from {e.rate.source}.</span>")
 
 
