@@ -112,23 +112,12 @@ def measure(root: Path, seconds: float) -> tuple[float, float]:
 
 
 def write_section(rows: list[tuple[str, float, float]], seconds: float) -> None:
-    from common import RESULTS, machine
+    from common import record
 
     table = ("| page code | CPU while a run steps (% of one core) | CPU while nothing changes (% of one core) |\n"
              "|---|---|---|\n" + "\n".join(f"| {label} | {r:.1f} | {i:.1f} |" for label, r, i in rows))
-    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])
-    block = (f"## {TITLE}\n\n`{cmd}` · {seconds:.0f} s windows · {machine()} · load average "
-             f"{os.getloadavg()[0]:.1f} (shared machine: compare rows, not absolute values)\n\n{table}\n")
-    print(block)
-    text = RESULTS.read_text(encoding="utf-8")
-    head = f"## {TITLE}"
-    if head in text:  # replace the section in place
-        start = text.index(head)
-        end = text.find("\n## ", start + len(head))
-        text = text[:start] + block + (text[end:] if end != -1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + block
-    RESULTS.write_text(text, encoding="utf-8")
+    record(TITLE, table, f"{seconds:.0f} s windows · load average {os.getloadavg()[0]:.1f} "
+                         "(a shared machine: compare rows, not absolute values)")
 
 
 def main() -> None:

@@ -135,3 +135,14 @@ def test_a_picker_with_a_source_takes_what_is_on_disk_now():
     assert many.preprocess(["made-later", "gone"]) == ["made-later"]
     on_disk.remove("made-later")  # deleted since: nothing
     assert one.preprocess("made-later") is None
+
+
+def test_the_captions_table_has_one_row_per_picture_and_no_row_or_column_to_add():
+    """Gradio's page draws the "+" row and the add/delete row and column menu items only for a
+    "dynamic" count: what it reads is the component's config."""
+    from studio.ui.images import CAPTION_HEADERS, _captions_table
+
+    with gr.Blocks():
+        cfg = _captions_table().get_config()
+    assert cfg["row_count"][1] == "fixed"
+    assert tuple(cfg["col_count"]) == (len(CAPTION_HEADERS), "fixed")

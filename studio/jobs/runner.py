@@ -122,6 +122,11 @@ class JobRunner:
             self._refresh_all()
             self._advance_queue()
 
+    def has_live(self) -> bool:
+        """True while a run this runner has read is queued or running (its cache: no disk reads)."""
+        with self._lock:
+            return any(r.status in LIVE for r in self._records.values())
+
     def gpu_busy(self) -> bool:
         """True while a training process is alive on a CUDA device."""
         with self._locked():

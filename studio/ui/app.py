@@ -37,6 +37,7 @@ CSS = """
 .progress > div { height: 100%; background: var(--color-accent); transition: width .5s; }
 .status-error { color: var(--error-text-color, #b91c1c); }
 .status-ok { color: var(--color-green-600, #15803d); }
+.page-refresh { display: none !important; }  /* clicked by the page's poller only (studio/ui/changes.py) */
 """
 CSS += LIBRARY_CSS + GENERATE_CSS  # the tabs' own rules
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 
 import gradio as gr
@@ -161,14 +162,24 @@ def images_tab(services: Services, page: PageState) -> None:
                                  elem_id="thumbs", elem_classes=["pixelated"], allow_preview=True,
                                  interactive=False)
             gr.Markdown(CAPTION_HELP, elem_id="captions-help", elem_classes=["muted"])
-            captions = gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
-                                    type="array", interactive=True, static_columns=[0, 1], wrap=True,
-                                    elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
+            captions = _captions_table()
             save = gr.Button("Save captions", elem_id="save-captions")
             saved = gr.Markdown(elem_id="captions-status")
     files.change(lambda f: upload_line(f), files, chosen, show_progress="hidden")
     _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved)
+
+
+def _captions_table() -> gr.Dataframe:
+    """One row per image of the set: its caption is editable, rows are not (no "+" to add a row
+    that has no image, no menu to insert or delete one): Gradio draws those only for a
+    "dynamic" row count, and its replacement (``row_limits``) is not implemented yet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the tuple forms: the only ones honoured
+        return gr.Dataframe(headers=CAPTION_HEADERS, value=[], label="Captions (click a caption to edit)",
+                            type="array", interactive=True, static_columns=[0, 1], wrap=True, row_count=(0, "fixed"),
+                            column_count=(len(CAPTION_HEADERS), "fixed"),
+                            elem_id="captions", max_height=320, column_widths=["26%", "14%", "60%"])
 
 
 def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,

@@ -4,8 +4,9 @@
 Tabs register what they show with :meth:`PageState.follow` (something that depends on the
 adapter and image-set lists) or :meth:`PageState.view` (anything else read from disk, with its
 own change key). :meth:`PageState.wire` then runs one refresh when the page is opened, when a tab
-is selected and on one timer. Each part keeps a key per browser session and sends nothing when
-its key has not changed, so an idle page costs one cheap request per tick.
+is selected and when the server's fingerprint of the disk changes (:mod:`studio.ui.changes`:
+the page asks for it every POLL_S seconds with one plain request). Each part keeps a key per
+browser session and sends nothing when its key has not changed.
 
 Why one event: Gradio checks a Dropdown's value against the choices *that session* knows on the
 server. Choices typed at build time are the server's start-up lists; only a ``gr.update(choices=…)``
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL_S = 2.0  # how often an open page re-reads the disk
+POLL_S = 2.0  # how often an open page asks whether the disk changed (studio/ui/changes.py)
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,11 @@ class PageState:
         else ``(new_key, *updates for outputs)``."""
         self._parts.append(_Part(fn, list(inputs), list(outputs)))
 
-    def wire(self, app: gr.Blocks, tabs: gr.Tabs, timer: gr.Timer | None = None) -> None:
-        """One refresh on page load, on every tab switch and on the timer."""
+    def wire(self, app: gr.Blocks, tabs: gr.Tabs) -> None:
+        """One refresh on page load, on every tab switch, and whenever the server's fingerprint of
+        the disk changes (the page asks for it every POLL_S seconds: studio/ui/changes.py)."""
+        from .changes import fingerprint
+
         if self._followers:
             self._parts.insert(0, _Part(self._lists_part, [i for f in self._followers for i in f.inputs],
                                         [o for f in self._followers for o in f.outputs]))
@@ -131,14 +135,18 @@ class PageState:
         inputs = [*keys, *(i for p in self._parts for i in p.inputs)]
         outputs = [*keys, *(o for p in self._parts for o in p.outputs)]
         refresh = guard(self._refresher(len(keys)))
-        timer = timer or gr.Timer(POLL_S)
+        # clicked by the page's poller (changes.JS_POLL) when the fingerprint changed; never shown
+        trigger = gr.Button("Refresh", elem_id="page-refresh", elem_classes=["page-refresh"])
         # queued (not queue=False): only a queued event tells the browser which gr.State changed,
         # and the Generate tab's adapter list is drawn by @gr.render from one. No concurrency
         # limit: a refresh is a few stat calls and must not wait behind a drawing.
         kw = {"show_progress": "hidden", "concurrency_limit": None}
         app.load(refresh, inputs, outputs, **kw)
         tabs.select(refresh, inputs, outputs, **kw)
-        timer.tick(refresh, inputs, outputs, api_name="page_state", **kw)
+        trigger.click(refresh, inputs, outputs, api_name="page_state", **kw)
+        # the poll itself: one function, no session state, not queued (a plain request)
+        gr.on([], lambda: fingerprint(self.services), None, gr.Textbox(visible=False), api_name="page_changes",
+              queue=False, show_progress="hidden")
 
     def _refresher(self, n: int) -> Callable:
         def refresh(*values):
