@@ -94,6 +94,29 @@ def test_fuse_then_unfuse_equals_never_fused(eng, refs):
         assert not unfused.fused and (_arr(unfused) == ref).all()
 
 
+def test_a_borrowed_pipeline_draws_other_adapters_and_comes_back_unchanged(eng, refs, lib_model, tmp_path):
+    """The page's Train tab draws a run's checkpoints on the Generate tab's pipeline
+    (Engine.borrow): the lender's fused weights and a same-named adapter must not leak either way."""
+    from studio.adapters.random_lora import random_kohya, write_adapter
+    from studio.generate.slots import PREFIX
+    from studio.paths import Workspace
+
+    other = Workspace(tmp_path)
+    write_adapter(other, "neon", random_kohya(lib_model.pipe, rank=4, alpha=4.0, seed=77, std=0.3), "tiny",
+                  lib_model.base_hash)  # the same name as one of the lender's, other weights
+    eng.generate(S, [LoraWeight("neon")])
+    eng.generate(S, [LoraWeight("pastel")], fuse=True)  # lent while fused
+    with eng.borrow(Library(other)) as borrowed:
+        assert (_arr(borrowed.generate(S)) == refs["base"]).all()  # the lender's fusing undone
+        theirs = _arr(borrowed.generate(S, [LoraWeight("neon")]))
+    assert _diff(theirs, refs["neon"]) > 2.0 and _diff(theirs, refs["base"]) > 2.0  # their own file
+    names = {a for ns in lib_model.pipe.get_list_adapters().values() for a in ns}
+    assert names == {PREFIX + n for n in eng.slots.loaded}  # the borrowed adapters are gone
+    assert (_arr(eng.generate(S, [LoraWeight("neon")])) == refs["neon"]).all()
+    assert (_arr(eng.generate(S, [LoraWeight("pastel")])) == refs["pastel"]).all()
+    assert (_arr(eng.generate(S)) == refs["base"]).all()
+
+
 def test_auto_fuse_after_identical_requests(lib_model, eng):
     auto = Engine(lib_model, EngineSettings(fuse_after=2), eng.library)
     auto.slots = eng.slots  # one pipeline, one adapter state

@@ -60,13 +60,11 @@ def cmd_checkpoint_grid(args: argparse.Namespace, settings: GenerateSettings) ->
 
     from .. import quiet
     from ..adapters.library import Library
-    from .common import settings_from
-    from ..generate import grid
+    from ..generate import Engine, grid
     from ..judge.grid import checkpoint_grid
     from ..models.loading import load_model
-    from ..paths import Workspace
-
-    from ..paths import check_output
+    from ..paths import Workspace, check_output
+    from .common import settings_from
     from .generate import PNG
 
     Library().get(args.checkpoints)  # before the model loads
@@ -74,7 +72,7 @@ def cmd_checkpoint_grid(args: argparse.Namespace, settings: GenerateSettings) ->
         check_output(args.out, **PNG)
     quiet.libraries(args.verbose)
     m = settings_from(ModelSettings, args)
-    r = checkpoint_grid(load_model(m.model, m.device, m.dtype), args.checkpoints, args.prompt_list, settings)
+    r = checkpoint_grid(Engine(load_model(m.model, m.device, m.dtype)), args.checkpoints, args.prompt_list, settings)
     out = Path(args.out) if args.out else Workspace().images / f"checkpoints-{time.strftime('%Y%m%d-%H%M%S')}.png"
     grid.save(r, out)
     print(f"wrote {out} ({len(r.row_labels)} prompts x {len(r.col_labels)} columns: {', '.join(r.col_labels)}; "

@@ -19,11 +19,13 @@ a request without library adapters leaves a training run's own adapter untouched
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from PIL import Image
@@ -181,6 +183,23 @@ class Engine:
             self.slots.apply([])
             for n in [name] if name else list(self.slots.loaded):
                 self.slots.evict(n)
+
+    @contextlib.contextmanager
+    def borrow(self, library: Library) -> Iterator["Engine"]:
+        """Another engine on this very pipeline that draws adapters from ``library`` (a run's judged
+        checkpoints, say) while this one waits: nothing is loaded twice, this engine's fused
+        weights are restored first, and afterwards the borrowed adapters are unloaded and this
+        engine sets its own again on its next draw."""
+        with self.lock:
+            self.slots.apply([])  # unfused, and none of this engine's adapters active
+            for name in [n for n in self.slots.loaded if library.taken(n)]:  # the same pipeline name
+                self.slots.evict(name)
+            other = Engine(self.model, self.settings, library)
+            try:
+                yield other
+            finally:
+                other.unload()
+                self.slots.active = None  # unknown: the next draw sets this engine's adapters again
 
     def to(self, device) -> None:
         """Move the pipeline (base, adapters, fused weights) to ``device``, waiting for a draw in progress."""

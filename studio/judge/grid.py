@@ -1,7 +1,8 @@
 """Checkpoints compared: prompts (rows) x checkpoints (columns, the base model first) at one seed.
 
 The judged checkpoints (``rounds/step-N.safetensors``) are listed in a throw-away library so the
-generation engine draws them exactly as it draws any adapter (:meth:`Engine.grid`).
+generation engine draws them exactly as it draws any adapter (:meth:`Engine.grid`), on the
+caller's pipeline (the page's engine in the server: :meth:`Engine.borrow`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from ..paths import Workspace
 from . import scorecard
 
 
-def checkpoint_grid(model, name: str, prompts: list[str] | None = None, s: GenerateSettings | None = None,
+def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: GenerateSettings | None = None,
                     ws: Workspace | None = None, max_columns: int = 8):
-    """A :class:`studio.generate.grid.GridResult`; columns labelled ``step-N``."""
-    from ..generate import Engine
+    """A :class:`studio.generate.grid.GridResult` drawn on ``engine``'s pipeline (borrowed: see
+    :meth:`Engine.borrow`); columns labelled ``step-N``."""
     from ..generate.tags import LoraWeight
 
     lib = Library(ws)
@@ -46,6 +47,6 @@ def checkpoint_grid(model, name: str, prompts: list[str] | None = None, s: Gener
             except OSError:
                 shutil.copyfile(src, sub / f"step-{step}.safetensors")
             (sub / "adapter.json").write_text(json.dumps({"name": f"step-{step}", "steps": step}))
-        engine = Engine(model, library=Library(temp))
         sets = [[]] + [[LoraWeight(f"step-{step}")] for step in steps]
-        return engine.grid(prompts, sets, s or GenerateSettings())
+        with engine.borrow(Library(temp)) as borrowed:
+            return borrowed.grid(prompts, sets, s or GenerateSettings())

@@ -1,5 +1,6 @@
 """Train tab: "Is it learned?" — the style meter of the shown run (a plot beside the loss, the
-scorecard table with the recommended checkpoint and its reason) and "Use this checkpoint".
+scorecard table with the recommended checkpoint and its reason), "Use this checkpoint" and
+"Compare checkpoints" (a grid of the run's checkpoints, base first, at one seed).
 
 Everything shown comes from the run's ``judged`` events (``RunSnapshot.scorecard``); the button
 calls :func:`studio.judge.use.use_checkpoint`. Hooked into ui/train.py with one call.
@@ -14,6 +15,7 @@ import gradio as gr
 
 from ..errors import StudioError
 from .common import guard
+from .generate import ENGINE_QUEUE
 from .page_state import Picker
 
 HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
@@ -83,6 +85,30 @@ def use(services, snap: Any | None, step, new_name: str) -> str:
     return f"Step {int(step)} of {snap.adapter} is now in the Library {where}."
 
 
+def compare(services, snap: Any | None):
+    """The checkpoints of the shown run side by side (base first) on the page's own pipeline."""
+    from ..config import GenerateSettings
+    from ..judge.grid import checkpoint_grid
+
+    if snap is None:
+        raise StudioError("No run chosen.", "Pick a run in the list.")
+    return checkpoint_grid(services.engine, snap.adapter, None, GenerateSettings(steps=_preview_steps(snap), seed=0),
+                           ws=services.ws).image
+
+
+def _preview_steps(snap) -> int:
+    """The sampler steps the run's own previews used (its preset and overrides)."""
+    from ..config import TrainSettings, apply_sets
+    from ..train.presets import load_preset
+
+    req = snap.request
+    try:
+        base = load_preset(req.preset) if req is not None and req.preset else TrainSettings()
+        return apply_sets(base, list(req.sets) if req is not None else []).sample_steps
+    except StudioError:  # a preset deleted since: the field's default
+        return TrainSettings.sample_steps
+
+
 def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
     """The scorecard panel; ``shown_run(services, pick) -> (snapshot, all)`` picks the run shown."""
     from ..config import TrainSettings
@@ -102,6 +128,13 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
                                   elem_id="scorecard-new-name", min_width=200)
             use_btn = gr.Button("Use this checkpoint", elem_id="use-checkpoint", min_width=160)
         message = gr.Markdown(elem_id="scorecard-message")
+        with gr.Row():
+            grid_btn = gr.Button("Compare checkpoints", elem_id="compare-checkpoints", min_width=160, scale=0)
+            gr.Markdown("One picture per checkpoint, side by side: the base model first, then each "
+                        "judged checkpoint (columns) for a few of your captions (rows), all at one seed.",
+                        elem_classes=["muted"])
+        grid = gr.Image(label="Checkpoints compared", elem_id="checkpoint-grid", elem_classes=["pixelated"],
+                        interactive=False, type="pil", show_label=True)
 
     def refresh(last, pick_id):
         snap, _ = shown_run(services, pick_id)
@@ -118,3 +151,6 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
     run_pick.change(guard(lambda pick_id: refresh(None, pick_id)[1:]), [run_pick], outs, show_progress="hidden")
     use_btn.click(guard(lambda p, step, name: use(services, shown_run(services, p)[0], step, name)),
                   [run_pick, ckpt, new_name], message)
+    # drawn on the Generate tab's pipeline: in its line, one drawing at a time
+    grid_btn.click(guard(lambda p: compare(services, shown_run(services, p)[0])), [run_pick], grid,
+                   concurrency_limit=1, concurrency_id=ENGINE_QUEUE)

@@ -1,12 +1,14 @@
 """Is it learned? In the browser: a short run shows the style meter's scorecard (rows per
 preview round, the recommended checkpoint marked with its reason), previews drawn beside the
-base model's image (before|after), and "Use this checkpoint" saves a checkpoint as a new adapter
-that the Library lists."""
+base model's image (before|after), "Compare checkpoints" draws the run's checkpoints side by side,
+and "Use this checkpoint" saves a checkpoint as a new adapter that the Library lists."""
 
 import pytest
 from PIL import Image
+from servers import loaded_image
 
 from studio.data.ingest import ingest
+from studio.generate.grid import MIN_CELL, PAD
 from studio.models.tiny.sample_data import write_style_set
 from studio.paths import Workspace
 
@@ -51,6 +53,11 @@ def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
     with Image.open(samples[0]) as im:
         assert im.size == (2 * 64 + 2, 64)  # the base model's image beside the adapter's
     page.locator("#previews img").first.wait_for()
+
+    # the run's checkpoints side by side: a label column, the base, then one column per judged round
+    page.get_by_role("button", name="Compare checkpoints").click()
+    w, h, _ = loaded_image(page.locator("#checkpoint-grid img"), timeout=RUN_TIMEOUT_MS / 1000)
+    assert w == (1 + 1 + 3) * (MIN_CELL + PAD), (w, h)
 
     ckpt = page.locator("#scorecard-checkpoint")
     ckpt.click()
