@@ -3,9 +3,11 @@
     python scripts/screenshots.py [--out outputs/screenshots] [--readme docs/train-tab.png]
 
 Starts `studio serve` on a scratch workspace (your outputs/ is not touched except for the
-screenshots), makes a sample style set, starts a short training, and photographs each tab:
-``<tab>.png`` (the 1280x800 viewport) and ``<tab>-full.png`` (the whole page). The Train tab
-mid-run is also written, downscaled, to ``docs/train-tab.png`` for the README.
+screenshots), makes a sample style set, starts a short training from the Train tab's first
+screen (as a first-time user: never Advanced), and photographs each tab: ``<tab>.png`` (the
+1280x800 viewport) and ``<tab>-full.png`` (the whole page). The Train tab mid-run is also
+written, downscaled, to ``docs/train-tab.png`` for the README, and the finished run's style
+meter (scorecard and checkpoints compared) to ``docs/style-meter.png``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from e2e.studio_page import browser_page, fill_run, studio_server, tab  # noqa: E402
+from e2e.studio_page import browser_page, studio_server, tab  # noqa: E402
 
 WAIT_MS = 900_000
 
@@ -42,17 +44,29 @@ def flow(page, out: Path, readme: Path) -> None:
     page.get_by_text("neon-sample: accepted").wait_for(timeout=WAIT_MS)
     shoot(page, out, "images")
 
-    train = top(page, "Train")
-    fill_run(train, "neon", steps=40, sample_every=10, sample_steps=8, extra=(("Validate every N steps", 5),))
-    page.locator("#advanced").get_by_text("Advanced settings").click()  # fold it again
+    train = top(page, "Train")  # as a first-time user: the first screen only, never Advanced
+    train.get_by_label("Adapter name").fill("neon")
+    train.get_by_label("Training length (steps)", exact=True).fill("60")
+    train.get_by_label("Training length (steps)", exact=True).press("Tab")
+    train.locator("#train-estimate").get_by_text("Time:").wait_for(timeout=WAIT_MS)
+    shoot(page, out, "train-before-start")
     train.get_by_role("button", name="Start training").click()
-    page.locator("#previews img").nth(1).wait_for(timeout=WAIT_MS)  # first preview (two prompts)
+    page.locator("#previews img").first.wait_for(timeout=WAIT_MS)  # the first style-meter round
     page.wait_for_timeout(6000)  # a few more loss points
     shoot(page, out, "train")
     write_readme_png(out / "train.png", readme)
 
     page.locator("#run-status[data-status=finished]").wait_for(timeout=WAIT_MS)
     shoot(page, out, "train-finished")
+    page.locator("#scorecard-verdict").get_by_text("Recommended: step").wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name="Compare checkpoints").click()
+    page.locator("#checkpoint-grid img").wait_for(timeout=WAIT_MS)
+    page.wait_for_function("() => document.querySelector('#checkpoint-grid img').complete", timeout=WAIT_MS)
+    card = page.locator("#scorecard").first  # Gradio gives a group's id to two nested elements
+    card.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    card.screenshot(path=str(out / "style-meter.png"))
+    write_readme_png(out / "style-meter.png", readme.parent / "style-meter.png")
     library = top(page, "Library")
     library.locator("#library-cards").get_by_text("neon ·").first.click()
     library.locator("#library-summary").get_by_text("neon").first.wait_for(timeout=WAIT_MS)

@@ -114,3 +114,17 @@ def test_the_job_runner_polls_only_while_a_run_is_live(tmp_path):
     fingerprint(_services(ws, idle))
     fingerprint(_services(ws, live))
     assert (idle.polls, live.polls) == (0, 1)
+
+
+def test_gradios_queue_looks_for_work_at_a_calm_pace():
+    """With no page open, Gradio's queue woke every 1 ms (a tenth of a core here): the server
+    sets its idle sleeps; a Gradio that renames them fails here instead of silently costing CPU."""
+    import gradio as gr
+
+    from studio.ui.server import PROGRESS_IDLE_S, QUEUE_IDLE_S, calm_queue
+
+    with gr.Blocks() as app:
+        gr.Markdown("x")
+    app.queue()
+    calm_queue(app)
+    assert (app._queue.sleep_when_free, app._queue.progress_update_sleep_when_free) == (QUEUE_IDLE_S, PROGRESS_IDLE_S)

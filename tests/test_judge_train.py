@@ -126,6 +126,6 @@ def test_studio_judge_prints_the_scorecard_and_uses_a_checkpoint(world, learned)
     assert bad.returncode != 0 and "no judged checkpoint at step 7" in bad.stderr + bad.stdout
     grid = run_cli("grid", "--checkpoints", "learned", "--steps", "2", "--out", str(root / "ckpt.png"), env=env)
     assert grid.returncode == 0, grid.stderr
-    assert "no adapter, step-5" in grid.stdout  # the base first, then the checkpoints
+    assert "base model, step 5" in grid.stdout  # the base first, then the checkpoints
     with Image.open(root / "ckpt.png") as im:
         assert im.width > (1 + min(len(rows), 8)) * 256  # base + the judged checkpoints (<= 8), 256-px cells

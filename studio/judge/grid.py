@@ -7,6 +7,7 @@ caller's pipeline (the page's engine in the server: :meth:`Engine.borrow`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 from ..adapters.library import Library
 from ..config import GenerateSettings
 from ..errors import StudioError
+from ..generate.grid import compose
 from ..paths import Workspace
 from . import scorecard
 
@@ -23,7 +25,7 @@ from . import scorecard
 def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: GenerateSettings | None = None,
                     ws: Workspace | None = None, max_columns: int = 8):
     """A :class:`studio.generate.grid.GridResult` drawn on ``engine``'s pipeline (borrowed: see
-    :meth:`Engine.borrow`); columns labelled ``step-N``."""
+    :meth:`Engine.borrow`); columns labelled "base model", "step N", ..."""
     from ..generate.tags import LoraWeight
 
     lib = Library(ws)
@@ -49,4 +51,7 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
             (sub / "adapter.json").write_text(json.dumps({"name": f"step-{step}", "steps": step}))
         sets = [[]] + [[LoraWeight(f"step-{step}")] for step in steps]
         with engine.borrow(Library(temp)) as borrowed:
-            return borrowed.grid(prompts, sets, s or GenerateSettings())
+            r = borrowed.grid(prompts, sets, s or GenerateSettings())
+    cols = ("base model", *(f"step {step}" for step in steps))  # not the throw-away names ("step-5 1")
+    return dataclasses.replace(r, image=compose([list(row) for row in r.cells], list(r.row_labels), list(cols)),
+                               col_labels=cols)

@@ -134,7 +134,7 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
                         "judged checkpoint (columns) for a few of your captions (rows), all at one seed.",
                         elem_classes=["muted"])
         grid = gr.Image(label="Checkpoints compared", elem_id="checkpoint-grid", elem_classes=["pixelated"],
-                        interactive=False, type="pil", show_label=True)
+                        interactive=False, type="pil", format="png", show_label=False)  # the grid has its labels
 
     def refresh(last, pick_id):
         snap, _ = shown_run(services, pick_id)

@@ -73,6 +73,23 @@ def keep_uploads_in(ws: Workspace) -> str:
     return os.environ.setdefault("GRADIO_TEMP_DIR", str(ws.uploads))
 
 
+QUEUE_IDLE_S = 0.05  # how often Gradio's queue looks for work when it has none (its Windows figure)
+PROGRESS_IDLE_S = 0.1  # ... and for progress updates to send
+
+
+def calm_queue(app) -> None:
+    """Gradio's queue looks for new work every 1 ms while it has none (and for progress every
+    10 ms), on Linux: over a thousand wake-ups a second, about a tenth of a core on a 2-core machine
+    with no page open (benchmarks/page_poll.py). 50 ms is its own figure on Windows; a queued
+    event starts at most that much later."""
+    q = getattr(app, "_queue", None)
+    if q is None or not hasattr(q, "sleep_when_free") or not hasattr(q, "progress_update_sleep_when_free"):
+        log.warning("Gradio's queue has changed: its idle polling is left as it is")
+        return
+    q.sleep_when_free = QUEUE_IDLE_S
+    q.progress_update_sleep_when_free = PROGRESS_IDLE_S
+
+
 def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **runner_kw):
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     keep_uploads_in(Workspace())
@@ -84,6 +101,7 @@ def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **run
     services = build_services(model, serve, **runner_kw)
     app = build_app(services)
     app.queue(max_size=serve.queue_size, default_concurrency_limit=1)
+    calm_queue(app)
     result = app.launch(prevent_thread_lock=True, **launch_kwargs(serve, services.ws, auth))
     # our own line instead of Gradio's (whose "set share=True" hint does not apply: no share links here);
     # printed once Gradio's own check that the page answers has passed
