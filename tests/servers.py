@@ -116,6 +116,9 @@ _LOADED = "e => (e.complete && e.naturalWidth > 0) ? [e.naturalWidth, e.naturalH
 
 def loaded_image(img, timeout: float = 120) -> tuple[int, int, str]:
     """(naturalWidth, naturalHeight, image-rendering) of a Playwright ``img`` locator, once loaded.
-    The locator is re-resolved on every poll, so an element the page re-renders is followed."""
-    got = wait_until(lambda: img.evaluate(_LOADED), timeout, "the image to finish loading")
+    The locator is re-resolved on every poll, so an element the page re-renders is followed; the
+    whole ``timeout`` covers the element appearing too (not Playwright's default 60 s)."""
+    end = time.monotonic() + timeout
+    img.wait_for(state="attached", timeout=timeout * 1000)  # the element itself may come late (a slow draw)
+    got = wait_until(lambda: img.evaluate(_LOADED), max(1.0, end - time.monotonic()), "the image to finish loading")
     return got[0], got[1], got[2]
