@@ -8,7 +8,7 @@ that runs every refresher of every tab.
 
 The fingerprint covers what the refreshers read:
 
-- the Library: each adapter folder's files (name, size, modification time);
+- the Library: each adapter folder's files (name, modification time);
 - the image sets: each set's ``manifest.json``;
 - the trainings: each run folder's ``run.json`` and the size of its ``events.jsonl``; and,
   while a run is queued or running, the job runner's own poll (it starts a queued run whose
@@ -56,15 +56,6 @@ JS_POLL = """
 """
 
 
-def _files(folder: Path) -> list:
-    try:
-        with os.scandir(folder) as it:
-            return [(e.name, s.st_size, s.st_mtime_ns) for e in it if e.is_file()
-                    for s in (e.stat(),)]
-    except OSError:
-        return []
-
-
 def _stat(path: Path) -> tuple[int, int]:
     try:
         s = path.stat()
@@ -84,6 +75,7 @@ def _subfolders(folder: Path) -> list[Path]:
 def fingerprint(services: "Services") -> str:
     """A short hash that changes whenever anything an open page shows from disk changes."""
     from ..jobs.records import EVENTS, RECORD
+    from .page_state import _stat_key  # the Library part of the page's own change key
 
     runner = services.runner
     if runner is not None and runner.has_live():
@@ -91,7 +83,7 @@ def fingerprint(services: "Services") -> str:
     ws = services.ws
     parts: list = []
     for folder in _subfolders(ws.adapters):
-        parts.append((folder.name, sorted(_files(folder))))
+        parts.append((folder.name, _stat_key(folder)))
     for folder in _subfolders(ws.datasets):
         parts.append((folder.name, _stat(folder / "manifest.json")))
     for folder in _subfolders(ws.runs):
