@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from studio.paths import Workspace
-from studio.ui.changes import fingerprint
+from studio.ui.changes import ROUTE, fingerprint, logged_in
 
 
 def _touch(path, text="x"):
@@ -128,3 +128,22 @@ def test_gradios_queue_looks_for_work_at_a_calm_pace():
     app.queue()
     calm_queue(app)
     assert (app._queue.sleep_when_free, app._queue.progress_update_sleep_when_free) == (QUEUE_IDLE_S, PROGRESS_IDLE_S)
+
+
+def _scope(app, cookie: str | None = None) -> dict:
+    headers = [(b"cookie", cookie.encode())] if cookie else []
+    return {"type": "http", "method": "GET", "path": ROUTE, "headers": headers, "app": app}
+
+
+def test_the_poll_route_lets_through_only_whom_gradio_would():
+    """No --auth: anyone the guard let in; with --auth only Gradio's login cookie (either spelling),
+    and nothing when the app's auth is of a kind this check does not know."""
+    open_app = SimpleNamespace(auth=None, auth_dependency=None)
+    assert logged_in(_scope(open_app))
+    app = SimpleNamespace(auth=[("ann", "pw")], auth_dependency=None, tokens={"t0k": "ann"}, cookie_id="c1")
+    assert not logged_in(_scope(app))
+    assert not logged_in(_scope(app, "access-token-c1=forged"))
+    assert not logged_in(_scope(app, "access-token-c2=t0k"))  # another app's cookie
+    assert logged_in(_scope(app, "access-token-c1=t0k")) and logged_in(_scope(app, "x=1; access-token-unsecure-c1=t0k"))
+    assert not logged_in(_scope(SimpleNamespace(auth=None, auth_dependency=lambda r: "ann"), "access-token-c1=t0k"))
+    assert not logged_in(_scope(SimpleNamespace(auth=[("ann", "pw")], auth_dependency=None), "access-token-c1=t0k"))

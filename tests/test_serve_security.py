@@ -15,6 +15,7 @@ from studio.config import ServeSettings
 from studio.errors import StudioError
 from studio.paths import Workspace
 from studio.ui.guard import RequestGuard
+from studio.ui.changes import ChangesRoute
 from studio.ui.server import exposure_warning, launch_kwargs, parse_auth
 
 
@@ -70,11 +71,12 @@ def test_defaults_and_launch_settings(tmp_path):
     assert kw["share"] is False and kw["enable_monitoring"] is False
     assert kw["allowed_paths"] == [str(tmp_path.resolve())]
     assert kw["auth"] == ("me", "pw") and kw["max_file_size"] == f"{s.max_file_size_mb}mb"
-    (guard,) = kw["app_kwargs"]["middleware"]  # Host / Origin checks before any route (studio/ui/guard.py)
-    assert guard.cls is RequestGuard and guard.kwargs["blank_api_info"] is True
+    # Host / Origin checks before any route (studio/ui/guard.py), the page's poll route inside them
+    guard, poll = kw["app_kwargs"]["middleware"]
+    assert guard.cls is RequestGuard and poll.cls is ChangesRoute and guard.kwargs["blank_api_info"] is True
     assert guard.kwargs["rule"].allows("localhost:7860") and not guard.kwargs["rule"].allows("evil.example")
     plain = launch_kwargs(ServeSettings(allowed_hosts="studio.lan"), Workspace(tmp_path), None)
-    (guard,) = plain["app_kwargs"]["middleware"]
+    guard, _ = plain["app_kwargs"]["middleware"]
     assert guard.kwargs["blank_api_info"] is False and guard.kwargs["rule"].allows("studio.lan")
 
 

@@ -126,8 +126,6 @@ class PageState:
     def wire(self, app: gr.Blocks, tabs: gr.Tabs) -> None:
         """One refresh on page load, on every tab switch, and whenever the server's fingerprint of
         the disk changes (the page asks for it every POLL_S seconds: studio/ui/changes.py)."""
-        from .changes import fingerprint
-
         if self._followers:
             self._parts.insert(0, _Part(self._lists_part, [i for f in self._followers for i in f.inputs],
                                         [o for f in self._followers for o in f.outputs]))
@@ -144,9 +142,6 @@ class PageState:
         app.load(refresh, inputs, outputs, **kw)
         tabs.select(refresh, inputs, outputs, **kw)
         trigger.click(refresh, inputs, outputs, api_name="page_state", **kw)
-        # the poll itself: one function, no session state, not queued (a plain request)
-        gr.on([], lambda: fingerprint(self.services), None, gr.Textbox(visible=False), api_name="page_changes",
-              queue=False, show_progress="hidden")
 
     def _refresher(self, n: int) -> Callable:
         def refresh(*values):

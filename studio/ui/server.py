@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 
 from ..config import ModelSettings, ServeSettings
 from ..errors import StudioError
@@ -50,18 +51,20 @@ def exposure_warning(host: str, auth: tuple[str, str] | None) -> str | None:
             "or serve on 127.0.0.1 and use an SSH tunnel.")
 
 
-def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | None) -> dict:
-    """Everything :meth:`gradio.Blocks.launch` gets; kept apart so tests can read it."""
+def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | None,
+                  changes: Callable[[], str] = lambda: "") -> dict:
+    """Everything :meth:`gradio.Blocks.launch` gets; kept apart so tests can read it. ``changes``
+    answers the page's poll (studio/ui/changes.py), behind the request guard."""
     from starlette.middleware import Middleware
 
     from .app import CSS
-    from .changes import JS_POLL
+    from .changes import JS_POLL, ChangesRoute
     from .guard import RequestGuard, host_rule
     from .page_state import POLL_S
 
     ws.root.mkdir(parents=True, exist_ok=True)
     guard = Middleware(RequestGuard, rule=host_rule(serve.host, serve.allowed_hosts), blank_api_info=auth is not None)
-    return dict(app_kwargs={"middleware": [guard]}, server_name=serve.host, server_port=serve.port, auth=auth, share=False,
+    return dict(app_kwargs={"middleware": [guard, Middleware(ChangesRoute, answer=changes)]}, server_name=serve.host, server_port=serve.port, auth=auth, share=False,
                 max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
                 allowed_paths=[str(ws.root.resolve())], show_error=True, inbrowser=False,
                 footer_links=["settings"], css=CSS, js=JS_POLL % {"ms": int(POLL_S * 1000)}, quiet=True, ssr_mode=False, mcp_server=False, pwa=False)
@@ -102,7 +105,10 @@ def launch(model: ModelSettings, serve: ServeSettings, block: bool = True, **run
     app = build_app(services)
     app.queue(max_size=serve.queue_size, default_concurrency_limit=1)
     calm_queue(app)
-    result = app.launch(prevent_thread_lock=True, **launch_kwargs(serve, services.ws, auth))
+    from .changes import fingerprint
+
+    kw = launch_kwargs(serve, services.ws, auth, changes=lambda: fingerprint(services))
+    result = app.launch(prevent_thread_lock=True, **kw)
     # our own line instead of Gradio's (whose "set share=True" hint does not apply: no share links here);
     # printed once Gradio's own check that the page answers has passed
     print(f"LoRA Style Studio is running on {app.local_url} (Ctrl-C stops it; trainings keep running)",

@@ -28,6 +28,7 @@ from studio.adapters.random_lora import write_adapter
 from studio.data.ingest import ingest
 from studio.models.tiny.sample_data import write_style_set
 from studio.paths import Workspace
+from studio.ui.changes import ROUTE as CHANGES
 
 ADAPTER, IMAGE_SET = "zebraplanted", "giraffeset"  # planted names the tests look for in every body
 FOREIGN = ["http://evil.example", "null", "https://evil.example:443", "http://127.0.0.1:1",
@@ -153,6 +154,7 @@ def _routes() -> list[tuple[str, str]]:
                 for m in sorted(getattr(r, "methods", None) or ["GET"]):
                     found.append((m, prefix + re.sub(r"\{[^}]*\}", "x", r.path)))
     walk(App.create_app(demo, app_kwargs=kw["app_kwargs"]).routes)
+    found.append(("GET", CHANGES))  # the studio's own route (a middleware: not in Gradio's router)
     return sorted(set(found))
 
 
@@ -259,6 +261,7 @@ def test_before_login_nothing_names_an_adapter(auth_server, tally):
         if not ok:
             bad.append((p, status))
     assert not bad, bad
+    assert _req(s, "GET", CHANGES)[0] == 401  # the page's poll answers only a logged-in browser
     assert _req(s, "GET", "/")[0] == 200  # the login page is served...
     c = http.client.HTTPConnection("127.0.0.1", _port(s), timeout=60)  # ...and after logging in, the names are
     c.request("POST", "/login", "username=ann&password=s3cret-pw",
@@ -271,6 +274,8 @@ def test_before_login_nothing_names_an_adapter(auth_server, tally):
                     (f"/gradio_api/file={s.ws / 'datasets' / IMAGE_SET / 'manifest.json'}", IMAGE_SET)):
         status, body = _req(s, "GET", p, {"Cookie": cookies})
         assert status == 200 and name.encode() in body, (p, status)  # (the plant is visible after login)
+    status, body = _req(s, "GET", CHANGES, {"Cookie": cookies})
+    assert status == 200 and re.fullmatch(rb"[0-9a-f]{16}", body), (status, body)
 
 
 def test_cross_site_login_post_is_refused(auth_server, tally):
