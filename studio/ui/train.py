@@ -247,6 +247,8 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         return choices_update(names, current, names[-1] if names else None)
 
     page.follow([dataset], sets, [dataset])
+    # a run that ends writes its adapter (the lists change): its step rate makes the estimate better
+    page.follow([memory[1]], lambda lists, prev, p, *v: estimate(p, *v)[1], [preset, *inputs])
     # past runs make the time estimate better: re-estimate whenever the tab is shown (not on the
     # timer, which would send the whole form every tick)
     tab = Context.block

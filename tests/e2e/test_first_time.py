@@ -33,10 +33,13 @@ def test_first_visit_without_advanced_settings(page, tmp_path):
     pick(page, train, "Image set", "myshop")
     train.get_by_label("Training length (steps)").fill("6")  # a short run: the rest stays as the preset has it
     train.get_by_label("Training length (steps)").press("Tab")
-    train.locator("#train-estimate").get_by_text("Time:").wait_for()
+    estimate = train.locator("#train-estimate")
+    estimate.get_by_text("Time:").wait_for()
+    assert "a typical figure" in estimate.inner_text()  # no run on this machine yet
     train.get_by_role("button", name="Start training").click()
     page.get_by_text("Training myshop started").wait_for(timeout=RUN_TIMEOUT_MS)
     page.locator("#run-status[data-status=finished]").wait_for(timeout=RUN_TIMEOUT_MS)
+    estimate.get_by_text("past runs on this machine").wait_for(timeout=60_000)  # the finished run counts now
 
     gen = tab(page, "Generate")
     prompt = gen.get_by_label("What to draw")  # the prompt's help line (its own label is in other labels too)
