@@ -78,7 +78,6 @@ def test_a_tiny_sd_scripts_lora_loads_into_the_engine_with_every_delta(ws, tmp_p
     from studio.config import GenerateSettings
     from studio.generate import Engine
     from studio.generate.slots import PREFIX
-    from studio.generate.tags import LoraWeight
     from studio.models.loading import load_model
 
     sd, mods = sd_scripts_lora("tiny", dim=4, alpha=1.0, conv_dim=2, conv_alpha=3.0, std=0.2)

@@ -167,11 +167,13 @@ class Engine:
                 self._schedulers[name] = samplers.build(name, self._base_scheduler.config)
             return self._schedulers[name]
 
-    def grid(self, prompts, sets, settings: GenerateSettings | None = None, fuse: bool = False):
+    def grid(self, prompts, sets, settings: GenerateSettings | None = None, fuse: bool = False,
+             col_labels: list[str] | None = None):
         """Prompts (rows) × adapter sets (columns) at one seed; see :mod:`studio.generate.grid`."""
         from .grid import draw_grid
 
-        return draw_grid(self, list(prompts), [list(x) for x in sets], settings or GenerateSettings(), fuse)
+        return draw_grid(self, list(prompts), [list(x) for x in sets], settings or GenerateSettings(), fuse,
+                         col_labels)
 
     def loaded(self) -> list[LoadedAdapter]:
         with self.lock:

@@ -39,7 +39,8 @@ def set_label(loras: list[LoraWeight]) -> str:
 
 
 def draw_grid(engine, prompts: list[str], sets: list[list[LoraWeight]], s: GenerateSettings,
-              fuse: bool = False) -> GridResult:
+              fuse: bool = False, col_labels: list[str] | None = None) -> GridResult:
+    """``col_labels`` names the columns (default: each set's tags, e.g. "neon 0.8")."""
     t0, warnings = time.perf_counter(), []
     rows, labels = [], []
     for prompt in prompts:
@@ -50,7 +51,7 @@ def draw_grid(engine, prompts: list[str], sets: list[list[LoraWeight]], s: Gener
             warnings += [w for w in r.warnings if w not in warnings]
         rows.append(tuple(row))
         labels.append(r.settings.prompt)  # without its tags
-    cols = tuple(set_label(x) for x in sets)
+    cols = tuple(col_labels) if col_labels else tuple(set_label(x) for x in sets)
     image = compose(rows, labels, list(cols))
     return GridResult(image, tuple(rows), tuple(labels), cols, s.seed, time.perf_counter() - t0, tuple(warnings))
 

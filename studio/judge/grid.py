@@ -7,7 +7,6 @@ caller's pipeline (the page's engine in the server: :meth:`Engine.borrow`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -17,7 +16,6 @@ from pathlib import Path
 from ..adapters.library import Library
 from ..config import GenerateSettings
 from ..errors import StudioError
-from ..generate.grid import compose
 from ..paths import Workspace
 from . import scorecard
 
@@ -50,8 +48,6 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
                 shutil.copyfile(src, sub / f"step-{step}.safetensors")
             (sub / "adapter.json").write_text(json.dumps({"name": f"step-{step}", "steps": step}))
         sets = [[]] + [[LoraWeight(f"step-{step}")] for step in steps]
+        cols = ["base model", *(f"step {step}" for step in steps)]  # not the throw-away names ("step-5 1")
         with engine.borrow(Library(temp)) as borrowed:
-            r = borrowed.grid(prompts, sets, s or GenerateSettings())
-    cols = ("base model", *(f"step {step}" for step in steps))  # not the throw-away names ("step-5 1")
-    return dataclasses.replace(r, image=compose([list(row) for row in r.cells], list(r.row_labels), list(cols)),
-                               col_labels=cols)
+            return borrowed.grid(prompts, sets, s or GenerateSettings(), col_labels=cols)
