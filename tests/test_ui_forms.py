@@ -146,3 +146,32 @@ def test_the_captions_table_has_one_row_per_picture_and_no_row_or_column_to_add(
         cfg = _captions_table().get_config()
     assert cfg["row_count"][1] == "fixed"
     assert tuple(cfg["col_count"]) == (len(CAPTION_HEADERS), "fixed")
+
+
+def test_a_late_refresh_does_not_redraw_the_captions_being_edited(tmp_path):
+    """Every redraw of the captions table throws away a caption being edited. What drew the table
+    (adding images, picking the set, saving) records what it showed; a later refresh for the same
+    change (the Image set box's own change event, the page's poll noticing the new manifest) draws
+    nothing, and a real change on disk (a save from another page) draws again."""
+    from types import SimpleNamespace
+
+    from studio.data import manifest as mf
+    from studio.data.ingest import ingest
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+    from studio.ui.images import view_if_changed
+
+    ws = Workspace(tmp_path / "outputs")
+    write_style_set(tmp_path / "photos", "neon", 5)
+    ingest("shop", [tmp_path / "photos"], ws=ws)
+    services = SimpleNamespace(ws=ws)
+    key, gallery, rows, split = view_if_changed(services, "shop", None)  # drawn after "Add to set"
+    assert len(rows) == 5 and "5 images" in split
+    skip = view_if_changed(services, "shop", key)  # the late refresh: same set, same file
+    assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in skip), skip
+    item = mf.load("shop", ws).items[0]
+    for n in range(3):  # saves in quick succession, each seen (not only the first in a clock tick)
+        mf.set_caption("shop", item.file, f"caption {n}", ws)
+        key, _, rows, _ = view_if_changed(services, "shop", key)
+        assert f"caption {n}" in [r[2] for r in rows]
+    assert view_if_changed(services, None, key)[0] == (None,)  # another set (none): drawn

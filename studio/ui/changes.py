@@ -66,12 +66,14 @@ JS_POLL = """
 """
 
 
-def _stat(path: Path) -> tuple[int, int]:
+def _stat(path: Path) -> tuple[int, int, int]:
+    """(size, modification time, inode): files here are replaced whole (a new inode), and a
+    modification time alone can repeat for two writes within one clock tick."""
     try:
         s = path.stat()
-        return s.st_size, s.st_mtime_ns
+        return s.st_size, s.st_mtime_ns, s.st_ino
     except OSError:
-        return 0, 0
+        return 0, 0, 0
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -64,6 +64,29 @@ def set_view(services: Services, name: str | None):
     return gallery, rows, split
 
 
+def shown_key(services: Services, name: str | None) -> tuple:
+    """What the gallery and captions table show: the set and its manifest's file identity (a save
+    replaces the file: a new inode, and a modification time, which alone can repeat within a tick)."""
+    if not name:
+        return (None,)
+    try:
+        st = (services.ws.datasets / name / "manifest.json").stat()
+    except OSError:
+        return (name,)
+    return (name, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def view_if_changed(services: Services, name: str | None, shown: tuple | None) -> tuple:
+    """(new shown key, gallery, caption rows, split line), or all skips when the page already shows
+    this set as it is on disk: every re-render of the table throws away a caption being edited, so
+    a late refresh (the set just added by this page, the poll noticing the same change) must not
+    draw it again."""
+    key = shown_key(services, name)
+    if shown is not None and tuple(shown) == key:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return (key, *set_view(services, name))
+
+
 def upload_line(files) -> str:
     """"19 files chosen: a.png, b.png, … and 16 more" under the upload box (it shows only a few)."""
     if not files:
@@ -184,30 +207,29 @@ def _captions_table() -> gr.Dataframe:
 
 def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved) -> None:
-    def show(name):
-        return set_view(services, name)
+    shown = gr.State(None)  # shown_key of what the gallery and table show (set by whatever drew them)
+    view = [shown, gallery, captions, split]
 
     def after_ingest(name, rep):
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
-        g, rows, sp = set_view(services, name) if kept else ([], [], f"Nothing was added to {name}: see why below.")
+        drawn = view_if_changed(services, name, None) if kept else (
+            shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.")
         return (pick_update(dataset_names(services), name if kept else None), "", report_summary(rep),
-                report_rows(rep), sp, g, rows, None)
+                report_rows(rep), *drawn, None)
 
-    ingest_out = [existing, new, status, report, split, gallery, captions, files]
+    ingest_out = [existing, new, status, report, *view, files]
     add.click(guard(lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f))),
               [existing, new, trigger, files], ingest_out, concurrency_limit=1, api_name="add_images")
     sample.click(guard(lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t))),
                  [style, existing, new, trigger], ingest_out, concurrency_limit=1, api_name="add_sample")
-    existing.change(guard(show), existing, [gallery, captions, split])
-    save.click(guard(lambda name, rows: (save_captions(services, name, rows), *show(name))),
-               [existing, captions], [saved, gallery, captions, split], concurrency_limit=1)
+    existing.change(guard(lambda name, was: view_if_changed(services, name, was)), [existing, shown], view)
+    save.click(guard(lambda name, rows: (save_captions(services, name, rows), *view_if_changed(services, name, None))),
+               [existing, captions], [saved, *view], concurrency_limit=1)
 
-    def follow(lists, prev, name):
+    def follow(lists, prev, name, was):
         names = lists.datasets
         new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
-        # the set's pictures and captions only when they changed: a caption being edited stays
-        if prev is not None and new == name and prev.set_stamps.get(name) == lists.set_stamps.get(name):
-            return pick_update(names, new), gr.skip(), gr.skip(), gr.skip()
-        return pick_update(names, new), *show(new)
+        # the set's pictures and captions only when they changed on disk since they were drawn
+        return pick_update(names, new), *view_if_changed(services, new, was)
 
-    page.follow([existing, gallery, captions, split], follow, [existing])
+    page.follow([existing, *view], follow, [existing, shown])

@@ -39,8 +39,7 @@ class Lists:
     datasets: tuple[str, ...] = ()
     triggers: dict[str, str] = field(default_factory=dict)  # adapter -> its trigger word ("" if none)
     live_dataset: str | None = None  # the image set of the running (else first queued) training
-    set_stamps: dict[str, int] = field(default_factory=dict)  # image set -> its manifest's mtime
-    key: tuple = ()  # changes whenever any of the above (or an adapter's or set's files) change
+    key: tuple = ()  # changes whenever any of the above (or an adapter's files or a set's manifest) change
 
 
 def dataset_names(services: "Services") -> list[str]:
@@ -69,7 +68,7 @@ def read_lists(services: "Services", last: Lists | None = None) -> Lists:
     key = (tuple((n, _stat_key(lib.folder(n))) for n in adapters), tuple(stamps.items()), live)
     if last is not None and last.key == key:
         return last
-    return Lists(adapters, datasets, _triggers(lib, adapters), live, stamps, key)
+    return Lists(adapters, datasets, _triggers(lib, adapters), live, key)
 
 
 def _mtime(path) -> int:

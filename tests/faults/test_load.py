@@ -37,7 +37,10 @@ pytestmark = pytest.mark.slow
 QUEUE = 6  # --queue-size
 BURST = 50
 GEN_STEPS = 12  # sampler steps per burst request: a few seconds of queue at 64 px
-TRAIN_STEPS = 600  # must outlast the burst and two browsers: an idle 2-core CI machine trains ~6 steps/s (250 ran out)
+# the training cannot end by itself while the test looks (an idle machine trains ~6 steps/s, a busy
+# one took longer for the browsers than 600 steps lasted): once the browsers are done the test stops
+# it as the page's Stop button does
+TRAIN_STEPS = 100_000
 SEEDS = (3, 4)  # the two browser sessions'
 FAST = ("batch_size=1", "optimizer=adamw", "sample_every=0", "validate_every=0", "checkpoint_every=35",
         "lora.ff_rank=0", "lora.conv_rank=0", "lora.text_encoder=false", "warmup_steps=2", f"steps={TRAIN_STEPS}")
@@ -166,8 +169,9 @@ def test_generate_burst_and_two_browsers_while_training(world, monkeypatch, tall
         finally:
             browser.close()
     runner = JobRunner(ws)
+    runner.stop(run_id)  # what the page's Stop sends: the adapter is written at the next step
     done = wait_for(lambda: (s := runner.snapshot(run_id)).status not in ("running", "queued") and s, 900,
-                    "the training to finish")
+                    "the training to stop")
     points = steps_at(ws.runs / run_id / "events.jsonl")
     quiet, during = rate(points, got["t_quiet"], got["t0"]), rate(points, got["t0"], got["t1"])
     after = rate(points, got["t1"], got["t1"] + 30)
@@ -183,12 +187,13 @@ def test_generate_burst_and_two_browsers_while_training(world, monkeypatch, tall
     bursts_ok = all(not b["other"] and b["answered"] + b["refused"] == BURST and b["refused"] > 0 and b["answered"] > 0
                     for b in (got, got["again"]))
     tally.record("load", "generate burst", f"2 x {BURST} requests, queue {QUEUE}, during a training",
-                 bursts_ok and done.status == "finished", **numbers)
+                 bursts_ok and done.status == "stopped", **numbers)
     tally.record("load", "two browsers", "two contexts generate during a training", len(lines) == 2)
     for b in (got, got["again"]):
         assert not b["other"], b["other"][:5]
         assert b["answered"] + b["refused"] == BURST and b["refused"] > 0 and b["answered"] > 0, numbers
-    assert done.status == "finished" and done.step == TRAIN_STEPS, (done.status, done.error, done.stderr_tail)
+    assert done.status == "stopped" and got["step_after_browsers"] <= done.step < TRAIN_STEPS, \
+        (done.status, done.step, done.error, done.stderr_tail)
     assert (ws.adapters / "loaded" / "loaded.safetensors").is_file()
     assert max(got["rss_after"], got["rss_after_second"]) <= got["rss_before"] + RSS_TOLERANCE, numbers
     assert all("64×64" in line for line in lines), lines
@@ -214,13 +219,13 @@ def _while_training(server, ws: Workspace, pages: list) -> tuple[dict, str, list
     peak.join()
     time.sleep(3)  # let the last answers' buffers go
     got.update(t_quiet=t_quiet, rss_before=rss_before, rss_peak=peak.peak, rss_after=rss(server.pid))
-    assert runner.snapshot(run_id).status == "running", "the training ended during the burst: raise TRAIN_STEPS"
+    assert runner.snapshot(run_id).status == "running", "the training ended during the burst"
     again = _burst(client)  # a second burst: memory that a leak keeps would grow again
     time.sleep(3)
     got.update(again=again, rss_after_second=rss(server.pid))
     lines = _press_generate(pages)
-    assert runner.snapshot(run_id).status == "running", "the training ended before the browsers' images: raise TRAIN_STEPS"
-    got["step_after_browsers"] = steps_at(events)[-1][1]  # the margin left: TRAIN_STEPS - this
+    assert runner.snapshot(run_id).status == "running", "the training ended before the browsers' images"
+    got["step_after_browsers"] = steps_at(events)[-1][1]
     return got, run_id, lines
 
 
