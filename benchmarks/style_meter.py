@@ -36,6 +36,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 from studio import events as ev  # noqa: E402
 from studio.config import apply_sets  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
+from studio.judge.scorecard import shown  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
@@ -155,11 +156,12 @@ def validity(a) -> None:
             reference = [Image.open(p).convert("RGB") for p in sorted(ref_dir.glob("*.png"))]
             n = len(trainer.rounds.judge.prompts.styled)
             indep = [independent(after_images(result.adapter.parent, r.step, n), reference) for r in rows]
-            rho = spearman([r.style for r in rows], [-d for d in indep])
+            seen = [(r.style, -d) for r, d in zip(rows, indep) if np.isfinite(r.style)]  # NaN: the meter cannot tell
+            rho = spearman(*zip(*seen)) if len(seen) > 2 else float("nan")
             fired = [r.step for r in rows if r.copying]
             lines.append(f"| {name} | {count} | {' '.join(extra) or '-'} | {len(rows)} | "
-                         f"{' '.join(f'{r.style:.0f}' for r in rows)} | {' '.join(f'{d:.3f}' for d in indep)} | "
-                         f"{rho:.2f} | {min(r.copy for r in rows):.2f} | {fired or 'no'} | {seconds:.0f} |")
+                         f"{' '.join(shown(r.style, '.0f') for r in rows)} | {' '.join(f'{d:.3f}' for d in indep)} | "
+                         f"{shown(rho, '.2f')} | {min(r.copy for r in rows):.2f} | {fired or 'no'} | {seconds:.0f} |")
             print(lines[-1], flush=True)
     head = ("| run | images | overrides | checkpoints | style % per checkpoint | independent distance | "
             "Spearman (meter vs independent) | lowest copy | copy fired at | wall (s) |\n"

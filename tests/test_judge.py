@@ -114,3 +114,60 @@ def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):
     leaky = judge.row(1, Drawn([images[4]], [images[5]]))
     assert leaky.leak > 30  # the trigger-free image changed into the style too
     assert judge.row(2, Drawn([images[0]], base.free)).copying  # a training photo itself
+
+
+def test_a_style_the_base_model_already_draws_is_cannot_tell_not_a_wild_percentage():
+    """Base images as close to the set's statistics as its held-out photos: style % and leak % are
+    NaN (shown as "-"), the pick is the last checkpoint with the reason, the run never plateaus."""
+    rng = np.random.default_rng(5)
+    ref = _ref(rng)
+    base = _groups(rng, 6, 5.0)  # drawn from the set's own distribution
+    nudged = _groups(rng, 6, 5.3)
+    assert math.isnan(meters.style_percent(ref, base, nudged))
+    assert math.isnan(meters.leak_percent(ref, base, base, nudged))
+    assert math.isfinite(meters.style_percent(ref, _groups(rng, 6, 0.0), nudged))  # a base far away: measured
+    rows = [Row(s, math.nan, 1.2, math.nan, None, False) for s in (20, 50, 100)]
+    pick = scorecard.recommend(rows, 5)
+    assert pick.step == 100 and "cannot tell" in pick.reason
+    assert not scorecard.plateaued(rows, rounds=2, delta=5)
+    line = scorecard.table(rows, pick).splitlines()[1].split()
+    assert line[:4] == ["20", "-", "1.20", "-"], line
+
+
+def test_in_a_mixed_set_only_the_trigger_captioned_photos_are_the_style(tmp_path):
+    """Prior preservation: plain photos captioned without the trigger sit beside the styled ones;
+    the meter's reference and judged prompts are the trigger-captioned ones."""
+    from studio.config import IngestSettings
+    from studio.data import manifest as mf
+    from studio.data.ingest import ingest
+    from studio.judge.session import names_trigger
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+
+    ws = Workspace(tmp_path / "outputs")
+    import random
+
+    from studio.models.tiny.scenes import BACKGROUNDS, COLOURS, OBJECTS, Scene, render_scene
+
+    write_style_set(tmp_path / "photos", "neon", 6)
+    rng = random.Random(1)
+    for i in range(6):  # ordinary product photos, captioned without the trigger
+        scene = Scene(OBJECTS[i % len(OBJECTS)], list(COLOURS)[(3 * i) % 8], list(BACKGROUNDS)[i % 4])
+        render_scene(scene, rng).save(tmp_path / "photos" / f"plain_{i}.png")
+        (tmp_path / "photos" / f"plain_{i}.txt").write_text(scene.caption + "\n")
+    ingest("mixed", [tmp_path / "photos"], IngestSettings(trigger="neon"), ws=ws)
+    m = mf.load("mixed", ws)
+    assert {names_trigger(i.caption, "neon") for i in m.items} == {True, False}
+    seen = {}
+
+    class Capture:  # stands in for Judge: records what from_dataset hands it
+        def __init__(self, vae, prompts, train, held_out, threshold):
+            seen.update(prompts=prompts, n=len(train) + len(held_out))
+
+    import studio.judge.session as session
+    orig, session.Judge = session.Judge, Capture
+    try:
+        session.from_dataset(None, m, mf.dataset_dir("mixed", ws), 64, 4, 1, 7, 0.5)
+    finally:
+        session.Judge = orig
+    assert seen["n"] == 6 and all("neon" in p for p in seen["prompts"].styled), seen

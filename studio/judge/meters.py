@@ -11,10 +11,16 @@
   of the whole way from the base model's images to the style (0 % = bound to the trigger; near
   the style score = it restyles everything alike).
 Without held-out images the training images stand in, each compared with the others (leave one out).
+
+When the base model's own images are already about as close to the set's statistics as the set's
+held-out images are (less than ``MIN_ROOM`` x the held-out distance farther), the statistics cannot
+see the style: style % and leak % are NaN ("cannot tell") instead of a ratio of two noise-sized
+numbers (a halftone-dot set measured 530 %, -49 %, 317 % on one run: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,13 +85,21 @@ def nearest(x: np.ndarray, ref: np.ndarray, skip_self: bool = False) -> np.ndarr
     return d.min(1)
 
 
+MIN_ROOM = 1.0  # the base model's images must be at least twice as far from the style as held-out photos
+
+
+def room(ref: Reference, base: Groups) -> float:
+    """How much farther the base model's images are from the style than the set's held-out images;
+    NaN when that is within ``MIN_ROOM`` x the held-out distance (the meter cannot tell)."""
+    r = float(ref.distances(base).mean()) - ref.level
+    return r if r > max(MIN_ROOM * ref.level, 1e-9) else math.nan
+
+
 def style_percent(ref: Reference, base: Groups, adapted: Groups) -> float:
-    """0 for the base's own images; 100 when as close to the style as the held-out images."""
+    """0 for the base's own images; 100 when as close to the style as the held-out images; NaN
+    when the base model's images are already too close to the style to tell (see :func:`room`)."""
     d_base, d_adapted = float(ref.distances(base).mean()), float(ref.distances(adapted).mean())
-    room = d_base - ref.level
-    if room <= 1e-9:  # the base already draws this style as well as the set itself
-        return 0.0
-    return 100.0 * (d_base - d_adapted) / room
+    return 100.0 * (d_base - d_adapted) / room(ref, base)
 
 
 def copy_ratio(ref: Reference, adapted_content: np.ndarray) -> float:
@@ -105,10 +119,7 @@ def leak_percent(ref: Reference, base: Groups, base_free: Groups, adapted_free: 
     """How far trigger-free images moved (same prompt and seed, with vs without the adapter), as a
     share of the whole way from the base model's images to the style: ~0 = bound to the trigger,
     about the style score = it restyles everything alike."""
-    room = float(ref.distances(base).mean()) - ref.level
-    if room <= 1e-9:
-        return 0.0
-    return 100.0 * change(ref, base_free, adapted_free) / room
+    return 100.0 * change(ref, base_free, adapted_free) / room(ref, base)
 
 
 def take(feats: Groups, idx) -> Groups:

@@ -21,9 +21,9 @@ FILE = "scorecard.json"
 @dataclass(frozen=True)
 class Row:
     step: int
-    style: float  # %
+    style: float  # % (nan: the meter cannot tell this style from the base model's images)
     copy: float  # nearest-training-photo distance relative to held-out photos (nan: unknown)
-    leak: float  # %
+    leak: float  # % (nan as style)
     val_loss: float | None
     copying: bool
     adapter: str = ""  # this checkpoint's weights (a library-ready .safetensors), "" if not kept
@@ -47,11 +47,17 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
         first = min(rows, key=lambda r: r.step)
         return Pick(first.step, f"every checkpoint copies training photos (copy {first.copy:.2f}); "
                                 "this is the earliest — train with more images or fewer steps")
-    best = max(clean, key=lambda r: r.style)
+    measured = [r for r in clean if math.isfinite(r.style)]
+    if not measured:
+        last = max(clean, key=lambda r: r.step)
+        return Pick(last.step, "the style meter cannot tell this set's style from the base model's own images "
+                               "(their colours, contrast and texture already match the set's); the last checkpoint "
+                               "— compare the previews by eye")
+    best = max(measured, key=lambda r: r.style)
     if best.style < MIN_LEARNED:
         return Pick(best.step, f"highest style score ({best.style:.0f} %), but the style is not learned "
                                f"yet (below {MIN_LEARNED:.0f} %) — train longer or with a higher learning rate")
-    pick = min((r for r in clean if r.style >= best.style - delta), key=lambda r: r.step)
+    pick = min((r for r in measured if r.style >= best.style - delta), key=lambda r: r.step)
     reason = (f"style {pick.style:.0f} %, within {delta:.0f} points of the best ({best.style:.0f} % at step "
               f"{best.step}) with the fewest steps" if pick is not best else
               f"highest style score ({best.style:.0f} %)")
@@ -62,8 +68,8 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
 
 
 def plateaued(rows: list[Row], rounds: int, delta: float) -> bool:
-    if len(rows) <= rounds:
-        return False
+    if len(rows) <= rounds or not all(math.isfinite(r.style) for r in rows):
+        return False  # (a style the meter cannot see never plateaus: the run goes to its steps)
     before = max(r.style for r in rows[:-rounds])
     return before >= MIN_LEARNED and all(r.style < before + delta for r in rows[-rounds:])
 
@@ -88,6 +94,11 @@ def load(folder: Path) -> tuple[list[Row], Pick | None]:
     return rows, Pick(**pick) if pick else None
 
 
+def shown(v: float | None, fmt: str) -> str:
+    """A figure as the CLI and the page print it: "-" when unknown (None or NaN)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
 def table(rows: list[Row], pick: Pick | None) -> str:
     """Plain-text table (the CLI's output)."""
     lines = [f"{'step':>7}  {'style %':>7}  {'copy':>5}  {'leak %':>6}  {'val loss':>8}  note"]
@@ -95,7 +106,8 @@ def table(rows: list[Row], pick: Pick | None) -> str:
         note = " ".join(x for x in ("COPIES TRAINING PHOTOS" if r.copying else "",
                                     "<- recommended" if pick and pick.step == r.step else "") if x)
         val = f"{r.val_loss:.4f}" if r.val_loss is not None else "-"
-        lines.append(f"{r.step:>7}  {r.style:>7.0f}  {r.copy:>5.2f}  {r.leak:>6.0f}  {val:>8}  {note}")
+        lines.append(f"{r.step:>7}  {shown(r.style, '.0f'):>7}  {shown(r.copy, '.2f'):>5}  {shown(r.leak, '.0f'):>6}  "
+                     f"{val:>8}  {note}")
     if pick:
         lines.append(f"recommended: step {pick.step} — {pick.reason}")
     return "\n".join(lines)

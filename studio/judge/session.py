@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from . import meters
 from .features import StyleFeatures, content
-from .prompts import JudgePrompts, judge_prompts
+from .prompts import JudgePrompts, judge_prompts, without_trigger
 from .scorecard import Row, copies
 
 Draw = Callable[[list[str], list[int]], list[Image.Image]]
@@ -85,8 +85,16 @@ def fitted(path: Path, res: int) -> Image.Image:
 
 def from_dataset(vae, manifest, data_root: Path, res: int, count: int, free: int, seed: int,
                  copy_threshold: float) -> Judge:
-    """A judge for a dataset: its captions (held-out first) and its images at ``res`` pixels."""
+    """A judge for a dataset: its captions (held-out first) and its images at ``res`` pixels. In a
+    set that mixes trigger-captioned images with plain ones (prior preservation), the style is what
+    the trigger-captioned ones share: only they are the reference and the judged prompts."""
     val, train = manifest.val, manifest.train
+    if any(names_trigger(i.caption, manifest.trigger) for i in train):
+        val, train = ([i for i in items if names_trigger(i.caption, manifest.trigger)] for items in (val, train))
     prompts = judge_prompts([i.caption for i in val], [i.caption for i in train], manifest.trigger, count, free, seed)
     return Judge(vae, prompts, [fitted(data_root / i.file, res) for i in train],
                  [fitted(data_root / i.file, res) for i in val], copy_threshold)
+
+
+def names_trigger(caption: str, trigger: str) -> bool:
+    return bool(trigger) and without_trigger(caption, trigger) != caption.strip(" ,;")

@@ -21,7 +21,10 @@ class TqdmSink:
             self.bar.write(f"step {e.step}: validation loss {e.loss:.4f}{flag}")
         elif isinstance(e, ev.Judged):
             copy = " COPIES TRAINING PHOTOS" if e.copying else ""
-            self.bar.write(f"step {e.step}: style {e.style:.0f} %, copy {e.copy:.2f}, leak {e.leak:.0f} %{copy}"
+            from ..judge.scorecard import shown
+
+            self.bar.write(f"step {e.step}: style {shown(e.style, '.0f')} %, copy {shown(e.copy, '.2f')}, "
+                           f"leak {shown(e.leak, '.0f')} %{copy}"
                            f" (recommended so far: step {e.recommended})")
         elif isinstance(e, ev.Sample):
             self.bar.write(f"step {e.step}: previews {', '.join(e.paths)}")

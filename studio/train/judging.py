@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -88,6 +89,10 @@ class Rounds:
         scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free])
         t._emit(ev.Judged(step, row.style, row.copy, row.leak, val, row.copying, weights_path,
                           self.pick.step if self.pick else -1, self.pick.reason if self.pick else ""))
+        if len(self.rows) == 1 and math.isnan(row.style):
+            t._emit(ev.Warning_(step, "the style meter cannot tell this set's style from the base model's own "
+                                      "images (their colours, contrast and texture already match the set's): "
+                                      "judge the previews by eye; stop=learned will not stop early"))
         if row.copying:
             t._emit(ev.Warning_(step, f"the adapter reproduces its training photos (copy {row.copy:.2f}, "
                                       f"below {t.s.copy_threshold}): use an earlier checkpoint, more images or "

@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import StudioError
+from ..judge.scorecard import shown
 from .common import guard
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
@@ -28,8 +29,6 @@ HELP = ("**Style %**: how far the adapter's images have moved from the base mode
         "to your style (0 % = only with the trigger; near the style score = it restyles everything).")
 
 
-def _num(v: Any, fmt: str) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
 
 def table(snap: Any | None) -> list[list[Any]]:
@@ -40,8 +39,8 @@ def table(snap: Any | None) -> list[list[Any]]:
     for r in snap.scorecard:
         note = "; ".join(x for x in ("★ recommended" if r["step"] == pick else "",
                                      "copies training photos" if r["copying"] else "") if x)
-        out.append([r["step"], _num(r["style"], ".0f"), _num(r["copy"], ".2f"), _num(r["leak"], ".0f"),
-                    _num(r["val_loss"], ".4f"), note])
+        out.append([r["step"], shown(r["style"], ".0f"), shown(r["copy"], ".2f"), shown(r["leak"], ".0f"),
+                    shown(r["val_loss"], ".4f"), note])
     return out
 
 
@@ -49,7 +48,10 @@ def plot(snap: Any | None) -> dict | None:
     if snap is None or not snap.scorecard:
         return None
     rows = [[int(r["step"]), float(r[k]), name] for r in snap.scorecard for k, name in (("style", "style %"),
-                                                                                          ("leak", "leak %"))]
+                                                                                          ("leak", "leak %"))
+            if r[k] is not None and math.isfinite(float(r[k]))]  # a figure the meter could not tell is left out
+    if not rows:
+        return None
     return {"columns": ["step", "percent", "series"], "data": rows, "mark": "line",
             "datatypes": {"step": "quantitative", "percent": "quantitative", "series": "nominal"}}
 
@@ -66,7 +68,7 @@ def verdict(snap: Any | None) -> str:
 def checkpoint_choices(snap: Any | None) -> list[tuple[str, int]]:
     if snap is None:
         return []
-    return [(f"step {r['step']} · style {_num(r['style'], '.0f')} %", int(r["step"]))
+    return [(f"step {r['step']} · style {shown(r['style'], '.0f')} %", int(r["step"]))
             for r in snap.scorecard if r.get("checkpoint")]
 
 
