@@ -24,7 +24,6 @@ names on disk.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 if TYPE_CHECKING:
     from .services import Services
 
-log = logging.getLogger(__name__)
 ROUTE = "/studio_api/changes"
 
 JS_POLL = """
@@ -66,7 +64,7 @@ JS_POLL = """
 """
 
 
-def _stat(path: Path) -> tuple[int, int, int]:
+def file_key(path: Path) -> tuple[int, int, int]:
     """(size, modification time, inode): files here are replaced whole (a new inode), and a
     modification time alone can repeat for two writes within one clock tick."""
     try:
@@ -97,9 +95,9 @@ def fingerprint(services: Services) -> str:
     for folder in _subfolders(ws.adapters):
         parts.append((folder.name, _stat_key(folder)))
     for folder in _subfolders(ws.datasets):
-        parts.append((folder.name, _stat(folder / "manifest.json")))
+        parts.append((folder.name, file_key(folder / "manifest.json")))
     for folder in _subfolders(ws.runs):
-        parts.append((folder.name, _stat(folder / RECORD), _stat(folder / EVENTS)[0]))
+        parts.append((folder.name, file_key(folder / RECORD), file_key(folder / EVENTS)[0]))
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 

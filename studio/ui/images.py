@@ -65,15 +65,11 @@ def set_view(services: Services, name: str | None):
 
 
 def shown_key(services: Services, name: str | None) -> tuple:
-    """What the gallery and captions table show: the set and its manifest's file identity (a save
-    replaces the file: a new inode, and a modification time, which alone can repeat within a tick)."""
-    if not name:
-        return (None,)
-    try:
-        st = (services.ws.datasets / name / "manifest.json").stat()
-    except OSError:
-        return (name,)
-    return (name, st.st_ino, st.st_mtime_ns, st.st_size)
+    """What the gallery and captions table show: the set and its manifest's file key (a save
+    replaces the file: a new inode; a modification time alone can repeat within a tick)."""
+    from .changes import file_key
+
+    return (name, *file_key(services.ws.datasets / name / "manifest.json")) if name else (None,)
 
 
 def view_if_changed(services: Services, name: str | None, shown: tuple | None) -> tuple:
