@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import sys
 
 from ..config import ModelSettings, ServeSettings
@@ -16,6 +18,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..ui.server import exposure_warning, launch, parse_auth
 
     quiet.libraries(args.verbose)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>`: every thread's stack to stderr (what a stuck server does)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     serve = settings_from(ServeSettings, args)
     warning = exposure_warning(serve.host, parse_auth(serve.auth or os.environ.get("STUDIO_AUTH", "")))
     if warning:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,11 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
 SERVER_CMD = os.environ.get("STUDIO_E2E_SERVER")  # dev only: another command that serves the same app
+
+# What is open now, for the report of a failing test (tests/e2e/conftest.py): each server (its
+# process and log) and each page with what it printed to its console and whether its renderer crashed.
+OPEN_SERVERS: list[tuple[subprocess.Popen, Path]] = []
+OPEN_PAGES: list[tuple[object, list[str]]] = []
 
 
 def free_port() -> int:
@@ -68,9 +74,11 @@ def _server(workspace: Path, timeout_s: float, quiet: bool, root: Path) -> Itera
     log = Path(workspace).parent / f"{Path(workspace).name}-server-{port}.log"
     out = open(log, "w")  # noqa: SIM115 (closed below); quiet servers' logs are read only when they fail
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    OPEN_SERVERS.append((proc, log))
     try:
         yield _wait_up(proc, f"http://127.0.0.1:{port}/", timeout_s, log)
     finally:
+        OPEN_SERVERS.remove((proc, log))
         proc.terminate()
         try:
             proc.wait(timeout=60)
@@ -116,11 +124,45 @@ def browser_page(url: str, timeout_ms: int = 60_000):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+            notes: list[str] = []
+            page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))
+            page.on("pageerror", lambda e: notes.append(f"page error: {e}"[:500]))
+            page.on("crash", lambda _: notes.append("RENDERER CRASHED"))
+            page.on("requestfailed", lambda r: None if "queue/data" in r.url  # a closed event stream: normal
+                    else notes.append(f"request failed: {r.method} {r.url} {r.failure}"[:500]))
+            OPEN_PAGES.append((page, notes))
             page.set_default_timeout(timeout_ms)
             page.goto(url)
             yield page
         finally:
+            OPEN_PAGES[:] = [(p, n) for p, n in OPEN_PAGES if p is not page]
             browser.close()
+
+
+def failure_report(tail_lines: int = 250) -> list[tuple[str, str]]:
+    """Report sections for a failed test: the tail of each running server's log, with every thread's
+    stack (``studio serve`` prints them on SIGUSR1), and for each open page its address, its status
+    lines and the last things its console printed."""
+    out = []
+    for proc, _ in OPEN_SERVERS:
+        if proc.poll() is None and hasattr(signal, "SIGUSR1"):
+            proc.send_signal(signal.SIGUSR1)
+    time.sleep(1.0 if OPEN_SERVERS else 0)
+    for _, log in OPEN_SERVERS:
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError as e:
+            lines = [f"(unreadable: {e})"]
+        out.append((f"server log {log.name} (last {tail_lines} lines)", "\n".join(lines[-tail_lines:])))
+    for i, (page, notes) in enumerate(OPEN_PAGES):
+        try:
+            shown = page.evaluate("""() => [...document.querySelectorAll('#status, #run-status, .error, .toast-body')]
+                .map(e => `${e.id || e.className}: ${e.innerText.slice(0, 300)}`).join('\\n')""")
+        except Exception as e:  # noqa: BLE001 - a crashed or closed page: say so
+            shown = f"(page unreadable: {e})"
+        out.append((f"page {i} {getattr(page, 'url', '?')}", f"{shown}\n--- last console/network notes:\n"
+                    + "\n".join(notes[-40:])))
+    return out
 
 
 def tab(page, name: str):
