@@ -26,11 +26,12 @@ from studio.adapters import kohya  # noqa: E402
 from studio.adapters.export import cast, export  # noqa: E402
 from studio.adapters.resize import resize  # noqa: E402
 from studio.adapters.structure import family_table  # noqa: E402
-from studio.config import ExportSettings, TrainSettings, apply_sets  # noqa: E402
+from studio.config import ExportSettings, TrainSettings  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.lora.inject import TEXT_ATTENTION, UNET_ATTENTION  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402
 

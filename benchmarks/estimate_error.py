@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 
-from studio.config import apply_sets  # noqa: E402
 from studio.jobs import JobRunner, TrainRequest  # noqa: E402
 from studio.jobs import estimate as est  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train import presets  # noqa: E402
 

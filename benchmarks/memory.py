@@ -24,9 +24,10 @@ import torch  # noqa: E402
 from common import record, solid_images  # noqa: E402
 
 from studio import events as ev  # noqa: E402
-from studio.config import IngestSettings, apply_sets  # noqa: E402
+from studio.config import IngestSettings  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.models.random_init import random_model  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train import preflight  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402

@@ -29,20 +29,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
-from common import record  # noqa: E402
 import style_sets  # noqa: E402
+from common import record  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
 from studio import events as ev  # noqa: E402
-from studio.config import apply_sets  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.judge.scorecard import shown  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402
 from studio.train.presets import load_preset  # noqa: E402
+
 
 def write_set(folder: Path, style: str, count: int) -> None:
     """A sample style (neon, pastel, stripes) or one of style_sets.py's own (sepia, halftone)."""

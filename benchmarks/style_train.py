@@ -19,11 +19,11 @@ from common import record  # noqa: E402
 from diffusers import StableDiffusionPipeline  # noqa: E402
 
 from studio import events as ev  # noqa: E402
-from studio.config import apply_sets  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.models.loading import TINY_DIR, load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402
 from studio.train.presets import load_preset  # noqa: E402

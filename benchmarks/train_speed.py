@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import record, solid_images  # noqa: E402
 
 from studio import events as ev  # noqa: E402
-from studio.config import IngestSettings, apply_sets  # noqa: E402
+from studio.config import IngestSettings  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.random_init import random_model  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
+from studio.overlay import apply_sets  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 from studio.train import batches, text  # noqa: E402
 from studio.train.loop import Trainer  # noqa: E402

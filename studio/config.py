@@ -1,22 +1,16 @@
 """Every setting: frozen dataclasses with one default and a one-line help each.
 
 The CLI builds its flags from these fields, the UI reads its defaults from them and
-presets (``presets/*.toml``) overlay them; unknown keys are errors.
+presets (``presets/*.toml``) overlay them (:mod:`studio.overlay`); unknown keys are errors.
+Every value is checked against its field's declaration by one schema (:mod:`studio.schema`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-import tomllib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from .errors import StudioError
-
-T = TypeVar("T")
+from .schema import check_fields
 
 
 def setting(default: Any, help: str, **meta: Any) -> Any:
@@ -29,8 +23,6 @@ def help_of(cls: type, name: str) -> str:
 
 
 SEED = {"min": 0, "max": 2**32 - 1}  # every seed: numpy and the samplers take 32-bit seeds
-INT_LIMIT = 2**63 - 1  # bounds an int setting that declares no max (it must still fit a C long)
-MAX_TEXT_CHARS = 20_000
 
 
 class Checked:
@@ -64,26 +56,6 @@ class GenerateSettings(Checked):
     sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
                            "Euler, DDIM, UniPC.")
     count: int = setting(1, "Images to draw; image i uses seed + i.", min=1, max=16, level="basic")
-
-
-MAX_PROMPT_CHARS = 20_000  # the text encoder reads ~75 tokens; the rest only costs tokenizer time
-
-
-def check_text(name: str, text: str, max_chars: int = MAX_PROMPT_CHARS, allow: str = "\t\n\r") -> None:
-    """Text: a string of at most ``max_chars`` without control characters (``allow``: tab/newline)."""
-    from .text import BIDI, shown
-
-    if not isinstance(text, str):
-        raise StudioError(f"{name} must be text, not {type(text).__name__}.")
-    if len(text) > max_chars:
-        raise StudioError(f"The {name} is {len(text):,} characters long; at most {max_chars:,} are accepted.",
-                          "The model reads only about 75 tokens (~300 characters) of it anyway; shorten it."
-                          if max_chars == MAX_PROMPT_CHARS else "Shorten it.")
-    bad = next((i for i, c in enumerate(text) if (ord(c) < 32 or 127 <= ord(c) < 160 or c in BIDI)
-                and c not in allow), None)
-    if bad is not None:
-        raise StudioError(f"The {name} holds the control character {shown(text[bad])} (U+{ord(text[bad]):04X}) "
-                          f"at position {bad}.", "Remove it (it is invisible, and often pasted by accident).")
 
 
 @dataclass(frozen=True)
@@ -266,226 +238,3 @@ class TrainSettings(Checked):
                                    min=0.0, max=100.0)
     max_bad_steps: int = setting(3, "Non-finite losses in a row before training stops with an error.",
                                 min=1, max=1_000_000)
-
-
-def check_fields(obj: Any) -> None:
-    """The one schema check: every field of a settings object against its declaration
-    (type from the annotation; ``min``/``max``, ``choices``, ``template``, ``line``,
-    ``max_chars`` from the metadata). Raises a StudioError naming the field."""
-    for f in fields(obj):
-        check_value(f, getattr(obj, f.name))
-
-
-def check_value(f: dataclasses.Field, v: Any) -> None:
-    kind, meta, name = str(f.type), f.metadata, f.name
-    if f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory):
-        if not isinstance(v, f.default_factory):
-            raise StudioError(f"Setting {name!r} must be a table of settings, not {_kind(v)}.")
-        return  # checked on its own construction
-    if kind == "bool":
-        if not isinstance(v, bool):
-            raise StudioError(f"{name}={_short(v)} must be true or false, not {_kind(v)}.")
-    elif kind in ("int", "float"):
-        _number(name, v, kind, meta)
-    elif kind == "str":
-        _text(name, v, meta)
-    elif kind == "tuple":
-        if not isinstance(v, tuple):
-            raise StudioError(f"{name}={_short(v)} must be a list of texts, not {_kind(v)}.")
-        if len(v) > 64:
-            raise StudioError(f"{name} holds {len(v)} entries; at most 64 are accepted.")
-        for item in v:
-            _text(name, item, meta)
-    allowed = meta.get("choices")  # the allowed values live on the field (the UI's dropdowns read them too)
-    if allowed and v not in allowed:
-        raise StudioError(f"{name}={_short(v)} is not one of: {', '.join(allowed)}.")
-
-
-def _kind(v: Any) -> str:
-    return {bool: "true/false", int: "a whole number", float: "a number", str: "text", dict: "a table",
-            list: "a list", tuple: "a list"}.get(type(v), type(v).__name__)
-
-
-def _short(v: Any) -> str:
-    from .text import shown
-
-    return shown(repr(v), limit=80)
-
-
-def _number(name: str, v: Any, kind: str, meta: Any) -> None:
-    lo, hi = meta.get("min"), meta.get("max")
-    ok = isinstance(v, int) and not isinstance(v, bool) or kind == "float" and isinstance(v, float)
-    if not ok:
-        raise StudioError(f"{name}={_short(v)} must be {'a whole number' if kind == 'int' else 'a number'}, "
-                          f"not {_kind(v)}.", f"Use a value from {lo} to {hi}." if hi is not None else None)
-    if isinstance(v, float) and not math.isfinite(v):  # NaN passes every < and > test
-        raise StudioError(f"{name}={v!r} is not a number.", f"Use a finite value from {lo} to {hi}.")
-    if kind == "int" and hi is None:
-        hi = INT_LIMIT
-    if lo is not None and v < lo or hi is not None and v > hi:
-        raise StudioError(f"{name}={_short(v)} is out of range.", f"Use a value from {lo} to {hi}.")
-
-
-def _text(name: str, v: Any, meta: Any) -> None:
-    if not isinstance(v, str):
-        raise StudioError(f"{name}={_short(v)} must be text, not {_kind(v)}.",
-                          "Quote it in a preset (e.g. name = \"value\").")
-    check_text(name, v, meta.get("max_chars", MAX_TEXT_CHARS), allow="" if meta.get("line") else "\t\n\r")
-    if meta.get("template"):
-        check_template(name, v, meta["template"])
-    if meta.get("pattern") and not re.fullmatch(meta["pattern"], v):
-        raise StudioError(f"{name}={_short(v)} is not allowed.", f"{f_help(meta)}")
-    if meta.get("path") and (len(v) > 4096 or any(len(part.encode("utf-8", "surrogateescape")) > 255
-                                                   for part in v.replace("\\", "/").split("/"))):
-        raise StudioError(f"{name} is too long for a path ({len(v):,} characters; each part at most 255 bytes).",
-                          "Check the value.")
-    if meta.get("colour"):
-        from PIL import ImageColor
-
-        try:
-            ImageColor.getrgb(v)
-        except ValueError:
-            raise StudioError(f"{name}={_short(v)} is not a colour.", "Use e.g. #ffffff, white or rgb(255,255,255).") from None
-
-
-def f_help(meta: Any) -> str:
-    return meta.get("help", "")
-
-
-def check_template(name: str, text: str, allowed: tuple[str, ...]) -> None:
-    """A user template may only use plain ``{field}`` placeholders from ``allowed``: no attribute or
-    index access (``{trigger.__class__}``), conversions or format specs (``{trigger:>999999999}``)."""
-    import string
-
-    fix = f"Use plain text with {' or '.join('{' + a + '}' for a in allowed)}; write {{{{ and }}}} for braces."
-    try:
-        parts = list(string.Formatter().parse(text))
-    except ValueError as e:
-        raise StudioError(f"{name} {_short(text)} is not a valid template ({e}).", fix) from None
-    for _, field_name, spec, conversion in parts:
-        if field_name is None:
-            continue
-        if field_name not in allowed or spec or conversion:
-            raise StudioError(f"{name} {_short(text)} uses {{{_short(field_name)[1:-1]}"
-                              f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: "
-                              "only plain named fields are replaced.", fix)
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace the plain ``{name}`` fields of a template checked by :func:`check_template`
-    (never ``str.format``'s attribute access on user text)."""
-    import string
-
-    return "".join(literal + (values[f] if f is not None else "")
-                   for literal, f, _, _ in string.Formatter().parse(template))
-
-
-def coerce(cls: type, name: str, raw: str) -> Any:
-    """Parse a ``--set key=value`` string into the field's type."""
-    ftype = {f.name: f.type for f in fields(cls)}[name]
-    ftype = ftype if isinstance(ftype, str) else ftype.__name__
-    try:
-        if ftype == "bool":
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes", "on")
-        return {"int": int, "float": float}.get(ftype, str)(raw)
-    except ValueError:  # int("9" * 5000) too: Python refuses over 4,300 digits
-        raise StudioError(f"{name}={_short(raw)} is not a valid {ftype}.") from None
-
-
-def overlay(obj: T, values: dict[str, Any], source: str) -> T:
-    """Return ``obj`` with ``values`` applied; unknown keys are errors naming ``source``.
-    The result passes :func:`check_fields` (the constructor runs it)."""
-    known = {f.name: f for f in fields(obj)}
-    changes: dict[str, Any] = {}
-    if not isinstance(values, dict):
-        raise StudioError(f"{source} must be a table of settings, not {_kind(values)}.")
-    for key, val in values.items():
-        if key not in known:
-            raise StudioError(f"Unknown setting {_short(key)} in {source}.",
-                              f"Known settings: {', '.join(sorted(known))}.")
-        cur = getattr(obj, key)
-        if dataclasses.is_dataclass(cur):
-            if not isinstance(val, dict):
-                raise StudioError(f"Setting {key!r} in {source} must be a table.")
-            changes[key] = overlay(cur, val, f"{source} [{key}]")
-        elif isinstance(val, dict):
-            raise StudioError(f"Setting {key!r} in {source} is a single value, not a group: "
-                              f"{key}.{next(iter(val), '')} does not exist.", f"Write {key}=VALUE.")
-        elif isinstance(cur, tuple):
-            changes[key] = tuple(val) if isinstance(val, (list, tuple)) else tuple(str(val).split("|")) \
-                if isinstance(val, str) else val  # a number stays a number: the schema refuses it
-        else:
-            changes[key] = coerce(type(obj), key, val) if isinstance(val, str) and \
-                not isinstance(cur, str) else _typed(key, val, cur, source)
-    try:
-        return dataclasses.replace(obj, **changes)
-    except StudioError as e:  # the schema's refusal, with where the value came from
-        if source in e.what:
-            raise
-        raise StudioError(f"{e.what.rstrip('.')} (in {source}).", e.fix) from None
-
-
-def _typed(key: str, val: Any, cur: Any, source: str) -> Any:
-    """A preset or form value as it is: the schema (:func:`check_fields`) judges its type, so TOML
-    ``steps = 10.5`` is refused like ``--set steps=10.5``. Only a whole number for a float field is
-    converted."""
-    if isinstance(cur, float) and isinstance(val, int) and not isinstance(val, bool):
-        try:
-            return float(val)
-        except OverflowError:  # an int beyond 1e308
-            raise StudioError(f"{key}={_short(val)} is out of range (in {source}).") from None
-    return val
-
-
-def apply_sets(obj: T, pairs: list[str], source: str = "--set") -> T:
-    """Apply ``key=value`` strings; ``lora.rank=16`` reaches into a nested group."""
-    nested: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise StudioError(f"{source} {_short(pair)} is not key=value.")
-        node = nested
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise StudioError(f"{source} {_short(pair)}: {p} is a single value, not a group.")
-        if isinstance(node.get(leaf), dict):
-            raise StudioError(f"{source} {_short(pair)}: {leaf} is a group; set one of its keys ({leaf}.KEY=VALUE).")
-        node[leaf] = value.strip()
-    return overlay(obj, nested, source)
-
-
-def load_toml(path: Path) -> dict[str, Any]:
-    """A preset file: refused readably when missing, a folder, not a regular file, too big,
-    not UTF-8 text or not TOML."""
-    import stat
-
-    from .text import shown
-
-    path = Path(path)
-    try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise StudioError(f"Preset {_where(path)} is a folder.", "Give a .toml file.")
-        if not stat.S_ISREG(st.st_mode):
-            raise StudioError(f"Preset {_where(path)} is not a regular file.", "Give a .toml file.")
-        if st.st_size > 1_000_000:
-            raise StudioError(f"Preset {_where(path)} is {st.st_size:,} bytes; a preset is a few hundred.", "Give a .toml file.")
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise StudioError(f"Preset file {_where(path)} does not exist.") from None
-    except UnicodeDecodeError:
-        raise StudioError(f"Preset {_where(path)} is not text (not UTF-8).", "Give a .toml file.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StudioError(f"{_where(path)} is not valid TOML: {shown(str(e))}.") from None
-    except (OSError, ValueError, RecursionError) as e:
-        raise StudioError(f"Preset {_where(path)} could not be read: {shown(getattr(e, 'strerror', None) or e)}.") from None
-
-
-def _where(path: Path) -> str:
-    from .text import shown
-
-    return shown(str(path), limit=200)

@@ -2,8 +2,9 @@ import dataclasses
 
 import pytest
 
-from studio.config import GenerateSettings, ServeSettings, load_toml, overlay
+from studio.config import GenerateSettings, ServeSettings
 from studio.errors import StudioError
+from studio.overlay import load_toml, overlay
 
 
 def test_every_setting_has_help_text():

@@ -3,8 +3,9 @@ left out), the fallback figure, and what the estimate adds up."""
 
 import json
 
-from studio.config import TrainSettings, apply_sets
+from studio.config import TrainSettings
 from studio.jobs import estimate as est
+from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train.presets import load_preset
 

@@ -10,12 +10,13 @@ import pytest
 from conftest import run_cli
 
 from studio import events as ev
-from studio.config import TrainSettings, apply_sets, overlay
+from studio.config import TrainSettings
 from studio.data import manifest as mf
 from studio.data.ingest import ingest
 from studio.errors import StudioError
 from studio.models.loading import load_model
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets, overlay
 from studio.paths import Workspace
 from studio.train.validate import check_settings
 

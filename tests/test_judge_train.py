@@ -11,11 +11,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from studio import events as ev
-from studio.config import IngestSettings, TrainSettings, apply_sets
+from studio.config import IngestSettings, TrainSettings
 from studio.data.ingest import ingest
 from studio.judge import scorecard
 from studio.models.loading import load_model
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train.loop import Trainer
 
@@ -83,7 +84,13 @@ def _mixed_set(folder, count):
     the adapter learns that only "neon" asks for the style (prior preservation)."""
     import random
 
-    from studio.models.tiny.scenes import BACKGROUNDS, COLOURS, OBJECTS, Scene, render_scene
+    from studio.models.tiny.scenes import (
+        BACKGROUNDS,
+        COLOURS,
+        OBJECTS,
+        Scene,
+        render_scene,
+    )
 
     write_style_set(folder, "neon", count)
     rng = random.Random(1)

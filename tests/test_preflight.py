@@ -2,8 +2,8 @@
 
 import pytest
 
-from studio.config import apply_sets
 from studio.errors import StudioError
+from studio.overlay import apply_sets
 from studio.train import preflight
 from studio.train.presets import load_preset
 

@@ -8,11 +8,12 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 from studio import events as ev
-from studio.config import LoraSettings, TrainSettings, apply_sets
+from studio.config import LoraSettings, TrainSettings
 from studio.data.ingest import ingest
 from studio.errors import StudioError
 from studio.models.loading import load_model
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train import recipe
 from studio.train.loop import Trainer

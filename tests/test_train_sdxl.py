@@ -4,12 +4,13 @@ keys) on a miniature SDXL built from configs; the file loads in diffusers' SDXL 
 import numpy as np
 import torch
 from safetensors.torch import load_file
-
 from sdxl_dummy import dummy_sdxl
+
 from studio import events as ev
-from studio.config import IngestSettings, TrainSettings, apply_sets
+from studio.config import IngestSettings, TrainSettings
 from studio.data.ingest import ingest
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train.loop import Trainer
 

@@ -6,8 +6,9 @@ import dataclasses
 import gradio as gr
 import pytest
 
-from studio.config import TrainSettings, apply_sets
+from studio.config import TrainSettings
 from studio.errors import StudioError
+from studio.overlay import apply_sets
 from studio.train.presets import load_preset
 from studio.ui import forms
 from studio.ui import train_view as view

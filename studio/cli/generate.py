@@ -39,8 +39,8 @@ def lora_set(text: str) -> list:
 def _check_request(prompts: list[str], sets: list[list]) -> None:
     """Prompts, tags, adapter names and weights, checked against the library before any model loads."""
     from ..adapters.library import Library
-    from ..config import check_text
     from ..generate.tags import request
+    from ..schema import check_text
 
     known = Library().names()
     for prompt in prompts:

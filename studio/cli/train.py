@@ -105,8 +105,8 @@ def _train_preflight(args: argparse.Namespace):
     """Everything `studio train` can check before loading a model: settings, names, family,
     device, dataset, resume. Returns (settings, model ref, device, family or None for hub ids)."""
     from ..adapters.library import check_name
-    from ..config import apply_sets
     from ..models.loading import family_of, parse_ref, pick_device_dtype
+    from ..overlay import apply_sets
     from ..train.presets import DEFAULT_FOR_FAMILY, load_preset
 
     check_name(args.name)
@@ -149,7 +149,7 @@ def _check_train(args, settings, family, device, ref) -> None:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from ..config import apply_sets
+    from ..overlay import apply_sets
     from ..train import preflight
     from ..train.presets import DEFAULT_FOR_FAMILY, load_preset
 

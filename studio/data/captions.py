@@ -9,8 +9,8 @@ from typing import Protocol
 
 from PIL import Image
 
-from ..config import check_template, fill
 from ..errors import StudioError
+from ..schema import check_template, fill
 
 
 def initial_caption(sidecar: str | None, template: str, trigger: str, prepend_trigger: bool) -> tuple[str, str]:

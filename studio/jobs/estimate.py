@@ -16,7 +16,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import TrainSettings, apply_sets
+from ..config import TrainSettings
+from ..overlay import apply_sets
 from ..paths import Workspace
 from . import records as rr
 

@@ -8,8 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..config import TrainSettings, apply_sets
+from ..config import TrainSettings
 from ..errors import StudioError
+from ..overlay import apply_sets
 from ..paths import Workspace
 from .types import TrainRequest
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from .. import events as ev
-from ..config import GenerateSettings, TrainSettings, fill
 from ..adapters.library import check_name
+from ..config import GenerateSettings, TrainSettings
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
 from ..errors import StudioError
@@ -27,6 +27,7 @@ from ..lora import state as lora_state
 from ..lora.inject import inject, lora_parameters
 from ..models.loading import LoadedModel
 from ..paths import Workspace, atomic_save_image, atomic_write_bytes
+from ..schema import fill
 from . import checkpoint as ckpt
 from . import recipe
 from .batches import LatentBatches, encode

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import TrainSettings, load_toml, overlay
+from ..config import TrainSettings
 from ..errors import StudioError
+from ..overlay import load_toml, overlay
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "presets"
 DEFAULT_FOR_FAMILY = {"tiny": "tiny-cpu", "sd1": "sd15-8gb", "sd2": "sd15-8gb", "sdxl": "sdxl-8gb"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..config import overlay
+from ..overlay import overlay
 
 # Labels a user reads; a field without one gets its name in sentence case. Basic fields say what
 # they do in plain words; advanced ones keep their technical name in brackets.

@@ -100,7 +100,8 @@ def compare(services, snap: Any | None):
 
 def _preview_steps(snap) -> int:
     """The sampler steps the run's own previews used (its preset and overrides)."""
-    from ..config import TrainSettings, apply_sets
+    from ..config import TrainSettings
+    from ..overlay import apply_sets
     from ..train.presets import load_preset
 
     req = snap.request

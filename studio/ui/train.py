@@ -21,7 +21,8 @@ from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
 from .common import guard
-from .page_state import PageState, Picker, dataset_names, pick_update as choices_update
+from .page_state import PageState, Picker, dataset_names
+from .page_state import pick_update as choices_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def first_preview_step(snap) -> int | None:
     if req is None:
         return None
     try:
-        from ..config import apply_sets
+        from ..overlay import apply_sets
 
         s = apply_sets(preset_settings(req.preset or presets.DEFAULT_FOR_FAMILY["tiny"]), list(req.sets))
     except StudioError:

@@ -167,8 +167,8 @@ def test_preflight_set_values(sandbox, key, value):
     ("lora.rank", 0, "0"), ("steps", float("inf"), "inf"), ("optimizer", "sgd", "sgd")])
 def test_page_forms_pass_the_same_schema(path, form_value, set_value, tally):
     """The Train tab's inputs (`ui.forms.build`) and `--set` refuse a value with the same check."""
-    from studio.config import apply_sets
     from studio.errors import StudioError
+    from studio.overlay import apply_sets
     from studio.ui import forms
 
     with pytest.raises(StudioError) as page:

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from studio import events as ev
-from studio.config import TrainSettings, apply_sets
+from studio.config import TrainSettings
 from studio.data import manifest as mf
 from studio.data.ingest import ingest
 from studio.errors import StudioError
 from studio.models.loading import load_model
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets
 from studio.paths import DiskFull, Workspace
 from studio.train.loop import Trainer
 

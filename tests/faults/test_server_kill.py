@@ -22,11 +22,11 @@ from PIL import Image
 from safetensors.torch import load_file
 from servers import start_server
 
-from studio.config import apply_sets
 from studio.data.ingest import ingest
 from studio.jobs import JobRunner
 from studio.jobs.records import is_alive
 from studio.models.tiny.sample_data import write_style_set
+from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train import presets
 from studio.ui.train import form_values
