@@ -118,8 +118,10 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
 
     with gr.Group(elem_id="scorecard"):
         gr.Markdown("### Is it learned? The style meter", elem_id="scorecard-title")
-        meter = gr.LinePlot(None, x="step", y="percent", color="series", color_map=COLORS, height=200,
-                            label="Style meter (per preview round)", elem_id="style-plot", x_title="step",
+        # a chart title, not a block label: Gradio does not count a label in the chart's height, and
+        # the legend below the axis is cut off (tests/e2e/test_scorecard.py checks it shows)
+        meter = gr.LinePlot(None, x="step", y="percent", color="series", color_map=COLORS, height=230,
+                            title="Style meter (per preview round)", elem_id="style-plot", x_title="step",
                             y_title="%", color_title="")
         verdict_md = gr.Markdown(verdict(None), elem_id="scorecard-verdict")
         rows = gr.Dataframe(headers=HEADERS, value=[], label="Scorecard: one row per checkpoint", type="array",

@@ -178,8 +178,9 @@ def train_tab(services: Services, page: PageState) -> None:
                         fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=160)
         with gr.Column(scale=3, min_width=440):
             progress = gr.HTML(view.progress_html(None), elem_id="run-progress")
-            plot = gr.LinePlot(None, x="step", y="loss", color="series", label="Loss (lower = closer to your images)",
-                               color_map=view.COLORS, height=220, elem_id="loss-plot", x_title="step",
+            # a chart title, not a label, so that the legend fits (see ui/scorecard.py)
+            plot = gr.LinePlot(None, x="step", y="loss", color="series", title="Loss (lower = closer to your images)",
+                               color_map=view.COLORS, height=240, elem_id="loss-plot", x_title="step",
                                y_title="loss", color_title="")
             gr.Markdown(view.LOSS_CAPTION, elem_classes=["muted"], elem_id="loss-help")
             warnings = gr.Markdown(elem_id="run-warnings")

@@ -225,6 +225,22 @@ def generate(page, expect: str, timeout_ms: int = 120_000):
     return png_pixels(page, page.locator("#result img").first)
 
 
+def plot_series(page, elem_id: str) -> tuple[dict[str, bool], set[str]]:
+    """A Gradio plot as drawn: each legend entry with whether it lies inside the plot's box (not cut
+    off below it), and the colours of its lines."""
+    got = page.evaluate("""(id) => {
+      const box = document.getElementById(id).getBoundingClientRect();
+      const svg = document.querySelector('#' + id + ' svg');
+      if (!svg) return [[], []];
+      const legend = [...svg.querySelectorAll('[aria-roledescription=legend] text')]
+        .filter(t => t.textContent).map(t => {
+          const r = t.getBoundingClientRect();
+          return [t.textContent, r.height > 0 && r.top >= box.top && r.bottom <= box.bottom]; });
+      const lines = [...svg.querySelectorAll('path[aria-roledescription="line mark"]')].map(p => p.getAttribute('stroke'));
+      return [legend, lines]; }""", elem_id)
+    return dict(got[0]), set(got[1])
+
+
 def set_weight(page, adapter: str, value: float) -> None:
     box = page.locator(f"#lora-w-{adapter} input[type=number]")
     box.fill(str(value))

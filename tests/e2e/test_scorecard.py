@@ -11,8 +11,9 @@ from studio.data.ingest import ingest
 from studio.generate.grid import MIN_CELL, PAD
 from studio.models.tiny.sample_data import write_style_set
 from studio.paths import Workspace
+from studio.ui.scorecard import COLORS
 
-from .studio_page import fill_run, pick, studio_server, tab
+from .studio_page import fill_run, pick, plot_series, studio_server, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +49,11 @@ def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
     verdict = page.locator("#scorecard-verdict")
     verdict.get_by_text("Recommended: step").wait_for()
     assert "—" in verdict.inner_text()  # with its reason
+    # the style meter's two lines in their own colours, each named in a legend that is not cut off
+    legend, lines = plot_series(page, "style-plot")
+    assert legend == {"style %": True, "leak %": True} and lines == set(COLORS.values()), (legend, lines)
+    legend, _ = plot_series(page, "loss-plot")
+    assert "training" in legend and all(legend.values()), legend
 
     samples = sorted((workspace / "adapters" / ADAPTER / "samples").glob("step-0000002-*.png"))
     with Image.open(samples[0]) as im:
