@@ -18,7 +18,7 @@ from ..config import GenerateSettings
 from ..errors import StudioError
 from .common import guard
 from .forms import build, field_input, field_of
-from .page_state import PageState
+from .page_state import Lists, PageState, read_lists
 
 if TYPE_CHECKING:
     from .services import Services
@@ -79,7 +79,11 @@ TRIGGER_HELP = ("Tick a style to use it: its **trigger word** is added to the pr
 
 def generate_tab(services: "Services", page: PageState) -> None:
     home = services.device
-    adapters = gr.State([])  # [[name, trigger], ...] from the page state
+    # [[name, trigger], ...]: read from disk when a page opens (a callable value), so the toggles are
+    # drawn once, already complete. Filled later by the page's first refresh instead, the list was
+    # drawn a second time a moment after load, and a click in between named an event the new
+    # drawing had replaced: Gradio answered 500 (KeyError) and the page showed "Error".
+    adapters = gr.State(lambda: adapter_rows(read_lists(services)))
     history = gr.State([])  # this page's results, newest first: dicts of image, caption, form values
     gallery = gr.Gallery(label="Latest result", columns=2, height="auto", object_fit="contain", format="png",
                          allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],
@@ -127,8 +131,8 @@ def generate_tab(services: "Services", page: PageState) -> None:
     _api(services, form, [gallery, status], home)
 
     def follow(lists, prev, current):
-        now = [[n, lists.triggers.get(n, "")] for n in lists.adapters]
-        return gr.skip() if now == current else now
+        now = adapter_rows(lists)
+        return gr.skip() if now == current else now  # drawn again only when the library changed
 
     def where(last):  # also moves the pipeline off the GPU while a training uses it
         line = gpu_policy(services, home)
@@ -137,6 +141,11 @@ def generate_tab(services: "Services", page: PageState) -> None:
     page.follow([adapters], follow, [adapters])
     page.view([policy], where)
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
+
+
+def adapter_rows(lists: Lists) -> list[list[str]]:
+    """What the adapter toggles are drawn from: [[name, trigger word or ""], ...]."""
+    return [[n, lists.triggers.get(n, "")] for n in lists.adapters]
 
 
 def _sampler_dropdown() -> gr.Dropdown:
