@@ -144,8 +144,9 @@ def failure_report(tail_lines: int = 250) -> list[tuple[str, str]]:
     stack (``studio serve`` prints them on SIGUSR1), and for each open page its address, its status
     lines and the last things its console printed."""
     out = []
-    for proc, _ in OPEN_SERVERS:
-        if proc.poll() is None and hasattr(signal, "SIGUSR1"):
+    for proc, log in OPEN_SERVERS:  # only a started `studio serve` has the handler (else SIGUSR1 ends it)
+        started = not SERVER_CMD and log.is_file() and "is running on" in log.read_text(errors="replace")
+        if proc.poll() is None and started and hasattr(signal, "SIGUSR1"):
             proc.send_signal(signal.SIGUSR1)
     time.sleep(1.0 if OPEN_SERVERS else 0)
     for _, log in OPEN_SERVERS:
