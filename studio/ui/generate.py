@@ -18,7 +18,7 @@ from ..config import GenerateSettings
 from ..errors import StudioError
 from .common import guard
 from .forms import build, field_input, field_of
-from .page_state import Lists, PageState, read_lists
+from .page_state import PageState, triggers_of
 
 if TYPE_CHECKING:
     from .services import Services
@@ -83,7 +83,7 @@ def generate_tab(services: "Services", page: PageState) -> None:
     # drawn once, already complete. Filled later by the page's first refresh instead, the list was
     # drawn a second time a moment after load, and a click in between named an event the new
     # drawing had replaced: Gradio answered 500 (KeyError) and the page showed "Error".
-    adapters = gr.State(lambda: adapter_rows(read_lists(services)))
+    adapters = gr.State(lambda: library_rows(services))
     history = gr.State([])  # this page's results, newest first: dicts of image, caption, form values
     gallery = gr.Gallery(label="Latest result", columns=2, height="auto", object_fit="contain", format="png",
                          allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],
@@ -131,7 +131,7 @@ def generate_tab(services: "Services", page: PageState) -> None:
     _api(services, form, [gallery, status], home)
 
     def follow(lists, prev, current):
-        now = adapter_rows(lists)
+        now = adapter_rows(lists.adapters, lists.triggers)
         return gr.skip() if now == current else now  # drawn again only when the library changed
 
     def where(last):  # also moves the pipeline off the GPU while a training uses it
@@ -143,9 +143,16 @@ def generate_tab(services: "Services", page: PageState) -> None:
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
 
 
-def adapter_rows(lists: Lists) -> list[list[str]]:
+def adapter_rows(names, triggers: dict[str, str]) -> list[list[str]]:
     """What the adapter toggles are drawn from: [[name, trigger word or ""], ...]."""
-    return [[n, lists.triggers.get(n, "")] for n in lists.adapters]
+    return [[n, triggers.get(n, "")] for n in names]
+
+
+def library_rows(services: "Services") -> list[list[str]]:
+    """The rows as the library holds them now (read when a page opens: names and records only,
+    not the rest of the page's lists)."""
+    names = services.library.names()
+    return adapter_rows(names, triggers_of(services.library, names))
 
 
 def _sampler_dropdown() -> gr.Dropdown:

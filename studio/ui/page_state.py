@@ -68,7 +68,7 @@ def read_lists(services: "Services", last: Lists | None = None) -> Lists:
     key = (tuple((n, _stat_key(lib.folder(n))) for n in adapters), tuple(stamps.items()), live)
     if last is not None and last.key == key:
         return last
-    return Lists(adapters, datasets, _triggers(lib, adapters), live, key)
+    return Lists(adapters, datasets, triggers_of(lib, adapters), live, key)
 
 
 def _mtime(path) -> int:
@@ -78,7 +78,8 @@ def _mtime(path) -> int:
         return 0
 
 
-def _triggers(lib, names: Sequence[str]) -> dict[str, str]:
+def triggers_of(lib, names: Sequence[str]) -> dict[str, str]:
+    """Each adapter's trigger word ("" if none or damaged)."""
     out = {}
     for n in names:
         try:

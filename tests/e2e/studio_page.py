@@ -38,6 +38,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+READY = "is running on"  # the line `studio serve` prints once it answers (studio/ui/server.py)
 LOCALHOST_CHECK = "When localhost is not accessible"  # Gradio's start-up self-check timed out (a busy machine)
 
 
@@ -109,7 +110,7 @@ def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: f
     while time.time() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"studio serve exited:\n{log.read_text() if log.is_file() else ''}")
-        if log.is_file() and "is running on" in log.read_text(errors="replace"):
+        if log.is_file() and READY in log.read_text(errors="replace"):
             return url
         time.sleep(0.5)
     return url
@@ -145,7 +146,7 @@ def failure_report(tail_lines: int = 250) -> list[tuple[str, str]]:
     lines and the last things its console printed."""
     out = []
     for proc, log in OPEN_SERVERS:  # only a started `studio serve` has the handler (else SIGUSR1 ends it)
-        started = not SERVER_CMD and log.is_file() and "is running on" in log.read_text(errors="replace")
+        started = not SERVER_CMD and log.is_file() and READY in log.read_text(errors="replace")
         if proc.poll() is None and started and hasattr(signal, "SIGUSR1"):
             proc.send_signal(signal.SIGUSR1)
     time.sleep(1.0 if OPEN_SERVERS else 0)
