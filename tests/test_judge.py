@@ -96,6 +96,29 @@ def test_scorecard_round_trips_and_prints_the_pick(tmp_path):
     assert back_pick == pick and back[0] == rows[0] and back[1].step == 20 and math.isnan(back[1].copy)
     text = scorecard.table(back, back_pick)
     assert "<- recommended" in text.splitlines()[2] and "recommended: step 20" in text
+    assert text.splitlines()[-1].startswith("Without the trigger word it leaves images almost alone (leak 3 %)")
+
+
+@pytest.mark.parametrize("style, leak, words", [
+    (70.0, 5.0, "leaves images almost alone"), (70.0, 35.0, "part of the way"), (70.0, 60.0, "even without"),
+    (70.0, 90.0, "even without"), (30.0, 30.0, ""), (math.nan, 10.0, ""), (70.0, math.nan, "")])
+def test_leak_verdict_in_plain_words_only_once_the_style_is_learned(style, leak, words):
+    said = scorecard.leak_words(style, leak)
+    assert (words in said and said) if words else said == ""
+
+
+def test_the_train_tab_verdict_names_the_leak_of_the_recommended_checkpoint():
+    from types import SimpleNamespace
+
+    from studio.ui.scorecard import verdict
+
+    rows = [{"step": 10, "style": 40.0, "leak": 5.0}, {"step": 20, "style": 74.0, "leak": 56.0}]
+    snap = SimpleNamespace(scorecard=rows, recommended=(20, "highest style score (74 %)"))
+    said = verdict(snap)
+    assert said.startswith("**Recommended: step 20** — highest style score (74 %).")
+    assert "even without the trigger word (leak 56 %, near its style 74 %)" in said
+    nulls = SimpleNamespace(scorecard=[{"step": 5, "style": None, "leak": None}], recommended=(5, "the last"))
+    assert verdict(nulls) == "**Recommended: step 5** — the last."  # NaN travels as null: no words, no error
 
 
 def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):

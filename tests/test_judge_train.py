@@ -121,6 +121,37 @@ def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everyth
 
 
 @pytest.mark.slow
+def test_leak_meter_reads_zero_for_trigger_bound_drawing_and_high_when_the_same_adapter_restyles_everything(
+        world, learned):
+    """The meter half of the leak goal, with a real trained adapter: drawn on every prompt it restyles
+    the trigger-free ones too; drawn only where the prompt names the trigger (what a perfectly bound
+    adapter does) those stay the base model's images. The meter must tell the two apart."""
+    from studio.adapters.library import Library
+    from studio.config import GenerateSettings
+    from studio.data import manifest as mf
+    from studio.generate import Engine
+    from studio.generate.tags import LoraWeight
+    from studio.judge.session import from_dataset
+
+    _, ws = world
+    engine = Engine(load_model("tiny", device="cpu"), library=Library(ws))
+    gs = GenerateSettings(seed=5, steps=6)
+    judge = from_dataset(engine.model.pipe.vae, mf.load("neon", ws), mf.dataset_dir("neon", ws), 64, 3, 2, 5, 0.5)
+
+    def drawer(loras):
+        return lambda prompts, seeds: engine.generate_batch(gs, prompts, seeds, loras=loras)
+
+    base, styled = drawer([]), drawer([LoraWeight("learned")])
+    n = len(judge.prompts.styled)
+    judge.set_before(judge.draw(base))
+    everything = judge.row(1, judge.draw(styled))
+    bound = judge.row(1, judge.draw(lambda p, s: styled(p[:n], s[:n]) + base(p[n:], s[n:])))
+    assert bound.style == everything.style  # the same images where the prompt asks for the style
+    assert abs(bound.leak) < 3, bound
+    assert everything.leak > bound.leak + 15, (bound, everything)
+
+
+@pytest.mark.slow
 def test_studio_judge_prints_the_scorecard_and_uses_a_checkpoint(world, learned):
     root, ws = world
     result, sink = learned

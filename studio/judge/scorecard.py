@@ -67,6 +67,21 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
     return Pick(pick.step, reason)
 
 
+def leak_words(style: float, leak: float) -> str:
+    """The leak meter of one checkpoint in plain words ("" when the style is not learned or unknown)."""
+    if not (math.isfinite(style) and math.isfinite(leak)) or style < MIN_LEARNED:
+        return ""
+    if leak < 0.25 * style:
+        return (f"Without the trigger word it leaves images almost alone (leak {leak:.0f} %): "
+                "the style comes when you ask for it.")
+    if leak < 0.75 * style:
+        return (f"Without the trigger word it still changes images part of the way (leak {leak:.0f} % against "
+                f"style {style:.0f} %): write the trigger word for the full style.")
+    return (f"It restyles images even without the trigger word (leak {leak:.0f} %, near its style "
+            f"{style:.0f} %): fine for a look you always want; to keep it to the trigger word, add ordinary "
+            "photos captioned without it to the set.")
+
+
 def plateaued(rows: list[Row], rounds: int, delta: float) -> bool:
     if len(rows) <= rounds or not all(math.isfinite(r.style) for r in rows):
         return False  # (a style the meter cannot see never plateaus: the run goes to its steps)
@@ -110,6 +125,9 @@ def table(rows: list[Row], pick: Pick | None) -> str:
                      f"{val:>8}  {note}")
     if pick:
         lines.append(f"recommended: step {pick.step} — {pick.reason}")
+        chosen = next((r for r in rows if r.step == pick.step), None)
+        words = leak_words(chosen.style, chosen.leak) if chosen else ""
+        lines += [words] if words else []
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import StudioError
-from ..judge.scorecard import shown
+from ..judge.scorecard import leak_words, shown
 from .common import guard
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
@@ -62,7 +62,13 @@ def verdict(snap: Any | None) -> str:
     if not snap.recommended:
         return ""
     step, reason = snap.recommended
-    return f"**Recommended: step {step}** — {reason}."
+    row = next((r for r in snap.scorecard if r["step"] == step), None)
+    words = leak_words(_number(row["style"]), _number(row["leak"])) if row else ""
+    return f"**Recommended: step {step}** — {reason}." + (f"  \n{words}" if words else "")
+
+
+def _number(v) -> float:
+    return math.nan if v is None else float(v)  # (NaN travels as null in the events file)
 
 
 def checkpoint_choices(snap: Any | None) -> list[tuple[str, int]]:
