@@ -68,7 +68,7 @@ def compose(rows, row_labels: list[str], col_labels: list[str], min_cell: int = 
     w0, h0 = rows[0][0].size
     k = max(1, -(-min_cell // max(w0, h0)))  # integer upscale so 64 px cells become >= min_cell
     cw, ch = w0 * k, h0 * k
-    font = _font(max(12, min(cw, ch) // 16))
+    font = _font(max(12, min(cw, ch) // 10))  # readable when the page shows the grid scaled down
     wrap = max(8, cw // max(6, font.size * 6 // 10))
     col_text = [textwrap.wrap(t, wrap)[:3] or [""] for t in col_labels]
     row_text = [textwrap.wrap(t, wrap)[:6] or [""] for t in row_labels]

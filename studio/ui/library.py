@@ -29,6 +29,11 @@ CSS = """
 #library-cards .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
 #library-details td, #library-metadata td { word-break: break-word; }
+/* a card is a before|after pair (about 2:1): the cell fits it with its caption underneath, no empty band above */
+#library-cards .thumbnail-item { aspect-ratio: 4 / 3 !important; }
+#library-cards .thumbnail-item > img { object-position: top; }
+#library-cards .fixed-height { min-height: 0 !important; }  /* as tall as the cards, not 450 px */
+#library-cards .grid-wrap { padding-top: 34px; }  /* clear of the gallery's own buttons */
 """
 
 def _size(n: int) -> str:
@@ -82,7 +87,10 @@ def library_tab(services: "Services", page: PageState) -> None:
                          info="Click a card or pick a name.", render=False).reads(services.library.names)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=480):
-            cards = gr.Gallery(label="Adapters", columns=4, height="auto",
+            gr.Markdown("**Your style adapters.** Each card is *before | after*: the base model's image, then "
+                        "the same prompt and seed with the adapter. Click a card for its details.",
+                        elem_classes=["muted"])
+            cards = gr.Gallery(label="Adapters", show_label=False, columns=4, height="auto",
                                object_fit="contain", allow_preview=False, fit_columns=False, format="png",
                                elem_id="library-cards",
                                elem_classes=["pixelated"])
