@@ -336,7 +336,8 @@ def run_studio(dataset: str, name: str, ws: Workspace, steps: int, preset: str =
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "s_per_step": per_step(steps_at),
             "cpu_s_per_step": per_step(tl.cpu),
             "first_step_s": steps_at.get(min(steps_at)) if steps_at else None, "steps": len(steps_at),
-            "rounds": [{"step": k, "wall_s": w, "checkpoint": d} for k, (w, _, d) in sorted(tl.checkpoints.items())],
+            "rounds": [{"step": k, "wall_s": w, "cpu_s": c, "checkpoint": d}
+                       for k, (w, c, d) in sorted(tl.checkpoints.items())],
             "stderr_tail": err[-2000:]}
 
 
@@ -357,7 +358,8 @@ def _follow_events(path: Path, pid: int, start_epoch: float, tl: Timeline, done:
                 if not finished and (c := cpu_seconds(pid)) is not None:
                     tl.cpu[int(e["step"])] = c
             elif e.get("type") == "judged":  # a style-meter round: its weights and when it was judged
-                tl.checkpoints[int(e["step"])] = (round(e["t"] - start_epoch, 3), None, e.get("checkpoint", ""))
+                cpu = cpu_seconds(pid) if not finished else None  # (read within 0.2 s of the event)
+                tl.checkpoints[int(e["step"])] = (round(e["t"] - start_epoch, 3), cpu, e.get("checkpoint", ""))
         if finished:
             return
         time.sleep(0.2)

@@ -112,10 +112,10 @@ def _fmt(p: dict | None) -> str:
     return f"step {p['step']} at {p['wall_s']:.0f} s" if p else "never"
 
 
-def _ratio(studio: dict | None, example: dict | None) -> str:
-    if studio is None or example is None:
+def _ratio(studio: dict | None, example: dict | None, key: str = "wall_s") -> str:
+    if studio is None or example is None or not studio.get(key) or not example.get(key):
         return "–"
-    return f"{studio['wall_s'] / example['wall_s']:.2f}x"
+    return f"{studio[key] / example[key]:.2f}x"
 
 
 # ----------------------------------------------------------------- compare
@@ -171,7 +171,7 @@ def summarise(res: dict) -> tuple[str, str]:
         final_ok = st[f"final_{key}"] >= target - 1e-9 if higher else st[f"final_{key}"] <= target + 1e-9
         rows.append(f"| {res['style']} | {label} | {target:.3g} (lr {ex['lr']:g}, {_fmt(ex_first)}) | "
                     f"{per_lr_text} | "
-                    f"{_fmt(st_first)} | {_ratio(st_first, ex_first)} | "
+                    f"{_fmt(st_first)} | {_ratio(st_first, ex_first)} | {_ratio(st_first, ex_first, 'cpu_s')} | "
                     f"{st[f'final_{key}']:.3g} ({'reaches' if final_ok else 'below'}) after {st['wall_s']:.0f} s | "
                     f"{st['wall_s'] / ex_first['wall_s']:.2f}x |")
     detail = (f"{res['style']}: studio rounds " + ", ".join(f"{r['step']}@{r['wall_s']:.0f}s={r['style']:.0f}%/"
@@ -195,12 +195,14 @@ def compare(a) -> None:
         details.append(d)
         print(r, flush=True)
     head = ("| style | measure | target: the example's best (lr, first reached) | example's best per lr | "
-            "studio first reaches it | studio ÷ example | studio's final adapter (stop=learned), whole run | "
-            "whole studio run ÷ example time |\n|---|---|---|---|---|---|---|---|\n")
+            "studio first reaches it | studio ÷ example (wall) | studio ÷ example (CPU s) | "
+            "studio's final adapter (stop=learned), whole run | whole studio run ÷ example time |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
     note = (f"\n\nExample: diffusers `train_text_to_image_lora.py` (blob d33908b2, diffusers 58eb52c0), "
             f"{a.steps} steps, lr {a.lrs}, a checkpoint every {a.every} steps; studio: preset {a.preset}"
             f"{' ' + ' '.join(a.set) if a.set else ''} (stop=learned). Times are wall seconds from each "
-            f"process's start (model loading included), run back to back; load average at the end "
+            f"process's start (model loading included), run back to back; CPU s = the process's own CPU "
+            f"seconds at that moment (less sensitive to other jobs on the machine than wall time); load average at the end "
             f"{os.getloadavg()[0]:.1f}. Common judge: {a.judge_prompts} captions + 1 without the trigger, "
             f"seed {a.seed}, {a.judge_steps} sampler steps. Per checkpoint (step@wall=style %/distance):\n\n"
             + "\n".join(f"- {d}" for d in details))
