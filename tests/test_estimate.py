@@ -76,3 +76,34 @@ def test_without_past_runs_a_typical_figure_or_nothing(tmp_path):
     assert est.rate_for(ws, "tiny", "cpu", "tiny").source == "a typical figure"
     assert est.rate_for(ws, "/models/sdxl", "cpu", "sdxl") is None
     assert est.estimate(TrainSettings(), None) is None
+
+
+def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch):
+    """A training already going comes first (with its time left); otherwise a CPU busy with other
+    programs is named (load above the core count); an idle machine adds nothing."""
+    from types import SimpleNamespace
+
+    from studio.ui.train import time_text
+
+    class Runner:
+        snap = None
+
+        def active(self):
+            return self.snap
+
+    runner = Runner()
+    services = SimpleNamespace(ws=Workspace(tmp_path), model=SimpleNamespace(model="tiny"), device="cpu",
+                               family="tiny", on_gpu=False, runner=runner)
+    s = load_preset("tiny-cpu")
+    monkeypatch.setattr(est.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(est.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    idle = time_text(services, s)
+    assert "a typical figure" in idle and "busy" not in idle and "starts after" not in idle
+    monkeypatch.setattr(est.os, "getloadavg", lambda: (6.6, 5.0, 4.0))
+    assert "busy with other programs now (load 6.6 on 2 cores)" in time_text(services, s)
+    runner.snap = SimpleNamespace(adapter="sepia-shop", status="running", eta_s=125.0)
+    said = time_text(services, s)
+    assert "It starts after the training of **sepia-shop** (running, about 2 min 05 s left)." in said
+    assert "busy" not in said  # that training is what keeps the CPU busy
+    services.on_gpu, runner.snap = True, None
+    assert "busy" not in time_text(services, s)  # on a GPU the CPU load is not the training's time

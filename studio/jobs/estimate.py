@@ -5,13 +5,16 @@ Per-step time grows with the batch, so rates are kept per image (seconds per ste
 The estimate counts the start-up (loading the model, caching the images) and the style-meter rounds,
 which pause training (each draws the judged prompts, the base model's images once, any extra preview
 prompts); the page shows it as "about N min" and says when the first preview comes. With
-``stop=learned`` a run may end earlier: the figure is then the longest it can take.
+``stop=learned`` a run may end earlier: the figure is then the longest it can take. The figures
+assume the machine is the training's own: the page adds when a training already running comes
+first, or when other programs keep the CPU busy (:func:`machine_busy`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +94,18 @@ def estimate(s: TrainSettings, rate: Rate | None) -> Estimate | None:
     total = rate.startup_s + step * s.steps + one_round * len(at) + base
     first = rate.startup_s + step * at[0] + one_round + base if at else None
     return Estimate(total, first, rate, s.stop == "learned" and bool(at))
+
+
+def machine_busy() -> tuple[float, int] | None:
+    """(1-minute load average, CPU cores) when more work wants to run than there are cores: the
+    figures above are for a machine the training has to itself (benchmarks/RESULTS.md measured a
+    37 s estimate taking ~6 min beside a test run on 2 cores)."""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):  # not every OS tells
+        return None
+    cores = os.cpu_count() or 1
+    return (load, cores) if load > cores else None
 
 
 def _finished(ws: Workspace, model: str, device: str) -> list[Path]:

@@ -82,8 +82,23 @@ def time_text(services: Services, s: TrainSettings) -> str:
              if e.first_preview_s is not None else "; no previews (they are off)")
     how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "
                 "is learned)" if e.may_stop_early else f"about **{view.duration(e.total_s)}** on this {where}")
-    return (f"**Time:** {how_long}{first}."
+    return (f"**Time:** {how_long}{first}.{_waits(services)}"
             f"<br><span class='muted'>An estimate from {e.rate.source}.</span>")
+
+
+def _waits(services: Services) -> str:
+    """What comes before or beside the run: a training already going, a busy CPU."""
+    from ..jobs import estimate as est
+
+    snap = services.runner.active() if services.runner is not None else None
+    if snap is not None:
+        left = f", about {view.duration(snap.eta_s)} left" if snap.eta_s else ""
+        return f" It starts after the training of **{snap.adapter}** ({snap.status}{left})."
+    busy = None if services.on_gpu else est.machine_busy()
+    if busy:
+        return (f" This computer is busy with other programs now (load {busy[0]:.1f} on {busy[1]} cores): "
+                "expect it to take longer.")
+    return ""
 
 
 def start_run(services: Services, dataset, adapter, preset, values):
