@@ -37,6 +37,8 @@ CSS = """
 .progress > div { height: 100%; background: var(--color-accent); transition: width .5s; }
 .status-error { color: var(--error-text-color, #b91c1c); }
 .status-ok { color: var(--color-green-600, #15803d); }
+/* a button that does nothing now (Stop with no run, Delete… with no adapter) looks it: grey, not red */
+button:disabled { filter: grayscale(1); opacity: .55; cursor: not-allowed; }
 .page-refresh { display: none !important; }  /* clicked by the page's poller only (studio/ui/changes.py) */
 """
 CSS += LIBRARY_CSS + GENERATE_CSS  # the tabs' own rules
