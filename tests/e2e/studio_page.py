@@ -210,13 +210,34 @@ def run_status(page) -> str | None:
     return page.locator("#run-status").get_attribute("data-status")
 
 
+SHOWN_BYTES_JS = """async el => {
+    const r = await fetch(el.currentSrc || el.src);
+    if (!r.ok) throw new Error(`${r.status} ${r.statusText} for ${el.currentSrc || el.src}`);
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+}"""
+
+
+def shown_image(page, img, timeout_ms: int = 60_000) -> bytes:
+    """The file an ``<img>`` on the page shows: once the browser reports it loaded (``complete``,
+    a real width), fetched by the browser itself. (Playwright's own request context does not
+    retry a kept-alive connection the server has just closed, and under load that read as
+    ECONNRESET: a test failure with nothing wrong in the product.)"""
+    import base64
+
+    el = img.element_handle(timeout=timeout_ms)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=el, timeout=timeout_ms)
+    return base64.b64decode(page.evaluate(SHOWN_BYTES_JS, el))
+
+
 def png_pixels(page, img) -> "np.ndarray":  # noqa: F821
-    """The RGB pixels of the PNG an ``<img>`` on the page shows (fetched as the browser would)."""
+    """The RGB pixels of the PNG an ``<img>`` on the page shows."""
     import numpy as np
     from PIL import Image
 
-    png = page.request.get(img.get_attribute("src")).body()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(shown_image(page, img))).convert("RGB"))
 
 
 def generate(page, expect: str, timeout_ms: int = 120_000):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from .adapters import write_adapter
-from .studio_page import advanced, gen_steps, generate, tab
+from .studio_page import advanced, gen_steps, generate, shown_image, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def test_compare_grid_draws_one_labelled_image(page):
     page.get_by_role("button", name="Draw grid").click()
     img = page.locator("#grid img")
     img.wait_for(timeout=WAIT_MS)
-    grid = Image.open(io.BytesIO(page.request.get(img.get_attribute("src")).body()))
+    grid = Image.open(io.BytesIO(shown_image(page, img)))
     assert grid.width > 3 * 64 and grid.height > 2 * 64  # three columns, two rows, plus labels
 
 
