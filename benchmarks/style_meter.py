@@ -3,6 +3,7 @@
     python benchmarks/style_meter.py cost [--set key=value ...]
     python benchmarks/style_meter.py validity [--styles neon,pastel,stripes,sepia,halftone] [--steps 200]
                                               [--every 25] [--overcook] [--memorise] [--set ...]
+    python benchmarks/style_meter.py copy [--styles ...] [--steps 200] [--every 25] [--set ...]
 
 cost: one training with the tiny-cpu preset's defaults; the meter's share of the wall time
 (drawing the before/after previews and judging them, over the whole run).
@@ -16,6 +17,10 @@ pixels only (no VAE): the palette distance and background colour distance of
 Laplacian), all against the training images. The meter's ranking of a run's checkpoints should
 agree with the independent one (Spearman >= 0.8); the copy meter should fire on the memorising
 run only.
+
+copy: per style, a 3-image set trained far too long (3 x ``--steps`` steps at batch 3, a high
+learning rate): the copy figure per checkpoint, its lowest value and where the copy warning fired
+at the threshold in use (``--set copy_threshold=...`` to try another).
 """
 
 from __future__ import annotations
@@ -146,7 +151,7 @@ def validity(a) -> None:
     if a.overcook:
         runs.append(("neon", 16, ["lr_unet=1e-2", "lr_text=5e-3"], "neon-overcooked"))
     if a.memorise:
-        runs.append(("neon", 3, ["batch_size=3", "lr_unet=3e-3", f"steps={3 * a.steps}", "stop=steps"], "neon-3-images"))
+        runs.append(("neon", 3, [*MEMORISE, f"steps={3 * a.steps}", "stop=steps"], "neon-3-images"))
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for style, count, extra, name in runs:
@@ -170,9 +175,31 @@ def validity(a) -> None:
     record(f"Style meter: validity ({a.steps} steps, a round every {a.every})", head + "\n".join(lines))
 
 
+MEMORISE = ["batch_size=3", "lr_unet=3e-3"]  # with steps = 3 x --steps, stop=steps
+
+
+def copy(a) -> None:
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for style in a.styles.split(","):
+            name = f"{style}-3-images"
+            sets = [f"sample_every={a.every}", "checkpoint_every=0", *a.set, *MEMORISE, f"steps={3 * a.steps}",
+                    "stop=steps"]
+            trainer, _, sink, seconds = train(Path(tmp), style, 3, sets, name)
+            rows = sink.of(ev.Judged)
+            fired = [r.step for r in rows if r.copying]
+            lines.append(f"| {name} | {trainer.s.copy_threshold:g} | {len(rows)} | "
+                         f"{' '.join(shown(r.copy, '.2f') for r in rows)} | {min(r.copy for r in rows):.2f} | "
+                         f"{fired[0] if fired else 'no'} | {seconds:.0f} |")
+            print(lines[-1], flush=True)
+    head = ("| run | copy threshold | checkpoints | copy per checkpoint (1.0 = as close as a held-out photo) | "
+            "lowest | warning first fired at step | wall (s) |\n|---|---|---|---|---|---|---|\n")
+    record(f"Style meter: copy on 3-image sets trained far too long ({3 * a.steps} steps)", head + "\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["cost", "validity"])
+    ap.add_argument("part", choices=["cost", "validity", "copy"])
     ap.add_argument("--styles", default="neon,pastel,stripes,sepia,halftone")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--every", type=int, default=25)
@@ -180,7 +207,7 @@ def main() -> None:
     ap.add_argument("--memorise", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
-    cost(a) if a.part == "cost" else validity(a)
+    {"cost": cost, "validity": validity, "copy": copy}[a.part](a)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import record  # noqa: E402
 from diffusers_example import ensure_dataset, import_checkpoints, run_example, run_studio  # noqa: E402
 
+from studio.config import TrainSettings  # noqa: E402
 from studio.paths import Workspace  # noqa: E402
 
 
@@ -64,7 +65,8 @@ class CommonJudge:
         m = mf.load(dataset, ws)
         root = mf.dataset_dir(dataset, ws)
         res = self.engine.model.resolution
-        self.judge = from_dataset(self.engine.model.pipe.vae, m, root, res, prompts, 1, seed, 0.5)
+        self.judge = from_dataset(self.engine.model.pipe.vae, m, root, res, prompts, 1, seed,
+                                   TrainSettings.copy_threshold)
         self.gs = GenerateSettings(seed=seed, steps=steps, width=res, height=res)
         self.reference = []
         for item in m.train:

@@ -227,8 +227,9 @@ class TrainSettings(Checked):
                                     "the previews and the style and copy meters.", min=1, max=64)
     judge_free: int = setting(1, "Of those, drawn again without the trigger word: the leak meter.",
                               min=0, max=64)
-    copy_threshold: float = setting(0.5, "Copy warning when drawn images come this much closer to a training "
-                                         "photo than held-out photos do (0.5 = twice as close).", min=0.0, max=1.0)
+    copy_threshold: float = setting(0.8, "Copy warning when drawn images come this much closer to a training "
+                                         "photo than held-out photos do (0.8 = a fifth closer; 1 = as close).",
+                                    min=0.0, max=1.0)
     stop: str = setting("steps", "When to stop: steps (all of them), or learned (the style score has "
                                  "plateaued, or the adapter starts copying its photos; needs sample_every > 0).",
                           choices=("steps", "learned"))

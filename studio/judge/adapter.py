@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import GenerateSettings
+from ..config import GenerateSettings, TrainSettings
 from ..data import manifest as mf
 from ..generate.tags import LoraWeight
 from ..paths import Workspace
@@ -11,7 +11,7 @@ from .session import from_dataset
 
 
 def judge_adapter(engine, name: str, dataset: str, gs: GenerateSettings, count: int = 4, free: int = 1,
-                  copy_threshold: float = 0.5, ws: Workspace | None = None) -> Row:
+                  copy_threshold: float = TrainSettings.copy_threshold, ws: Workspace | None = None) -> Row:
     """One scorecard row: ``name`` at weight 1 against the base, on ``dataset``'s captions and images."""
     ws = ws or Workspace()
     m = mf.load(dataset, ws)
