@@ -92,13 +92,9 @@ def generate_tab(services: "Services", page: PageState) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=420):
             prompt = field_input(GenerateSettings, "prompt", label="Prompt", lines=2, elem_id="prompt")
-            gr.Markdown(TRIGGER_HELP, elem_id="adapters-title")
-            with gr.Group(elem_id="adapters"):
-                adapter_slot = gr.Column()
             count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
-            with gr.Row():
-                button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2)
-                compare = gr.Button("Before / after", elem_id="before-after", scale=1)
+            gr.Markdown(TRIGGER_HELP, elem_id="adapters-title")
+            adapter_slot = gr.Column()  # the adapters, then Generate and Before / after (see _adapter_list)
             gr.Markdown("*Before / after* draws the same picture with the ticked styles off, then on.",
                         elem_classes=["muted"])
             with gr.Accordion("Advanced settings", open=False, elem_id="generate-advanced"):
@@ -126,7 +122,7 @@ def generate_tab(services: "Services", page: PageState) -> None:
                     _grid(services, form)
     outputs = [gallery, status, history]
     with adapter_slot:
-        _adapter_list(services, adapters, form, button, compare, outputs, home, prompt, history)
+        _adapter_list(services, adapters, form, outputs, home, prompt, history)
     _wire_history(shelf, history, form)
     _api(services, form, [gallery, status], home)
 
@@ -164,32 +160,41 @@ def _sampler_dropdown() -> gr.Dropdown:
                        elem_id="sampler")
 
 
-def _adapter_list(services: "Services", adapters: gr.State, form: list, button: gr.Button, compare: gr.Button,
-                  outputs: list, home: str, prompt: gr.Textbox, history: gr.State) -> None:
-    """Toggle (+ its trigger word) + weight (+ text-encoder weight under Advanced) per adapter; wires
-    the Generate and Before / after buttons."""
+def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs: list, home: str,
+                  prompt: gr.Textbox, history: gr.State) -> None:
+    """Toggle (+ its trigger word) + weight (+ text-encoder weight under Advanced) per adapter, then the
+    Generate and Before / after buttons. The buttons' events take the toggles as inputs, so they are
+    registered in this render; the buttons are drawn by it too, so a button is never on the page
+    without its handler (drawn outside, a click before the render's first run came back from the
+    server did nothing: a lost click on a busy machine, tests/e2e/test_library_generate.py in CI)."""
     from ..generate.tags import MAX_WEIGHT
 
     @gr.render(inputs=adapters)  # on page load and whenever the library changes
     def draw(current: list):
-        if not current:
-            gr.Markdown("No styles in the library yet: train one in the Train tab. (`<lora:name:weight>` "
-                        "tags in the prompt work once there are.)", elem_id="no-adapters")
-        toggles, weights = [], []
-        for n, trig in current:  # keys keep a user's ticks and weights when the list is drawn again
-            with gr.Row(elem_classes="adapter-row"):
-                box = gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}", interactive=True,
-                                  scale=1, min_width=140,
-                                  info=f"trigger word: {trig}" if trig else "no trigger word")
-                toggles.append(box)
-                weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
-            if trig:  # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text)
-                box.input(lambda on, text, t=trig: with_trigger(text, t, on), [box, prompt], prompt,
-                          show_progress="hidden", queue=False)
-        with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
-            separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
-                                   interactive=True, info="Off: the text encoder uses each adapter's weight above.")
-            tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT) for n, _ in current]
+        with gr.Group(elem_id="adapters", key="adapters"):
+            if not current:
+                gr.Markdown("No styles in the library yet: train one in the Train tab. (`<lora:name:weight>` "
+                            "tags in the prompt work once there are.)", elem_id="no-adapters")
+            toggles, weights = [], []
+            for n, trig in current:  # keys keep a user's ticks and weights when the list is drawn again
+                with gr.Row(elem_classes="adapter-row"):
+                    box = gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
+                                      interactive=True, scale=1, min_width=140,
+                                      info=f"trigger word: {trig}" if trig else "no trigger word")
+                    toggles.append(box)
+                    weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
+                if trig:  # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text)
+                    box.input(lambda on, text, t=trig: with_trigger(text, t, on), [box, prompt], prompt,
+                              show_progress="hidden", queue=False)
+            with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
+                separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
+                                       interactive=True,
+                                       info="Off: the text encoder uses each adapter's weight above.")
+                tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT)
+                       for n, _ in current]
+        with gr.Row(key="generate-buttons"):
+            button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, key="generate")
+            compare = gr.Button("Before / after", elem_id="before-after", scale=1, key="before-after")
         triggers = dict((n, t) for n, t in current)
 
         def picks_of(values):
