@@ -151,7 +151,7 @@ def validity(a) -> None:
     if a.overcook:
         runs.append(("neon", 16, ["lr_unet=1e-2", "lr_text=5e-3"], "neon-overcooked"))
     if a.memorise:
-        runs.append(("neon", 3, [*MEMORISE, f"steps={3 * a.steps}", "stop=steps"], "neon-3-images"))
+        runs.append(("neon", 3, memorise(a.steps), "neon-3-images"))
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for style, count, extra, name in runs:
@@ -175,7 +175,9 @@ def validity(a) -> None:
     record(f"Style meter: validity ({a.steps} steps, a round every {a.every})", head + "\n".join(lines))
 
 
-MEMORISE = ["batch_size=3", "lr_unet=3e-3"]  # with steps = 3 x --steps, stop=steps
+def memorise(steps: int) -> list[str]:
+    """A 3-image set trained far too long: batch 3, a high learning rate, 3 x ``steps`` steps."""
+    return ["batch_size=3", "lr_unet=3e-3", f"steps={3 * steps}", "stop=steps"]
 
 
 def copy(a) -> None:
@@ -183,8 +185,7 @@ def copy(a) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for style in a.styles.split(","):
             name = f"{style}-3-images"
-            sets = [f"sample_every={a.every}", "checkpoint_every=0", *a.set, *MEMORISE, f"steps={3 * a.steps}",
-                    "stop=steps"]
+            sets = [f"sample_every={a.every}", "checkpoint_every=0", *a.set, *memorise(a.steps)]
             trainer, _, sink, seconds = train(Path(tmp), style, 3, sets, name)
             rows = sink.of(ev.Judged)
             fired = [r.step for r in rows if r.copying]
