@@ -117,8 +117,9 @@ def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: f
 
 
 @contextmanager
-def browser_page(url: str, timeout_ms: int = 60_000):
-    """A 1280x800 Chromium page on ``url`` (downloads accepted)."""
+def browser_page(url: str, timeout_ms: int = 60_000, before_open=None):
+    """A 1280x800 Chromium page on ``url`` (downloads accepted); ``before_open(page)`` runs before the
+    page loads (e.g. to hold some of its requests with ``page.route``)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -133,6 +134,8 @@ def browser_page(url: str, timeout_ms: int = 60_000):
                     else notes.append(f"request failed: {r.method} {r.url} {r.failure}"[:500]))
             OPEN_PAGES.append((page, notes))
             page.set_default_timeout(timeout_ms)
+            if before_open:
+                before_open(page)
             page.goto(url)
             yield page
         finally:

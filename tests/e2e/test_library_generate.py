@@ -7,12 +7,13 @@ it starts.
 """
 
 import io
+import time
 
 import pytest
 from PIL import Image
 
 from .adapters import write_adapter
-from .studio_page import advanced, gen_steps, generate, shown_image, tab
+from .studio_page import advanced, browser_page, gen_steps, generate, shown_image, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +38,35 @@ def test_prompt_tag_adds_an_adapter(page):
     page.get_by_role("button", name="Generate", exact=True).click()
     page.get_by_text("No adapter named 'nosuch'").first.wait_for(timeout=WAIT_MS)
     prompt.fill("a red mug on a white background")
+
+
+def test_generate_clicked_the_moment_it_shows_draws_while_the_page_is_slow_to_load(server):
+    """A slow server (a busy machine) is made here by holding every queued request the page sends
+    while it loads, among them the run of the Generate tab's adapter list that registers the button's
+    handler. Whenever the Generate button is on the page, a click on it must draw: before the fix a
+    button drawn outside that render was shown, enabled, with no handler, and an early click was lost."""
+    held, holding = [], [True]
+
+    def hold(route):
+        (held.append if holding[0] else lambda r: r.continue_())(route)
+
+    with browser_page(server, before_open=lambda pg: pg.route("**/queue/join*", hold)) as pg:
+        tab(pg, "Generate")
+        button = pg.get_by_role("button", name="Generate", exact=True)
+        deadline = time.monotonic() + 60
+        while not held and time.monotonic() < deadline:  # the page has asked for its first renders
+            pg.wait_for_timeout(200)
+        assert held, "the page sent no queued request while loading (nothing was held)"
+        pg.wait_for_timeout(1500)  # the page as it looks to a user while the server is slow
+        early = button.is_visible()
+        if early:
+            button.click()  # the click a user makes the moment they see the button
+        holding[0] = False
+        for route in held:
+            route.continue_()
+        if not early:
+            button.click()  # it is drawn together with its handler: the first click possible
+        pg.locator("#status").get_by_text("no adapters").wait_for(timeout=FIRST_WAIT_MS)
 
 
 def test_bad_size_shows_an_error_not_a_crash(page):
