@@ -7,7 +7,6 @@ after 64 KiB and then blocks the server mid-request (a burst of requests logs a 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from e2e.studio_page import CHROMIUM, FLAGS, OPEN_SERVERS, free_port  # noqa: F401 (CHROMIUM, FLAGS: for the suites)
+
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "studio-secret-outside-the-workspace"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -46,6 +38,8 @@ class Served:
         return self.log.read_text(errors="replace") if self.log.is_file() else ""
 
     def stop(self, timeout: float = 30) -> None:
+        if (self.proc, self.log) in OPEN_SERVERS:
+            OPEN_SERVERS.remove((self.proc, self.log))
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -69,6 +63,7 @@ def start_server(ws: Path, *args: str, log: Path | None = None, env: dict | None
         proc = subprocess.Popen([sys.executable, "-m", "studio", "serve", "--port", str(port), *args], cwd=ROOT,
                                 env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     s = Served(proc, f"http://127.0.0.1:{port}", ws, log, uploads=uploads)
+    OPEN_SERVERS.append((proc, log))  # a failing test's report shows its log and threads (tests/conftest.py)
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:

@@ -8,18 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .studio_page import browser_page, failure_report, studio_server
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A failing browser test's report carries what the server logged and what the page showed:
-    a timeout alone says only that something never appeared."""
-    outcome = yield
-    rep = outcome.get_result()
-    if rep.failed and rep.when == "call":
-        for title, text in failure_report():
-            rep.sections.append((title, text))
+from .studio_page import browser_page, studio_server
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,23 @@ def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: f
     return url
 
 
+def watch(page):
+    """``page``, its console, errors and failed requests noted for :func:`failure_report` until :func:`unwatch`."""
+    notes: list[str] = []
+    page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))
+    page.on("pageerror", lambda e: notes.append(f"page error: {e}"[:500]))
+    page.on("crash", lambda _: notes.append("RENDERER CRASHED"))
+    page.on("requestfailed", lambda r: None if "queue/data" in r.url  # a closed event stream: normal
+            else notes.append(f"request failed: {r.method} {r.url} {r.failure}"[:500]))
+    OPEN_PAGES.append((page, notes))
+    return page
+
+
+def unwatch(*pages) -> None:
+    """Closed pages leave the failure report (call before their browser closes)."""
+    OPEN_PAGES[:] = [(p, n) for p, n in OPEN_PAGES if p not in pages]
+
+
 @contextmanager
 def browser_page(url: str, timeout_ms: int = 60_000, before_open=None):
     """A 1280x800 Chromium page on ``url`` (downloads accepted); ``before_open(page)`` runs before the
@@ -125,21 +142,14 @@ def browser_page(url: str, timeout_ms: int = 60_000, before_open=None):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
-            page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
-            notes: list[str] = []
-            page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))
-            page.on("pageerror", lambda e: notes.append(f"page error: {e}"[:500]))
-            page.on("crash", lambda _: notes.append("RENDERER CRASHED"))
-            page.on("requestfailed", lambda r: None if "queue/data" in r.url  # a closed event stream: normal
-                    else notes.append(f"request failed: {r.method} {r.url} {r.failure}"[:500]))
-            OPEN_PAGES.append((page, notes))
+            page = watch(browser.new_page(viewport=VIEWPORT, accept_downloads=True))
             page.set_default_timeout(timeout_ms)
             if before_open:
                 before_open(page)
             page.goto(url)
             yield page
         finally:
-            OPEN_PAGES[:] = [(p, n) for p, n in OPEN_PAGES if p is not page]
+            unwatch(page)
             browser.close()
 
 

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+from e2e.studio_page import failure_report, unwatch, watch
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from servers import CHROMIUM, FLAGS, loaded_image, start_server
 from servers import wait_until as wait_for
 
@@ -130,7 +132,7 @@ def _open_pages(browser, url: str) -> list:
     """Two browser sessions (two contexts) on the Generate tab, form filled, not yet pressed."""
     pages = []
     for seed in SEEDS:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page = watch(browser.new_context(viewport={"width": 1280, "height": 900}).new_page())
         page.set_default_timeout(120_000)
         page.goto(url)
         page.get_by_role("tab", name="Generate").click()
@@ -150,7 +152,11 @@ def _press_generate(pages: list) -> list[str]:
         page.click("#generate")
     lines = []
     for page, seed in zip(pages, SEEDS):
-        page.get_by_text(f"seed {seed}, ").first.wait_for()
+        try:
+            page.get_by_text(f"seed {seed}, ").first.wait_for()
+        except PlaywrightTimeout:  # what the pages and the server show now: they are closed by the report's time
+            raise AssertionError(f"no image for seed {seed} in 120 s\n" + "\n".join(
+                f"--- {title}\n{text}" for title, text in failure_report(tail_lines=80))) from None
         assert loaded_image(page.locator("#result img").first)[:2] == (64, 64)
         lines.append(page.locator("#status").inner_text())
     return lines
@@ -161,14 +167,21 @@ def test_generate_burst_and_two_browsers_while_training(world, monkeypatch, tall
 
     server, ws = world
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the training process inherits it: 2 shared cores
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            pages = _open_pages(browser, server.url)  # loaded before the training: only the clicks are timed
-            got, run_id, lines = _while_training(server, ws, pages)
-        finally:
-            browser.close()
-    runner = JobRunner(ws)
+    runner, run_id, pages = JobRunner(ws), None, []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            try:
+                pages = _open_pages(browser, server.url)  # loaded before the training: only the clicks are timed
+                run_id = runner.start(TrainRequest("loaded", "neon", preset="tiny-cpu", sets=FAST, device="cpu")).id
+                got, lines = _while_training(server, ws, runner, run_id, pages)
+            finally:
+                unwatch(*pages)
+                browser.close()
+    except BaseException:  # a failed check must not leave its 100000-step training on the machine's cores
+        if run_id:
+            runner.stop(run_id, force=True)
+        raise
     runner.stop(run_id)  # what the page's Stop sends: the adapter is written at the next step
     done = wait_for(lambda: (s := runner.snapshot(run_id)).status not in ("running", "queued") and s, 900,
                     "the training to stop")
@@ -199,12 +212,10 @@ def test_generate_burst_and_two_browsers_while_training(world, monkeypatch, tall
     assert all("64×64" in line for line in lines), lines
 
 
-def _while_training(server, ws: Workspace, pages: list) -> tuple[dict, str, list[str]]:
-    """Start the training, take a quiet baseline, send the burst, then the browsers' clicks."""
+def _while_training(server, ws: Workspace, runner: JobRunner, run_id: str, pages: list) -> tuple[dict, list[str]]:
+    """With the training started: take a quiet baseline, send the burst, then the browsers' clicks."""
     from gradio_client import Client
 
-    runner = JobRunner(ws)
-    run_id = runner.start(TrainRequest("loaded", "neon", preset="tiny-cpu", sets=FAST, device="cpu")).id
     events = ws.runs / run_id / "events.jsonl"
     client = Client(server.url, verbose=False, download_files=str(ws.root.parent / "downloads"))
     assert len(_generate(client, 999).result(timeout=300)[0]) == 1  # first draw: lazy set-up, not the burst's
@@ -226,7 +237,7 @@ def _while_training(server, ws: Workspace, pages: list) -> tuple[dict, str, list
     lines = _press_generate(pages)
     assert runner.snapshot(run_id).status == "running", "the training ended before the browsers' images"
     got["step_after_browsers"] = steps_at(events)[-1][1]
-    return got, run_id, lines
+    return got, lines
 
 
 def test_a_full_queue_says_busy_in_the_page(world, tally):
