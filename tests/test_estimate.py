@@ -40,6 +40,18 @@ def test_rate_comes_from_finished_runs_and_leaves_previews_out(tmp_path):
     assert abs(rate.startup_s - 10.0) < 1e-6  # started at 100; step 1 (one 1-s step) ended at 111
 
 
+def test_a_batch_run_before_is_the_rate_for_that_batch(tmp_path):
+    """A step has a fixed part: 1.2 s at batch 4 and 1.6 s at batch 8 (0.3 and 0.2 s per image). A new
+    batch-4 run takes the batch-4 run's rate; a batch none ran before takes the median per image."""
+    ws = Workspace(tmp_path)
+    _run(ws, "b4", "finished", "cpu", [_progress(110 + 1.2 * k, k) for k in range(1, 20)], batch=4, created=1)
+    _run(ws, "b8", "finished", "cpu", [_progress(110 + 1.6 * k, k) for k in range(1, 20)], batch=8, created=2)
+    assert abs(est.measured_rate(ws, "tiny", "cpu", batch=4).per_image_s - 0.3) < 1e-6
+    assert abs(est.measured_rate(ws, "tiny", "cpu", batch=8).per_image_s - 0.2) < 1e-6
+    assert abs(est.measured_rate(ws, "tiny", "cpu", batch=2).per_image_s - 0.25) < 1e-6
+    assert abs(est.rate_for(ws, "tiny", "cpu", "tiny", 4).per_image_s - 0.3) < 1e-6
+
+
 def test_estimate_adds_startup_steps_and_meter_rounds():
     rate = est.Rate(per_image_s=0.5, startup_s=10.0, source="test", draw_s=0.1)
     s = TrainSettings(steps=100, batch_size=2, sample_every=50, sample_steps=6, judge_first=20, judge_prompts=3,
@@ -86,10 +98,10 @@ def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch
     from studio.ui.train import time_text
 
     class Runner:
-        snap = None
+        live: list = []
 
-        def active(self):
-            return self.snap
+        def runs(self):
+            return [SimpleNamespace(live=True, **r) for r in self.live]
 
     runner = Runner()
     services = SimpleNamespace(ws=Workspace(tmp_path), model=SimpleNamespace(model="tiny"), device="cpu",
@@ -101,9 +113,15 @@ def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch
     assert "a typical figure" in idle and "busy" not in idle and "starts after" not in idle
     monkeypatch.setattr(est.os, "getloadavg", lambda: (6.6, 5.0, 4.0))
     assert "busy with other programs now (load 6.6 on 2 cores)" in time_text(services, s)
-    runner.snap = SimpleNamespace(adapter="sepia-shop", status="running", eta_s=125.0)
+    runner.live = [dict(adapter="sepia-shop", status="running", eta_s=125.0, device="cpu")]
     said = time_text(services, s)
     assert "It starts after the training of **sepia-shop** (running, about 2 min 05 s left)." in said
     assert "busy" not in said  # that training is what keeps the CPU busy
-    services.on_gpu, runner.snap = True, None
+    runner.live.append(dict(adapter="ink", status="queued", eta_s=None, device="cpu"))
+    assert "(running, about 2 min 05 s left) and 1 queued before it." in time_text(services, s)
+    runner.live = [dict(adapter="ink", status="queued", eta_s=None, device="cpu")]
+    assert "It starts after 1 queued training." in time_text(services, s)
+    runner.live = [dict(adapter="big", status="running", eta_s=60.0, device="cuda:1")]
+    assert "starts after" not in time_text(services, s)  # another device's run does not delay this one
+    services.on_gpu, runner.live = True, []
     assert "busy" not in time_text(services, s)  # on a GPU the CPU load is not the training's time

@@ -50,18 +50,22 @@ class Estimate:
     may_stop_early: bool = False  # stop=learned: total_s is the longest the run can take
 
 
-def measured_rate(ws: Workspace, model: str, device: str) -> Rate | None:
-    """Median rate of the newest finished runs of ``model`` on ``device`` (None if there are none)."""
+def measured_rate(ws: Workspace, model: str, device: str, batch: int | None = None) -> Rate | None:
+    """Median rate of the newest finished runs of ``model`` on ``device`` (None if there are none).
+    With ``batch`` (images per step), the step rate comes from past runs of that batch when there are
+    any: a step has a fixed part, so a per-image rate measured at batch 8 makes batch 4 look cheaper
+    than it is (benchmarks/RESULTS.md, "Train-tab time estimate": -24 %)."""
     got = [r for r in (_run_rate(f) for f in _finished(ws, model, device)[:RECENT]) if r]
     if not got:
         return None
+    same = [r for r in got if r[3] == batch]
     draws = [r[2] for r in got if r[2] is not None]
-    return Rate(statistics.median(r[0] for r in got), statistics.median(r[1] for r in got),
+    return Rate(statistics.median(r[0] for r in same or got), statistics.median(r[1] for r in got),
                 "past runs on this machine", len(got), statistics.median(draws) if draws else FALLBACK_DRAW_S)
 
 
-def rate_for(ws: Workspace, model: str, device: str, family: str) -> Rate | None:
-    got = measured_rate(ws, model, device)
+def rate_for(ws: Workspace, model: str, device: str, family: str, batch: int | None = None) -> Rate | None:
+    got = measured_rate(ws, model, device, batch)
     if got is not None:
         return got
     slot = "cpu" if not device.startswith("cuda") else "cuda"
@@ -122,9 +126,9 @@ def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
     return [f for _, f in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
-def _run_rate(folder: Path) -> tuple[float, float, float | None] | None:
-    """(seconds per step per image, start-up seconds, round seconds per drawn image step) from one
-    run's events and record; the last is None when the run drew no round."""
+def _run_rate(folder: Path) -> tuple[float, float, float | None, int] | None:
+    """(seconds per step per image, start-up seconds, round seconds per drawn image step, images per
+    step) from one run's events and record; the third is None when the run drew no round."""
     rec = json.loads((folder / rr.RECORD).read_text())
     progress, samples = [], []
     try:
@@ -154,7 +158,7 @@ def _run_rate(folder: Path) -> tuple[float, float, float | None] | None:
     settings = _settings(rec)
     batch = max(1, settings.batch_size * settings.grad_accum) if settings else 1
     startup = max(0.0, t0 - (rec.get("started") or t0) - per_step * s0)
-    return per_step / batch, startup, _draw_rate(with_round, per_step, settings)
+    return per_step / batch, startup, _draw_rate(with_round, per_step, settings), batch
 
 
 def _draw_rate(with_round: list[tuple[float, int]], per_step: float, s: TrainSettings | None) -> float | None:

@@ -73,7 +73,8 @@ def time_text(services: Services, s: TrainSettings) -> str:
     """"About 3 min on this CPU; the first preview after about 40 s" (before Start)."""
     from ..jobs import estimate as est
 
-    rate = est.rate_for(services.ws, services.model.model, services.device, services.family)
+    rate = est.rate_for(services.ws, services.model.model, services.device, services.family,
+                        s.batch_size * s.grad_accum)
     e = est.estimate(s, rate)
     if e is None:
         return "**Time:** shown once the first steps have run."
@@ -90,10 +91,17 @@ def _waits(services: Services) -> str:
     """What comes before or beside the run: a training already going, a busy CPU."""
     from ..jobs import estimate as est
 
-    snap = services.runner.active() if services.runner is not None else None
-    if snap is not None:
+    ahead = [r for r in services.runner.runs() if r.live and r.device == services.device] \
+        if services.runner is not None else []  # runs on another device (a CLI run on cuda:1) do not delay it
+    running = [r for r in ahead if r.status == "running"]
+    queued = len(ahead) - len(running)
+    more = f" and {queued} queued before it" if queued else ""
+    if running:
+        snap = running[0]
         left = f", about {view.duration(snap.eta_s)} left" if snap.eta_s else ""
-        return f" It starts after the training of **{snap.adapter}** ({snap.status}{left})."
+        return f" It starts after the training of **{snap.adapter}** ({snap.status}{left}){more}."
+    if queued:
+        return f" It starts after {queued} queued training{'s' if queued > 1 else ''}."
     busy = None if services.on_gpu else est.machine_busy()
     if busy:
         return (f" This computer is busy with other programs now (load {busy[0]:.1f} on {busy[1]} cores): "
