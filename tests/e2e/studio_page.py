@@ -142,15 +142,33 @@ def browser_page(url: str, timeout_ms: int = 60_000, before_open=None):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
-            page = watch(browser.new_page(viewport=VIEWPORT, accept_downloads=True))
-            page.set_default_timeout(timeout_ms)
-            if before_open:
-                before_open(page)
-            page.goto(url)
-            yield page
+            with _page_in(browser, url, timeout_ms, before_open) as page:
+                yield page
         finally:
-            unwatch(page)
             browser.close()
+
+
+@contextmanager
+def another_page(page, url: str, timeout_ms: int = 60_000, before_open=None):
+    """A second page, like :func:`browser_page`'s, in ``page``'s browser. A thread holds one sync
+    Playwright at a time: a second ``sync_playwright()`` while a module's ``page`` is open fails with
+    "using Playwright Sync API inside the asyncio loop" (CI, 2026-12-02)."""
+    with _page_in(page.context.browser, url, timeout_ms, before_open) as second:
+        yield second
+
+
+@contextmanager
+def _page_in(browser, url: str, timeout_ms: int, before_open):
+    page = watch(browser.new_page(viewport=VIEWPORT, accept_downloads=True))
+    try:
+        page.set_default_timeout(timeout_ms)
+        if before_open:
+            before_open(page)
+        page.goto(url)
+        yield page
+    finally:
+        unwatch(page)
+        page.close()
 
 
 def failure_report(tail_lines: int = 250) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from .adapters import write_adapter
-from .studio_page import advanced, browser_page, gen_steps, generate, shown_image, tab
+from .studio_page import advanced, another_page, gen_steps, generate, shown_image, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def test_prompt_tag_adds_an_adapter(page):
     prompt.fill("a red mug on a white background")
 
 
-def test_generate_clicked_the_moment_it_shows_draws_while_the_page_is_slow_to_load(server):
+def test_generate_clicked_the_moment_it_shows_draws_while_the_page_is_slow_to_load(page, server):
     """A slow server (a busy machine) is made here by holding every queued request the page sends
     while it loads, among them the run of the Generate tab's adapter list that registers the button's
     handler. Whenever the Generate button is on the page, a click on it must draw: before the fix a
@@ -50,7 +50,7 @@ def test_generate_clicked_the_moment_it_shows_draws_while_the_page_is_slow_to_lo
     def hold(route):
         (held.append if holding[0] else lambda r: r.continue_())(route)
 
-    with browser_page(server, before_open=lambda pg: pg.route("**/queue/join*", hold)) as pg:
+    with another_page(page, server, before_open=lambda pg: pg.route("**/queue/join*", hold)) as pg:
         tab(pg, "Generate")
         button = pg.get_by_role("button", name="Generate", exact=True)
         deadline = time.monotonic() + 60
