@@ -31,6 +31,8 @@ ENGINE_QUEUE = "generate"  # one concurrency group: the button and the API draw 
 CSS = """
 #result .caption-label, #history .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
+/* a long list of styles scrolls in its own box */
+#adapters { max-height: 330px; overflow-y: auto; }
 """
 
 
@@ -93,10 +95,7 @@ def generate_tab(services: "Services", page: PageState) -> None:
         with gr.Column(scale=2, min_width=420):
             prompt = field_input(GenerateSettings, "prompt", label="Prompt", lines=2, elem_id="prompt")
             count = field_input(GenerateSettings, "count", label="Images", elem_id="count")
-            gr.Markdown(TRIGGER_HELP, elem_id="adapters-title")
-            adapter_slot = gr.Column()  # the adapters, then Generate and Before / after (see _adapter_list)
-            gr.Markdown("*Before / after* draws the same picture with the ticked styles off, then on.",
-                        elem_classes=["muted"])
+            adapter_slot = gr.Column()  # Generate and Before / after, then the styles (see _adapter_list)
             with gr.Accordion("Advanced settings", open=False, elem_id="generate-advanced"):
                 negative = field_input(GenerateSettings, "negative", label="Negative prompt", elem_id="negative")
                 with gr.Row(equal_height=True):
@@ -162,8 +161,8 @@ def _sampler_dropdown() -> gr.Dropdown:
 
 def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs: list, home: str,
                   prompt: gr.Textbox, history: gr.State) -> None:
-    """Toggle (+ its trigger word) + weight (+ text-encoder weight under Advanced) per adapter, then the
-    Generate and Before / after buttons. The buttons' events take the toggles as inputs, so they are
+    """The Generate and Before / after buttons, then a toggle (+ its trigger word) + weight (+ text-encoder
+    weight under Advanced) per adapter. The buttons' events take the toggles as inputs, so they are
     registered in this render; the buttons are drawn by it too, so a button is never on the page
     without its handler (drawn outside, a click before the render's first run came back from the
     server did nothing: a lost click on a busy machine, tests/e2e/test_library_generate.py in CI)."""
@@ -171,6 +170,12 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
 
     @gr.render(inputs=adapters)  # on page load and whenever the library changes
     def draw(current: list):
+        with gr.Row(key="generate-buttons"):  # above the styles: on the first screen however many there are
+            button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, key="generate")
+            compare = gr.Button("Before / after", elem_id="before-after", scale=1, key="before-after")
+        gr.Markdown("*Before / after* draws the same picture with the ticked styles off, then on.",
+                    elem_classes=["muted"], key="before-after-help")
+        gr.Markdown(TRIGGER_HELP, elem_id="adapters-title", key="adapters-title")
         with gr.Group(elem_id="adapters", key="adapters"):
             if not current:
                 gr.Markdown("No styles in the library yet: train one in the Train tab. (`<lora:name:weight>` "
@@ -192,9 +197,6 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                                        info="Off: the text encoder uses each adapter's weight above.")
                 tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT)
                        for n, _ in current]
-        with gr.Row(key="generate-buttons"):
-            button = gr.Button("Generate", variant="primary", elem_id="generate", scale=2, key="generate")
-            compare = gr.Button("Before / after", elem_id="before-after", scale=1, key="before-after")
         triggers = dict((n, t) for n, t in current)
 
         def picks_of(values):
