@@ -104,6 +104,30 @@ def wait_until(cond, timeout: float, what: str, every: float = 0.2):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last seen: {got!r})")
 
 
+def wait_while_progressing(cond, progress, stall: float, what: str, every: float = 1.0):
+    """Poll ``cond()`` until truthy (returned) for as long as ``progress()`` keeps changing: fail only
+    once it has not changed for ``stall`` seconds, naming ``what`` and the last progress seen. A busy
+    machine slows a training down, so a fixed deadline for a whole run is a guess (test_flow's 600 s
+    ran out in a CI run at load 8 while the run was still stepping); a run that stops stepping, or a
+    page that never shows the end of a run that ended, still fails after ``stall`` seconds."""
+    last, since = progress(), time.monotonic()
+    while True:
+        got = cond()
+        if got:
+            return got
+        now, seen = time.monotonic(), progress()
+        if seen != last:
+            last, since = seen, now
+        elif now - since > stall:
+            raise AssertionError(f"gave up waiting for {what}: no progress for {stall:.0f} s (last progress: {last!r})")
+        time.sleep(every)
+
+
+def events_written(root: Path) -> int:
+    """Bytes of every run's event log under the workspace ``root``: grows while any run steps."""
+    return sum(f.stat().st_size for f in (Path(root) / "runs").glob("*/events.jsonl") if f.is_file())
+
+
 # An <img> is checked only once the browser reports it loaded (`complete` with a decoded size);
 # before that naturalWidth is 0 — a first look right after the element appears races the download.
 _LOADED = "e => (e.complete && e.naturalWidth > 0) ? [e.naturalWidth, e.naturalHeight, getComputedStyle(e).imageRendering] : null"

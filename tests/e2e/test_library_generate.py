@@ -114,7 +114,7 @@ def test_rename_then_delete(page, workspace):
     assert (workspace / "adapters" / "spare2" / "spare2.safetensors").is_file()
     assert not (workspace / "adapters" / "spare").exists()
     page.get_by_role("button", name="Delete…").click()
-    page.get_by_role("button", name="Yes, delete it").click()
+    page.get_by_role("button", name="Yes, delete it").click(timeout=WAIT_MS)  # one event: 60 s ran out at load 8
     page.locator("#library-message").get_by_text("Deleted").wait_for(timeout=WAIT_MS)
     assert not (workspace / "adapters" / "spare2").exists()
     page.locator("#library-cards").get_by_text("spare2 ·").wait_for(state="detached", timeout=WAIT_MS)
