@@ -125,7 +125,10 @@ def wait_while_progressing(cond, progress, stall: float, what: str, every: float
 
 def events_written(root: Path) -> int:
     """Bytes of every run's event log under the workspace ``root``: grows while any run steps."""
-    return sum(f.stat().st_size for f in (Path(root) / "runs").glob("*/events.jsonl") if f.is_file())
+    from studio.jobs.records import EVENTS
+    from studio.paths import Workspace
+
+    return sum(f.stat().st_size for f in Workspace(Path(root)).runs.glob(f"*/{EVENTS}") if f.is_file())
 
 
 # An <img> is checked only once the browser reports it loaded (`complete` with a decoded size);

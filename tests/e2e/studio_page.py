@@ -148,13 +148,11 @@ def browser_page(url: str, timeout_ms: int = 60_000, before_open=None):
             browser.close()
 
 
-@contextmanager
 def another_page(page, url: str, timeout_ms: int = 60_000, before_open=None):
     """A second page, like :func:`browser_page`'s, in ``page``'s browser. A thread holds one sync
     Playwright at a time: a second ``sync_playwright()`` while a module's ``page`` is open fails with
     "using Playwright Sync API inside the asyncio loop" (CI, 2026-12-02)."""
-    with _page_in(page.context.browser, url, timeout_ms, before_open) as second:
-        yield second
+    return _page_in(page.context.browser, url, timeout_ms, before_open)
 
 
 @contextmanager
