@@ -27,10 +27,14 @@ log = logging.getLogger(__name__)
 
 SEED_MAX = 2**31 - 1
 ENGINE_QUEUE = "generate"  # one concurrency group: the button and the API draw one at a time
-# Gallery captions say what was drawn: let them wrap instead of cutting them off.
+# Gallery captions say what was drawn: let them wrap instead of cutting them off, and in the History
+# put them under the picture (Gradio lays them over its lower part: a wrapped caption hid half of it).
 CSS = """
 #result .caption-label, #history .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
+#history .thumbnail-lg { display: flex; flex-direction: column; height: auto; }
+#history .thumbnail-lg > img { height: auto; aspect-ratio: 1 / 1; flex: none; }
+#history .caption-label { position: static !important; border: none !important; opacity: 1 !important; }
 /* a long list of styles scrolls in its own box */
 #adapters { max-height: 330px; overflow-y: auto; }
 """

@@ -56,6 +56,14 @@ def test_first_visit_without_advanced_settings(page, tmp_path):
     shelf = gen.locator("#history")
     shelf.get_by_text("shopstyle").first.wait_for()
     assert shelf.locator("img").count() == 2
+    # each caption sits under its picture, the whole picture visible (Gradio lays captions over the
+    # picture's lower part: a wrapped caption once hid half of it)
+    boxes = shelf.evaluate("""el => [...el.querySelectorAll('.thumbnail-lg')].map(t => {
+        const i = t.querySelector('img').getBoundingClientRect();
+        const c = t.querySelector('.caption-label').getBoundingClientRect();
+        return {img_top: i.top, img_bottom: i.bottom, img_width: i.width, caption_top: c.top}; })""")
+    assert len(boxes) == 2 and all(b["caption_top"] >= b["img_bottom"] - 1 and
+                                   b["img_bottom"] - b["img_top"] >= 0.9 * b["img_width"] > 40 for b in boxes), boxes
 
     gen.get_by_role("tab", name="Latest result").click()
     gen.get_by_role("button", name="Before / after").click()
