@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -164,7 +165,12 @@ def summarise(res: dict) -> tuple[str, str]:
     rows = []
     for key, higher, label in (("style", True, "style meter (style %)"), ("distance", False, "independent distance")):
         best_of = max if higher else min
-        per_lr = [(ex, best_of(ex["checkpoints"], key=lambda c: c[key])) for ex in exs]
+        if not any(math.isfinite(c[key]) for e in exs for c in e["checkpoints"]):  # halftone: the meter cannot tell
+            rows.append(f"| {res['style']} | {label} | cannot tell (the base model's images already match the "
+                        "set's statistics) | – | – | – | – | – | – |")
+            continue
+        per_lr = [(ex, best_of((c for c in ex["checkpoints"] if math.isfinite(c[key])), key=lambda c: c[key]))
+                  for ex in exs]
         ex, best = best_of(per_lr, key=lambda t: t[1][key])
         target = best[key]
         ex_first = first_reaching(ex["checkpoints"], key, target, higher)
@@ -175,7 +181,7 @@ def summarise(res: dict) -> tuple[str, str]:
                     f"{per_lr_text} | "
                     f"{_fmt(st_first)} | {_ratio(st_first, ex_first)} | {_ratio(st_first, ex_first, 'cpu_s')} | "
                     f"{st[f'final_{key}']:.3g} ({'reaches' if final_ok else 'below'}) after {st['wall_s']:.0f} s | "
-                    f"{st['wall_s'] / ex_first['wall_s']:.2f}x |")
+                    f"{_ratio(st, ex_first)} |")
     detail = (f"{res['style']}: studio rounds " + ", ".join(f"{r['step']}@{r['wall_s']:.0f}s={r['style']:.0f}%/"
                                                             f"{r['distance']:.3f}" for r in st["rounds"]) +
               "; " + "; ".join(f"example lr {e['lr']:g} " + ", ".join(
