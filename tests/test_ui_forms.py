@@ -5,6 +5,8 @@ import dataclasses
 
 import gradio as gr
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from studio.config import TrainSettings
 from studio.errors import StudioError
@@ -176,3 +178,28 @@ def test_a_late_refresh_does_not_redraw_the_captions_being_edited(tmp_path):
         key, _, rows, _ = view_if_changed(services, "shop", key)
         assert f"caption {n}" in [r[2] for r in rows]
     assert view_if_changed(services, None, key)[0] == (None,)  # another set (none): drawn
+
+
+_NAMES = st.lists(st.text(alphabet="abcde", min_size=1, max_size=3), max_size=6, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=_NAMES, current=st.text(alphabet="abcde", max_size=3) | st.none(), fallback=st.text(alphabet="abc", max_size=2))
+def test_a_refresh_never_sends_back_a_value_that_is_still_a_choice(names, current, fallback):
+    """The value a refresh carries is the page's value when it was sent; the user may have picked
+    another before the answer arrives (CI run 23: adding photos selected the new set, a refresh sent
+    just before put the old one back). Only a value that is gone is replaced."""
+    from studio.ui.page_state import pick_update, select_update
+
+    u = pick_update(names, current, fallback)
+    assert u["choices"] == names
+    if current in names:
+        assert "value" not in u
+    else:
+        assert u["value"] == (fallback if fallback in names else None)
+    kept = [n for n in names[:2]]
+    assert "value" not in pick_update(names, kept, multiselect=True)
+    assert pick_update(names[1:], kept, multiselect=True).get("value", kept) == [n for n in kept if n in names[1:]]
+    if names:  # an action's own result (a set just added) is selected outright
+        assert select_update(names, names[-1])["value"] == names[-1]
+    assert select_update(names, "zzz")["value"] is None

@@ -21,7 +21,7 @@ from ..errors import StudioError
 from ..models.tiny.scenes import STYLES
 from .common import guard
 from .forms import field_input
-from .page_state import PageState, Picker, dataset_names, pick_update
+from .page_state import PageState, Picker, dataset_names, pick_update, select_update
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
         drawn = view_if_changed(services, name, None) if kept else (
             shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.")
-        return (pick_update(dataset_names(services), name if kept else None), "", report_summary(rep),
+        return (select_update(dataset_names(services), name if kept else None), "", report_summary(rep),
                 report_rows(rep), *drawn, None)
 
     ingest_out = [existing, new, status, report, *view, files]
@@ -226,6 +226,6 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
         names = lists.datasets
         new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
         # the set's pictures and captions only when they changed on disk since they were drawn
-        return pick_update(names, new), *view_if_changed(services, new, was)
+        return pick_update(names, name, fallback=new), *view_if_changed(services, new, was)
 
     page.follow([existing, *view], follow, [existing, shown])

@@ -204,9 +204,22 @@ class Picker(gr.Dropdown):
 
 
 def pick_update(names: Sequence[str], current: Any, fallback: str | None = None, multiselect: bool = False):
-    """New choices for a dropdown, keeping the current value when it is still there."""
+    """New choices for a dropdown that a refresh follows. ``current`` is the value the page sent with
+    the refresh; while it is still a choice no value is sent at all, so whatever the page shows when
+    the answer arrives stays: the user may have picked another meanwhile (adding photos to a new set
+    selects it), and sending back the value of the moment the refresh left undid that pick (CI run 23:
+    the Images tab jumped back to the set shown before). Only a value that is gone is replaced, by
+    ``fallback`` (or nothing)."""
     names = list(names)
     if multiselect:
-        return gr.update(choices=names, value=[v for v in (current or []) if v in names])
-    value = current if current in names else (fallback if fallback in names else None)
-    return gr.update(choices=names, value=value)
+        kept = [v for v in (current or []) if v in names]
+        return gr.update(choices=names) if len(kept) == len(current or []) else gr.update(choices=names, value=kept)
+    if current in names:
+        return gr.update(choices=names)
+    return gr.update(choices=names, value=fallback if fallback in names else None)
+
+
+def select_update(names: Sequence[str], value: str | None):
+    """New choices and ``value`` selected (an action's own result, not a refresh: ``pick_update``)."""
+    names = list(names)
+    return gr.update(choices=names, value=value if value in names else None)

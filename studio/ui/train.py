@@ -21,7 +21,7 @@ from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
 from .common import guard
-from .page_state import PageState, Picker, dataset_names
+from .page_state import PageState, Picker, dataset_names, select_update
 from .page_state import pick_update as choices_update
 from .services import Services
 
@@ -268,7 +268,7 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
     def sets(lists, prev, current):
         names = lists.datasets
         if prev is None and lists.live_dataset:  # a page opened mid-run shows the set that is training
-            current = lists.live_dataset
+            return select_update(names, lists.live_dataset)
         return choices_update(names, current, names[-1] if names else None)
 
     page.follow([dataset], sets, [dataset])
