@@ -197,7 +197,7 @@ def test_a_refresh_never_sends_back_a_value_that_is_still_a_choice(names, curren
         assert "value" not in u
     else:
         assert u["value"] == (fallback if fallback in names else None)
-    kept = [n for n in names[:2]]
+    kept = names[:2]
     assert "value" not in pick_update(names, kept, multiselect=True)
     assert pick_update(names[1:], kept, multiselect=True).get("value", kept) == [n for n in kept if n in names[1:]]
     if names:  # an action's own result (a set just added) is selected outright

@@ -214,9 +214,7 @@ def pick_update(names: Sequence[str], current: Any, fallback: str | None = None,
     if multiselect:
         kept = [v for v in (current or []) if v in names]
         return gr.update(choices=names) if len(kept) == len(current or []) else gr.update(choices=names, value=kept)
-    if current in names:
-        return gr.update(choices=names)
-    return gr.update(choices=names, value=fallback if fallback in names else None)
+    return gr.update(choices=names) if current in names else select_update(names, fallback)
 
 
 def select_update(names: Sequence[str], value: str | None):
