@@ -172,7 +172,8 @@ def validity(a) -> None:
     head = ("| run | images | overrides | checkpoints | style % per checkpoint | independent distance | "
             "Spearman (meter vs independent) | lowest copy | copy fired at | wall (s) |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n")
-    record(f"Style meter: validity ({a.steps} steps, a round every {a.every})", head + "\n".join(lines))
+    extra = f", {' '.join(a.set)}" if a.set else ""  # an override run keeps its own section
+    record(f"Style meter: validity ({a.steps} steps, a round every {a.every}{extra})", head + "\n".join(lines))
 
 
 def memorise(steps: int) -> list[str]:
