@@ -143,7 +143,8 @@ def cost(a) -> None:
              f"| tiny-cpu{' ' + ' '.join(a.set) if a.set else ''}, neon 16 images | {result.steps} | {rounds} | "
              f"{seconds:.0f} | {spent:.1f} | {100 * spent / seconds:.1f} % | {step_s:.2f} | {round_s:.1f} + {base_s:.1f} | "
              f"{100 * est:.1f} % | <= 15 % |")
-    record("Style meter: cost (tiny-cpu preset)", table)
+    extra = f", {' '.join(a.set)}" if a.set else ""  # an override run keeps its own section
+    record(f"Style meter: cost (tiny-cpu preset{extra})", table)
 
 
 def validity(a) -> None:
