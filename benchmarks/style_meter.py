@@ -116,6 +116,11 @@ def _step_seconds(sink: TimedSink) -> float:
     return float(np.median(gaps))
 
 
+def _overrides(a) -> str:
+    """The --set overrides as a title suffix: a run with them keeps its own RESULTS section."""
+    return f", {' '.join(a.set)}" if a.set else ""
+
+
 def cost(a) -> None:
     """Measured share of one run; with --extrapolate, the share at the tiny-cpu defaults (300 steps,
     rounds at 20, 50, 100, ... 300) from this run's median step time and mean round time."""
@@ -143,8 +148,7 @@ def cost(a) -> None:
              f"| tiny-cpu{' ' + ' '.join(a.set) if a.set else ''}, neon 16 images | {result.steps} | {rounds} | "
              f"{seconds:.0f} | {spent:.1f} | {100 * spent / seconds:.1f} % | {step_s:.2f} | {round_s:.1f} + {base_s:.1f} | "
              f"{100 * est:.1f} % | <= 15 % |")
-    extra = f", {' '.join(a.set)}" if a.set else ""  # an override run keeps its own section
-    record(f"Style meter: cost (tiny-cpu preset{extra})", table)
+    record(f"Style meter: cost (tiny-cpu preset{_overrides(a)})", table)
 
 
 def validity(a) -> None:
@@ -173,8 +177,7 @@ def validity(a) -> None:
     head = ("| run | images | overrides | checkpoints | style % per checkpoint | independent distance | "
             "Spearman (meter vs independent) | lowest copy | copy fired at | wall (s) |\n"
             "|---|---|---|---|---|---|---|---|---|---|\n")
-    extra = f", {' '.join(a.set)}" if a.set else ""  # an override run keeps its own section
-    record(f"Style meter: validity ({a.steps} steps, a round every {a.every}{extra})", head + "\n".join(lines))
+    record(f"Style meter: validity ({a.steps} steps, a round every {a.every}{_overrides(a)})", head + "\n".join(lines))
 
 
 def memorise(steps: int) -> list[str]:
