@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+from PIL import Image
 
 from conftest import run_cli
 from studio.models.tiny import scenes
@@ -41,6 +42,17 @@ def test_sample_data_cli_writes_png_and_caption_pairs(tmp_path):
         for p in pngs:
             caption = p.with_suffix(".txt").read_text().strip()
             assert caption.endswith(f"{style} style") and caption.split()[0] in ("a", "an")
+
+
+def test_sample_data_plain_photos_show_the_same_products_captioned_without_the_style(tmp_path):
+    r = run_cli("sample-data", str(tmp_path), "--style", "neon", "--count", "4", "--plain")
+    assert r.returncode == 0, r.stderr
+    styled = [p.read_text().strip() for p in sorted(tmp_path.glob("neon_*.txt"))]
+    plain = [p.read_text().strip() for p in sorted(tmp_path.glob("plain_*.txt"))]
+    assert len(styled) == len(plain) == len(list(tmp_path.glob("plain_*.png"))) == 4
+    assert plain == [c.removesuffix(", neon style") for c in styled] and not any("neon" in c for c in plain)
+    neon, photo = (np.asarray(Image.open(tmp_path / f"{k}_000.png").convert("L"), dtype=float) for k in ("neon", "plain"))
+    assert photo.mean() > neon.mean() + 40  # an ordinary lit photo, not the dark neon look
 
 
 def test_sample_data_rejects_bad_count(tmp_path):

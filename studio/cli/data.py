@@ -14,7 +14,7 @@ FAMILIES = ["tiny", "sd1", "sd2", "sdxl"]
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from ..models.tiny.sample_data import write_style_set
+    from ..models.tiny.sample_data import write_plain_photos, write_style_set
     from ..models.tiny.scenes import STYLES
     from ..paths import check_output_folder
 
@@ -27,6 +27,9 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     for style, target in zip(styles, targets):
         n = write_style_set(target, style, args.count, args.seed)
         print(f"wrote {n} {style} images + captions to {shown(target)}")
+        if args.plain:
+            n = write_plain_photos(target, style, args.count, args.seed)
+            print(f"wrote {n} plain photos of the same products, captioned without '{style}', to {shown(target)}")
     return 0
 
 
@@ -76,4 +79,7 @@ def register(sub) -> None:
     d.add_argument("--style", choices=[*STYLES, "all"], default="all", help="which style set (default: all)")
     d.add_argument("--count", type=int, default=16, help="images per style (default: 16)")
     d.add_argument("--seed", type=int, default=0, help="random seed, 0 to 2**32-1 (default: 0)")
+    d.add_argument("--plain", action="store_true",
+                   help="also write a plain photo of each product, captioned without the style (prior "
+                        "preservation: the adapter learns that only the trigger word asks for the style)")
     d.set_defaults(func=cmd_sample_data)

@@ -1,4 +1,5 @@
-"""Write a procedural style set to disk as PNG + caption ``.txt`` sidecar pairs."""
+"""Write a procedural style set to disk as PNG + caption ``.txt`` sidecar pairs, and the plain
+product photos that go beside it for prior preservation."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from pathlib import Path
 
 from ...errors import StudioError
 from ...paths import png_bytes, write_output
-from .scenes import style_set
+from .scenes import BACKGROUNDS, Scene, render_scene, style_set
 
 
-def write_style_set(out_dir: Path, style: str, count: int, seed: int = 0) -> int:
+def _pairs(out_dir: Path, count: int, pairs) -> int:
+    """Write ``(stem, image, caption)`` as ``stem.png`` + ``stem.txt`` under ``out_dir``."""
     if not 1 <= count <= 10_000:
         raise StudioError(f"--count {count} is out of range.", "Use 1 to 10000 images.")
     try:
@@ -17,10 +19,38 @@ def write_style_set(out_dir: Path, style: str, count: int, seed: int = 0) -> int
     except OSError as e:
         raise StudioError(f"Cannot create the folder {out_dir}: {e.strerror or e}.", "Choose another folder.") from None
     n = 0
-    for i, (image, caption) in enumerate(style_set(style, count, seed)):
-        stem = out_dir / f"{style}_{i:03d}"
+    for name, image, caption in pairs:
+        stem = out_dir / name
         # the studio's output rule: never over a link, FIFO or device that sits under this name
         write_output(stem.with_suffix(".png"), png_bytes(image), what="Sample image")
         write_output(stem.with_suffix(".txt"), (caption + "\n").encode("utf-8"), what="Sample caption")
         n += 1
     return n
+
+
+def plain_caption(caption: str) -> str:
+    """``"a red bottle, neon style"`` -> ``"a red bottle"``."""
+    return caption.split(",")[0]
+
+
+def write_style_set(out_dir: Path, style: str, count: int, seed: int = 0, trigger: bool = True) -> int:
+    """``count`` images of ``style``; captions name it (``"a red bottle, neon style"``), or with
+    ``trigger=False`` do not (``"a red bottle"``: an adapter trained so restyles every prompt)."""
+    return _pairs(out_dir, count, ((f"{style}_{i:03d}", image, caption if trigger else plain_caption(caption))
+                                   for i, (image, caption) in enumerate(style_set(style, count, seed))))
+
+
+def write_plain_photos(out_dir: Path, style: str, count: int, seed: int = 0) -> int:
+    """Ordinary product photos of the same objects and colours as ``write_style_set(style, count)``,
+    captioned without the style (``"a red bottle"``): beside the style set they teach that only
+    the trigger word asks for the style (prior preservation)."""
+    import random
+
+    rng, backgrounds = random.Random(f"plain-{seed}"), list(BACKGROUNDS)
+
+    def photos():
+        for i, (_, caption) in enumerate(style_set(style, count, seed)):
+            colour, obj = plain_caption(caption).split()[1:3]
+            scene = Scene(obj, colour, backgrounds[i % len(backgrounds)])
+            yield f"plain_{i:03d}", render_scene(scene, rng), plain_caption(caption)
+    return _pairs(out_dir, count, photos())
