@@ -4,6 +4,7 @@
     python benchmarks/style_meter.py validity [--styles neon,pastel,stripes,sepia,halftone] [--steps 200]
                                               [--every 25] [--overcook] [--memorise] [--set ...]
     python benchmarks/style_meter.py copy [--styles ...] [--steps 200] [--every 25] [--set ...]
+    python benchmarks/style_meter.py leak [--steps 80]
 
 cost: one training with the tiny-cpu preset's defaults; the meter's share of the wall time
 (drawing the before/after previews and judging them, over the whole run).
@@ -21,6 +22,14 @@ run only.
 copy: per style, a 3-image set trained far too long (3 x ``--steps`` steps at batch 3, a high
 learning rate): the copy figure per checkpoint, its lowest value and where the copy warning fired
 at the threshold in use (``--set copy_threshold=...`` to try another).
+
+leak: three neon adapters trained alike (batch 8, lr 1e-3, rank 4) on 8 neon photos captioned with
+the trigger ("typical"), the same beside 8 plain photos of the same products captioned without it
+("prior preservation"), and the neon photos captioned without any trigger word ("no trigger"), at 5
+steps (nothing learned yet) and ``--steps``; each judged like ``studio judge NAME --dataset`` on the
+prior-preservation set (6 captions, each also without the trigger). The leak meter as shipped (how
+far trigger-free images move *toward* the style) beside the size of any change to them, the
+measure it replaced.
 """
 
 from __future__ import annotations
@@ -203,17 +212,76 @@ def copy(a) -> None:
     record(f"Style meter: copy on 3-image sets trained far too long ({3 * a.steps} steps)", head + "\n".join(lines))
 
 
+def _any_change(judge, base_free, after_free) -> float:
+    """The replaced leak measure: the mean scaled distance between paired trigger-free images."""
+    from studio.judge import meters
+
+    ref, f = judge.ref, judge.features
+    a, b = f.style(base_free), f.style(after_free)
+    sq = [(((b[g] - a[g]) / ref.scale[g]) ** 2).sum(1) for g in ref.train]
+    return 100.0 * float(np.sqrt(np.mean(sq, axis=0)).mean()) / meters.room(ref, f.style(judge.before.styled))
+
+
+def leak(a) -> None:
+    from studio.adapters.library import Library
+    from studio.config import GenerateSettings, IngestSettings, TrainSettings
+    from studio.data import manifest as mf
+    from studio.generate import Engine
+    from studio.generate.tags import LoraWeight
+    from studio.judge.session import from_dataset
+    from studio.models.tiny.sample_data import write_plain_photos
+
+    sets = {"typical": ("neon", "trigger in every caption"),
+            "prior preservation": ("mixed", "+ 8 plain photos captioned without it"),
+            "no trigger": ("everywhere", "no trigger word in any caption")}
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ws = Workspace(root / "outputs")
+        write_style_set(root / "neon", "neon", 8)
+        write_style_set(root / "mixed", "neon", 8)
+        write_plain_photos(root / "mixed", "neon", 8)
+        write_style_set(root / "everywhere", "neon", 8, trigger=False)
+        for folder, _ in sets.values():
+            ingest(folder, [root / folder], IngestSettings(trigger="neon"), ws=ws)
+        for steps in (5, a.steps):
+            plain = ["batch_size=8", "optimizer=adamw", "lr_unet=1e-3", "lr_text=1e-3", "lora.rank=4",
+                     "lora.alpha=4", f"steps={steps}", "sample_every=0", "validate_every=0", "checkpoint_every=0",
+                     "stop=steps", "final=last"]
+            for folder, _ in sets.values():
+                Trainer(f"{folder}-{steps}", folder, load_model("tiny", device="cpu"),
+                        apply_sets(TrainSettings(), plain), ev.ListSink(), ws=ws).run()
+        engine = Engine(load_model("tiny", device="cpu"), library=Library(ws))
+        gs = GenerateSettings(seed=5, steps=6)
+        judge = from_dataset(engine.model.pipe.vae, mf.load("mixed", ws), mf.dataset_dir("mixed", ws), 64, 6, 6, 5, 0.5)
+
+        def drawer(*names):
+            return lambda p, s: engine.generate_batch(gs, p, s, loras=[LoraWeight(n) for n in names])
+        judge.set_before(judge.draw(drawer()))
+        for steps in (5, a.steps):
+            for label, (folder, how) in sets.items():
+                after = judge.draw(drawer(f"{folder}-{steps}"))
+                row = judge.row(steps, after)
+                lines.append(f"| {label} ({how}) | {steps} | {row.style:.0f} | {row.leak:.0f} | "
+                             f"{_any_change(judge, judge.before.free, after.free):.0f} |")
+                print(lines[-1], flush=True)
+    head = ("| adapter (8 neon photos) | steps | style % | leak %: toward the style (shipped) | "
+            "size of any change, same scale (replaced) |\n|---|---|---|---|---|\n")
+    record(f"Style meter: leak on trigger-bound and unbound adapters ({a.steps} steps)", head + "\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["cost", "validity", "copy"])
+    ap.add_argument("part", choices=["cost", "validity", "copy", "leak"])
     ap.add_argument("--styles", default="neon,pastel,stripes,sepia,halftone")
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=None, help="default 200 (leak: 80)")
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--overcook", action="store_true")
     ap.add_argument("--memorise", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     a = ap.parse_args()
-    {"cost": cost, "validity": validity, "copy": copy}[a.part](a)
+    a.steps = a.steps or (80 if a.part == "leak" else 200)
+    {"cost": cost, "validity": validity, "copy": copy, "leak": leak}[a.part](a)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def test_leak_measures_how_far_trigger_free_images_move():
     everything = meters.leak_percent(ref, base, base, moved)  # restyles trigger-free prompts all the way
     assert 60 < everything < 160
     assert 0 < meters.leak_percent(ref, base, base, _groups(rng, 40, 0.5)) < everything / 3
+    churned = _groups(np.random.default_rng(4), 40, 0.0)  # every image changed, none toward the style
+    assert abs(meters.leak_percent(ref, base, base, churned)) < 5
 
 
 def _row(step, style, copying=False):

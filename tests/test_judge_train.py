@@ -79,53 +79,42 @@ def test_final_recommended_writes_the_marked_checkpoint_and_a_before_after_previ
     assert len(samples.paths) == 3 + 2 and "neon" in samples.prompts[0] and "neon" not in samples.prompts[-1]
 
 
-def _mixed_set(folder, count):
-    """Neon images captioned with the trigger plus ordinary product photos captioned without it:
-    the adapter learns that only "neon" asks for the style (prior preservation)."""
-    import random
-
-    from studio.models.tiny.scenes import (
-        BACKGROUNDS,
-        COLOURS,
-        OBJECTS,
-        Scene,
-        render_scene,
-    )
-
-    write_style_set(folder, "neon", count)
-    rng = random.Random(1)
-    for i in range(count):
-        scene = Scene(OBJECTS[i % len(OBJECTS)], list(COLOURS)[(3 * i) % 8], list(BACKGROUNDS)[i % 4])
-        render_scene(scene, rng).save(folder / f"plain_{i:03d}.png")
-        (folder / f"plain_{i:03d}.txt").write_text(scene.caption + "\n")
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 16, measured 2026-12-02: on this mixed set the leak meter used to return a "
-                          "degenerate 0 % (its reference held the plain photos too, so the base model already "
-                          "'matched' it); judged against the trigger-captioned photos only, the prior-preservation "
-                          "adapter leaks 52 % after 40 steps against 60 % for the restyle-everything one: the tiny "
-                          "text encoder does not bind the trigger in so short a run. Not hidden: the goal stands.",
-                   strict=False)
 def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everything(world):
+    """Two real trainings judged alike (``studio judge NAME --dataset mixed``: its captions, each also
+    without "neon"). Trained beside plain photos of the same products captioned without the trigger
+    (prior preservation), the adapter leaves trigger-free prompts near the base model; trained on
+    the neon photos captioned without any trigger word, it restyles them."""
+    from studio.adapters.library import Library
+    from studio.config import GenerateSettings
+    from studio.generate import Engine
+    from studio.judge.adapter import judge_adapter
+    from studio.models.tiny.sample_data import write_plain_photos
+
     root, ws = world
-    _mixed_set(root / "mixed", 8)
-    ingest("mixed", [root / "mixed"], IngestSettings(trigger="neon"), ws=ws)
-    short = ["steps=40", "stop=steps", "sample_every=20", "judge_first=0", "validate_every=0"]
-    sink = ev.ListSink()
-    Trainer("bound", "mixed", load_model("tiny", device="cpu"), apply_sets(TrainSettings(), RUN + short), sink,
-            ws=ws).run()
-    _, everything = _train(ws, "everything", short + ["caption_dropout=1.0"])
-    bound, loose = sink.of(ev.Judged)[-1], everything.of(ev.Judged)[-1]
-    assert loose.leak > bound.leak + 15, (bound, loose)
+    write_style_set(root / "mixed", "neon", 8)
+    write_plain_photos(root / "mixed", "neon", 8)
+    write_style_set(root / "everywhere", "neon", 8, trigger=False)
+    plain = ["batch_size=8", "optimizer=adamw", "lr_unet=1e-3", "lr_text=1e-3", "lora.rank=4", "lora.alpha=4",
+             "steps=80", "sample_every=0", "validate_every=0", "checkpoint_every=0", "stop=steps", "final=last"]
+    for name in ("mixed", "everywhere"):
+        ingest(name, [root / name], IngestSettings(trigger="neon"), ws=ws)
+        Trainer(f"{name}-lora", name, load_model("tiny", device="cpu"), apply_sets(TrainSettings(), plain),
+                ev.ListSink(), ws=ws).run()
+    engine = Engine(load_model("tiny", device="cpu"), library=Library(ws))
+    gs = GenerateSettings(seed=5, steps=6)
+    bound, everything = (judge_adapter(engine, f"{n}-lora", "mixed", gs, 6, 6, ws=ws) for n in ("mixed", "everywhere"))
+    assert bound.style > 20 and everything.style > 50, (bound, everything)  # both learned the style
+    assert everything.leak > bound.leak + 25, (bound, everything)
+    assert bound.leak < bound.style / 4 and everything.leak > everything.style / 2, (bound, everything)  # the words
 
 
 @pytest.mark.slow
-def test_leak_meter_reads_zero_for_trigger_bound_drawing_and_high_when_the_same_adapter_restyles_everything(
+def test_leak_meter_reads_zero_when_only_the_trigger_restyles_and_most_of_the_style_when_every_prompt_does(
         world, learned):
-    """The meter half of the leak goal, with a real trained adapter: drawn on every prompt it restyles
-    the trigger-free ones too; drawn only where the prompt names the trigger (what a perfectly bound
-    adapter does) those stay the base model's images. The meter must tell the two apart."""
+    """The meter half of the leak goal, on one real trained adapter drawn three ways: only where the
+    prompt names the trigger (perfectly bound: trigger-free images stay the base model's), as it
+    is (on every prompt), and as if every prompt named the trigger (the style everywhere)."""
     from studio.adapters.library import Library
     from studio.config import GenerateSettings
     from studio.data import manifest as mf
@@ -142,13 +131,15 @@ def test_leak_meter_reads_zero_for_trigger_bound_drawing_and_high_when_the_same_
         return lambda prompts, seeds: engine.generate_batch(gs, prompts, seeds, loras=loras)
 
     base, styled = drawer([]), drawer([LoraWeight("learned")])
-    n = len(judge.prompts.styled)
+    n, free = len(judge.prompts.styled), len(judge.prompts.free)
     judge.set_before(judge.draw(base))
-    everything = judge.row(1, judge.draw(styled))
+    as_is = judge.row(1, judge.draw(styled))
     bound = judge.row(1, judge.draw(lambda p, s: styled(p[:n], s[:n]) + base(p[n:], s[n:])))
-    assert bound.style == everything.style  # the same images where the prompt asks for the style
+    everywhere = judge.row(1, judge.draw(lambda p, s: styled(p[:n] + p[:free], s)))  # free slots: with the trigger
+    assert bound.style == as_is.style == everywhere.style  # the same images where the prompt asks for the style
     assert abs(bound.leak) < 3, bound
-    assert everything.leak > bound.leak + 15, (bound, everything)
+    assert everywhere.leak > everywhere.style / 2 and everywhere.leak > bound.leak + 25, (bound, everywhere)
+    assert bound.leak < as_is.leak < everywhere.leak, (bound, as_is, everywhere)
 
 
 @pytest.mark.slow
