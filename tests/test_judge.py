@@ -102,7 +102,7 @@ def test_scorecard_round_trips_and_prints_the_pick(tmp_path):
 
 
 @pytest.mark.parametrize("style, leak, words", [
-    (70.0, 5.0, "leaves images almost alone"), (70.0, 35.0, "part of the way"), (70.0, 60.0, "even without"),
+    (70.0, 5.0, "leaves images almost alone (leak 5 %)"), (70.0, -11.0, "almost alone (leak 0 %)"), (70.0, 25.0, "part of the way"), (70.0, 40.0, "even without"),
     (70.0, 90.0, "even without"), (30.0, 30.0, ""), (math.nan, 10.0, ""), (70.0, math.nan, "")])
 def test_leak_verdict_in_plain_words_only_once_the_style_is_learned(style, leak, words):
     said = scorecard.leak_words(style, leak)
@@ -118,7 +118,7 @@ def test_the_train_tab_verdict_names_the_leak_of_the_recommended_checkpoint():
     snap = SimpleNamespace(scorecard=rows, recommended=(20, "highest style score (74 %)"))
     said = verdict(snap)
     assert said.startswith("**Recommended: step 20** — highest style score (74 %).")
-    assert "even without the trigger word (leak 56 %, near its style 74 %)" in said
+    assert "even without the trigger word (leak 56 % against style 74 %)" in said
     nulls = SimpleNamespace(scorecard=[{"step": 5, "style": None, "leak": None}], recommended=(5, "the last"))
     assert verdict(nulls) == "**Recommended: step 5** — the last."  # NaN travels as null: no words, no error
 

@@ -72,12 +72,13 @@ def leak_words(style: float, leak: float) -> str:
     if not (math.isfinite(style) and math.isfinite(leak)) or style < MIN_LEARNED:
         return ""
     if leak < 0.25 * style:
-        return (f"Without the trigger word it leaves images almost alone (leak {leak:.0f} %): "
+        return (f"Without the trigger word it leaves images almost alone (leak {max(leak, 0):.0f} %): "
                 "the style comes when you ask for it.")
-    if leak < 0.75 * style:
+    if leak < 0.5 * style:  # (not nearer 1: drawing trigger-free prompts exactly as triggered ones reads about
+        # 2/3 of the style, their base images starting farther from it: tests/test_judge_train.py)
         return (f"Without the trigger word it still changes images part of the way (leak {leak:.0f} % against "
                 f"style {style:.0f} %): write the trigger word for the full style.")
-    return (f"It restyles images even without the trigger word (leak {leak:.0f} %, near its style "
+    return (f"It restyles images even without the trigger word (leak {leak:.0f} % against style "
             f"{style:.0f} %): fine for a look you always want; to keep it to the trigger word, add ordinary "
             "photos captioned without it to the set.")
 

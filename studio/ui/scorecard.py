@@ -25,8 +25,9 @@ HELP = ("**Style %**: how far the adapter's images have moved from the base mode
         "seeds) toward your set's colours, contrast and texture — 0 % = the base model, 100 % = as close as "
         "your own held-out photos. **Copy**: how close its images come to one of your training photos, "
         "compared with your held-out photos (1 = as close as those; below {threshold} = it copies). "
-        "**Leak %**: how much it changes images whose prompt lacks the trigger word, as a share of the way "
-        "to your style (0 % = only with the trigger; near the style score = it restyles everything).")
+        "**Leak %**: how far it moves images whose prompt lacks the trigger word toward your style, as a "
+        "share of the way (0 % = only with the trigger; half the style score or more = it restyles "
+        "everything; a little below 0 = they moved slightly away, the noise of a few drawn images).")
 
 
 
