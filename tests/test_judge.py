@@ -139,6 +139,10 @@ def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):
     leaky = judge.row(1, Drawn([images[4]], [images[5]]))
     assert leaky.leak > 30  # the trigger-free image changed into the style too
     assert judge.row(2, Drawn([images[0]], base.free)).copying  # a training photo itself
+    unmeasured = Judge(tiny_model.pipe.vae, JudgePrompts(("a",), (), (0,)), images[:4], images[4:], 0.5)
+    unmeasured.set_before(Drawn(base.styled, []))  # judge_free=0: no trigger-free image drawn
+    row = unmeasured.row(1, Drawn([images[4]], []))
+    assert math.isnan(row.leak) and scorecard.leak_words(row.style, row.leak) == ""  # "-", not "0 %: almost alone"
 
 
 def test_a_style_the_base_model_already_draws_is_cannot_tell_not_a_wild_percentage():

@@ -104,9 +104,10 @@ def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everyth
     engine = Engine(load_model("tiny", device="cpu"), library=Library(ws))
     gs = GenerateSettings(seed=5, steps=6)
     bound, everything = (judge_adapter(engine, f"{n}-lora", "mixed", gs, 6, 6, ws=ws) for n in ("mixed", "everywhere"))
-    assert bound.style > 20 and everything.style > 50, (bound, everything)  # both learned the style
+    assert bound.style > 20 and everything.style > 50, (bound, everything)  # both moved toward the style
     assert everything.leak > bound.leak + 25, (bound, everything)
-    assert bound.leak < bound.style / 4 and everything.leak > everything.style / 2, (bound, everything)  # the words
+    assert bound.leak < bound.style / 4, (bound, everything)  # "almost alone", were its style past 50 %
+    assert "restyles images even without the trigger word" in scorecard.leak_words(everything.style, everything.leak)
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         print(f"wrote {n} {style} images + captions to {shown(target)}")
         if args.plain:
             n = write_plain_photos(target, style, args.count, args.seed)
-            print(f"wrote {n} plain photos of the same products, captioned without '{style}', to {shown(target)}")
+            print(f"wrote {n} plain photos of the same products, captioned without '{style}', to {shown(target)}; "
+                  f"add the folder with `studio dataset add NAME {shown(target)} --trigger {style}`")
     return 0
 
 

@@ -9,8 +9,9 @@
   same for held-out images (1.0 = as close as unseen photos of the set come; near 0 = a copy).
 - **leak %**: how far the adapter moves images whose prompt lacks the trigger word toward the
   style, as a share of the whole way from the base model's images to the style (0 % = bound to
-  the trigger; from about half the style score up = it restyles everything: trigger-free prompts
-  start farther from the style, so drawing them exactly like triggered ones reads ~2/3 of it).
+  the trigger; from about half the style score up = it restyles everything: an adapter trained
+  with no trigger word at all read 40 % at style 60 %, its trigger-free prompts' base images
+  starting nearer the style than the triggered ones').
   Measured like style % (the change of the mean distance to the style), not as the size of any
   change: an adapter changes the details of every image it touches, and that churn alone read
   15-16 % on adapters that had learned nothing yet (benchmarks/RESULTS.md, "Style meter: leak").

@@ -74,8 +74,8 @@ def leak_words(style: float, leak: float) -> str:
     if leak < 0.25 * style:
         return (f"Without the trigger word it leaves images almost alone (leak {max(leak, 0):.0f} %): "
                 "the style comes when you ask for it.")
-    if leak < 0.5 * style:  # (not nearer 1: drawing trigger-free prompts exactly as triggered ones reads about
-        # 2/3 of the style, their base images starting farther from it: tests/test_judge_train.py)
+    if leak < 0.5 * style:  # (not nearer 1: an adapter trained with no trigger word at all read 40 % at style
+        # 60 %, the trigger-free prompts' base images starting nearer the style: benchmarks/RESULTS.md)
         return (f"Without the trigger word it still changes images part of the way (leak {leak:.0f} % against "
                 f"style {style:.0f} %): write the trigger word for the full style.")
     return (f"It restyles images even without the trigger word (leak {leak:.0f} % against style "

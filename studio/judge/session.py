@@ -7,9 +7,9 @@ switched off for the base images) and the CLI (a library adapter by name) share 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -57,7 +57,7 @@ class Judge:
         style = meters.style_percent(self.ref, base, adapted)
         copy = meters.copy_ratio(self.ref, content(after.styled))
         leak = meters.leak_percent(self.ref, base, meters.take(self._before_feats, slice(n, None)),
-                                   meters.take(feats, slice(n, None))) if after.free else 0.0
+                                   meters.take(feats, slice(n, None))) if after.free else math.nan  # not measured
         return Row(step, round(style, 2), round(copy, 4), round(leak, 2), val_loss,
                    copies(copy, self.threshold), adapter)
 
