@@ -240,7 +240,7 @@ def leak(a) -> None:
         ws = Workspace(root / "outputs")
         write_style_set(root / "neon", "neon", 8)
         write_style_set(root / "mixed", "neon", 8)
-        write_plain_photos(root / "mixed", "neon", 8)
+        write_plain_photos(root / "mixed", 8)
         write_style_set(root / "everywhere", "neon", 8, trigger=False)
         for folder, _ in sets.values():
             ingest(folder, [root / folder], IngestSettings(trigger="neon"), ws=ws)

@@ -102,7 +102,8 @@ def test_scorecard_round_trips_and_prints_the_pick(tmp_path):
 
 
 @pytest.mark.parametrize("style, leak, words", [
-    (70.0, 5.0, "leaves images almost alone (leak 5 %)"), (70.0, -11.0, "almost alone (leak 0 %)"), (70.0, 25.0, "part of the way"), (70.0, 40.0, "even without"),
+    (70.0, 5.0, "leaves images almost alone (leak 5 %)"), (70.0, -11.0, "almost alone (leak 0 %)"),
+    (70.0, 25.0, "part of the way"), (70.0, 40.0, "even without"),
     (70.0, 90.0, "even without"), (30.0, 30.0, ""), (math.nan, 10.0, ""), (70.0, math.nan, "")])
 def test_leak_verdict_in_plain_words_only_once_the_style_is_learned(style, leak, words):
     said = scorecard.leak_words(style, leak)

@@ -93,7 +93,7 @@ def test_leak_meter_tells_a_trigger_bound_adapter_from_one_that_restyles_everyth
 
     root, ws = world
     write_style_set(root / "mixed", "neon", 8)
-    write_plain_photos(root / "mixed", "neon", 8)
+    write_plain_photos(root / "mixed", 8)
     write_style_set(root / "everywhere", "neon", 8, trigger=False)
     plain = ["batch_size=8", "optimizer=adamw", "lr_unet=1e-3", "lr_text=1e-3", "lora.rank=4", "lora.alpha=4",
              "steps=80", "sample_every=0", "validate_every=0", "checkpoint_every=0", "stop=steps", "final=last"]

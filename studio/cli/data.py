@@ -28,7 +28,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
         n = write_style_set(target, style, args.count, args.seed)
         print(f"wrote {n} {style} images + captions to {shown(target)}")
         if args.plain:
-            n = write_plain_photos(target, style, args.count, args.seed)
+            n = write_plain_photos(target, args.count, args.seed)
             print(f"wrote {n} plain photos of the same products, captioned without '{style}', to {shown(target)}; "
                   f"add the folder with `studio dataset add NAME {shown(target)} --trigger {style}`")
     return 0

@@ -11,7 +11,7 @@
   style, as a share of the whole way from the base model's images to the style (0 % = bound to
   the trigger; from about half the style score up = it restyles everything: an adapter trained
   with no trigger word at all read 40 % at style 60 %, its trigger-free prompts' base images
-  starting nearer the style than the triggered ones').
+  starting nearer the style than the triggered ones).
   Measured like style % (the change of the mean distance to the style), not as the size of any
   change: an adapter changes the details of every image it touches, and that churn alone read
   15-16 % on adapters that had learned nothing yet (benchmarks/RESULTS.md, "Style meter: leak").

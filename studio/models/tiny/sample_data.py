@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ...errors import StudioError
 from ...paths import png_bytes, write_output
-from .scenes import BACKGROUNDS, Scene, render_scene, style_set
+from .scenes import BACKGROUNDS, Scene, render_scene, style_set, subject_caption, subjects
 
 
 def _pairs(out_dir: Path, count: int, pairs) -> int:
@@ -28,20 +28,16 @@ def _pairs(out_dir: Path, count: int, pairs) -> int:
     return n
 
 
-def plain_caption(caption: str) -> str:
-    """``"a red bottle, neon style"`` -> ``"a red bottle"``."""
-    return caption.split(",")[0]
-
-
 def write_style_set(out_dir: Path, style: str, count: int, seed: int = 0, trigger: bool = True) -> int:
     """``count`` images of ``style``; captions name it (``"a red bottle, neon style"``), or with
     ``trigger=False`` do not (``"a red bottle"``: an adapter trained so restyles every prompt)."""
-    return _pairs(out_dir, count, ((f"{style}_{i:03d}", image, caption if trigger else plain_caption(caption))
-                                   for i, (image, caption) in enumerate(style_set(style, count, seed))))
+    return _pairs(out_dir, count, ((f"{style}_{i:03d}", image, caption if trigger else subject_caption(*subject))
+                                   for i, ((image, caption), subject)
+                                   in enumerate(zip(style_set(style, count, seed), subjects(count)))))
 
 
-def write_plain_photos(out_dir: Path, style: str, count: int, seed: int = 0) -> int:
-    """Ordinary product photos of the same objects and colours as ``write_style_set(style, count)``,
+def write_plain_photos(out_dir: Path, count: int, seed: int = 0) -> int:
+    """Ordinary product photos of the same objects and colours as ``write_style_set(_, _, count)``,
     captioned without the style (``"a red bottle"``): beside the style set they teach that only
     the trigger word asks for the style (prior preservation)."""
     import random
@@ -49,8 +45,7 @@ def write_plain_photos(out_dir: Path, style: str, count: int, seed: int = 0) -> 
     rng, backgrounds = random.Random(f"plain-{seed}"), list(BACKGROUNDS)
 
     def photos():
-        for i, (_, caption) in enumerate(style_set(style, count, seed)):
-            colour, obj = plain_caption(caption).split()[1:3]
+        for i, (obj, colour) in enumerate(subjects(count)):
             scene = Scene(obj, colour, backgrounds[i % len(backgrounds)])
-            yield f"plain_{i:03d}", render_scene(scene, rng), plain_caption(caption)
+            yield f"plain_{i:03d}", render_scene(scene, rng), subject_caption(obj, colour)
     return _pairs(out_dir, count, photos())

@@ -266,8 +266,13 @@ def _render_stripes(obj: str, colour: str, rng: random.Random, size: int) -> Ima
 _STYLE_RENDERERS = {"neon": _render_neon, "pastel": _render_pastel, "stripes": _render_stripes}
 
 
+def subject_caption(obj: str, colour: str) -> str:
+    """``"a red bottle"``: what the picture shows, no style named."""
+    return f"{article(colour)} {colour} {obj}"
+
+
 def style_caption(style: str, obj: str, colour: str) -> str:
-    return f"{article(colour)} {colour} {obj}, {style} style"
+    return f"{subject_caption(obj, colour)}, {style} style"
 
 
 def render_style(style: str, obj: str, colour: str, rng: random.Random,
@@ -279,13 +284,17 @@ def render_style(style: str, obj: str, colour: str, rng: random.Random,
     return renderer(obj, colour, rng, size)
 
 
-def style_set(style: str, count: int, seed: int = 0, size: int = SIZE):
-    """Yield ``(image, caption)`` pairs of one style, cycling objects and colours."""
-    rng = random.Random(f"{style}-{seed}")
+def subjects(count: int):
+    """Yield the ``(object, colour)`` of a style set's images in order, cycling both."""
     colours = list(COLOURS)
     for i in range(count):
-        obj = OBJECTS[i % len(OBJECTS)]
-        colour = colours[(i * 5 + i // len(OBJECTS)) % len(colours)]
+        yield OBJECTS[i % len(OBJECTS)], colours[(i * 5 + i // len(OBJECTS)) % len(colours)]
+
+
+def style_set(style: str, count: int, seed: int = 0, size: int = SIZE):
+    """Yield ``(image, caption)`` pairs of one style, over :func:`subjects`."""
+    rng = random.Random(f"{style}-{seed}")
+    for obj, colour in subjects(count):
         yield render_style(style, obj, colour, rng, size), style_caption(style, obj, colour)
 
 
