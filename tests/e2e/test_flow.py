@@ -84,8 +84,14 @@ def edit_a_caption(page, workspace) -> None:
 
     images = tab(page, "Images")
     table = images.locator("#captions")
+    # the table shows the new set's rows (not the sample set's) before a cell is opened: a cell
+    # opened in the old rows closes when the new ones are drawn
+    table.get_by_role("gridcell").first.filter(has_text="stripes_000.png").wait_for()
     table.get_by_role("gridcell").nth(2).dblclick()  # first row, caption column
-    editor = table.locator("textarea, input").first
+    # the cell's editor is a textarea; the table also holds a hidden file input (CSV drop) that
+    # comes first in the page, so "the first input" is not the editor
+    editor = table.locator("textarea")
+    editor.wait_for(state="visible", timeout=15_000)
     editor.fill("a stripy mug on a shelf")
     editor.press("Enter")
     images.get_by_role("button", name="Save captions").click()
