@@ -227,6 +227,9 @@ class TrainSettings(Checked):
                                     "the previews and the style and copy meters.", min=1, max=64)
     judge_free: int = setting(1, "Of those, drawn again without the trigger word: the leak meter.",
                               min=0, max=64)
+    judge_confirm: int = setting(8, "final=recommended: the checkpoints within plateau_delta of the best are "
+                                    "judged again on this many captions before the pick is written (a round's "
+                                    "few captions are noisy); 0 = off.", min=0, max=64)
     copy_threshold: float = setting(0.8, "Copy warning when drawn images come this much closer to a training "
                                          "photo than held-out photos do (0.8 = a fifth closer; 1 = as close).",
                                     min=0.0, max=1.0)

@@ -44,6 +44,15 @@ class Judged:
 
 
 @dataclass(frozen=True)
+class Recommended:
+    """The pick made final before the adapter is written: the close checkpoints judged again on
+    more captions (``judge_confirm``); ``scores`` are (step, style %) of that second look."""
+    step: int
+    reason: str
+    scores: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
 class Sample:
     step: int
     prompts: tuple[str, ...]
@@ -78,7 +87,7 @@ class Failed:
     message: str
 
 
-Event = Progress | Validation | Judged | Sample | Saved | Warning_ | Finished | Failed
+Event = Progress | Validation | Judged | Recommended | Sample | Saved | Warning_ | Finished | Failed
 
 
 class Sink(Protocol):

@@ -83,6 +83,28 @@ def test_recommendation_is_the_earliest_checkpoint_near_the_best_and_never_a_cop
     assert scorecard.recommend([], 5) is None
 
 
+def test_close_calls_are_the_clean_kept_checkpoints_near_a_learned_best():
+    def kept(step, style, copying=False):
+        return Row(step, style, 1.0, 0.0, None, copying, f"/r/{step}.safetensors")
+
+    rows = [kept(20, 71), kept(50, 60), kept(100, 74), kept(150, 73), kept(200, 90, copying=True),
+            Row(250, 72, 1.0, 0.0, None, False, "")]  # not kept: cannot become the adapter
+    pick = scorecard.recommend(rows, 5)
+    assert [r.step for r in scorecard.close_calls(rows, pick, 5)] == [20, 100, 150]
+    assert [r.step for r in scorecard.close_calls(rows, pick, 5, limit=2)] == [100, 150]  # the highest
+    assert scorecard.close_calls([kept(20, 30), kept(50, 32)], pick, 5) == []  # not learned: nothing to doubt
+    assert scorecard.close_calls([kept(20, 60), kept(50, 80)], pick, 5) == []  # one clear best
+    assert scorecard.close_calls(rows, None, 5) == []
+
+
+def test_the_second_look_picks_its_highest_score_and_says_so():
+    rows = [_row(20, 71), _row(100, 74), _row(150, 73), _row(200, 90, copying=True)]
+    pick = scorecard.confirmed(rows, {20: 58.0, 100: 77.0, 150: 77.0}, 8, 5)
+    assert pick.step == 100  # a tie goes to the fewer steps
+    assert "77 % on a second look with 8 captions" in pick.reason and "step 20: 58 %" in pick.reason
+    assert "from step 200 the adapter copies" in pick.reason
+
+
 def test_plateau_needs_a_learned_style_and_k_rounds_without_gain():
     assert scorecard.plateaued([_row(1, 60), _row(2, 62), _row(3, 63)], rounds=2, delta=5)
     assert not scorecard.plateaued([_row(1, 60), _row(2, 62), _row(3, 70)], rounds=2, delta=5)

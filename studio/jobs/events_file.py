@@ -20,7 +20,7 @@ from .. import events as ev
 log = logging.getLogger(__name__)
 
 TYPES: dict[str, type] = {"progress": ev.Progress, "validation": ev.Validation, "judged": ev.Judged,
-                          "sample": ev.Sample,
+                          "recommended": ev.Recommended, "sample": ev.Sample,
                           "saved": ev.Saved, "warning": ev.Warning_, "finished": ev.Finished,
                           "failed": ev.Failed}
 NAMES = {cls: name for name, cls in TYPES.items()}

@@ -45,6 +45,8 @@ class Progress:
         elif isinstance(e, ev.Judged):
             self.scorecard = [r for r in self.scorecard if r["step"] != e.step] + [dataclasses.asdict(e)]
             self.recommended = (e.recommended, e.reason) if e.recommended >= 0 else None
+        elif isinstance(e, ev.Recommended):
+            self.recommended = (e.step, e.reason)
         elif isinstance(e, ev.Warning_):
             self.warnings.append(f"step {e.step}: {e.message}")
         elif isinstance(e, ev.Sample):

@@ -2,7 +2,10 @@
 
 Recommendation: among checkpoints that do not copy training photos, the earliest whose style
 score is within ``delta`` points of the best one (more steps that add nothing only add risk:
-overcooking, copying, leaking). Plateau (``stop=learned``): the last ``rounds`` rounds did not beat
+overcooking, copying, leaking). Before the adapter is written those close calls are judged
+again on more captions and the highest of that second look wins (:func:`close_calls`,
+:func:`confirmed`): on a run's 3 captions an early round can land within the margin by chance.
+Plateau (``stop=learned``): the last ``rounds`` rounds did not beat
 the best score before them by more than ``delta`` points, once that best is at least
 ``MIN_LEARNED`` % — a style that has not started is not "learned".
 """
@@ -67,6 +70,34 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
     return Pick(pick.step, reason)
 
 
+def close_calls(rows: list[Row], pick: Pick | None, delta: float, limit: int = 3) -> list[Row]:
+    """The checkpoints a recommendation chose among: the clean, kept ones within ``delta`` points of
+    the best (at most ``limit``, the highest), by step — empty when there is no learned pick to doubt
+    or only one candidate. A round's few captions move its score by several points, so these are
+    judged again on more captions before the pick is final (:func:`confirmed`)."""
+    measured = [r for r in rows if not r.copying and math.isfinite(r.style) and r.adapter]
+    if pick is None or not measured:
+        return []
+    best = max(r.style for r in measured)
+    if best < MIN_LEARNED:
+        return []
+    close = sorted((r for r in measured if r.style >= best - delta), key=lambda r: -r.style)[:limit]
+    return sorted(close, key=lambda r: r.step) if len(close) > 1 else []
+
+
+def confirmed(rows: list[Row], scores: dict[int, float], captions: int, delta: float) -> Pick:
+    """The pick among close calls (``scores``: step -> style % judged again on ``captions``
+    captions): the highest second-look score (the earliest on a tie)."""
+    step = max(sorted(scores), key=lambda k: scores[k])
+    others = ", ".join(f"step {k}: {v:.0f} %" for k, v in sorted(scores.items()) if k != step)
+    reason = (f"style {scores[step]:.0f} % on a second look with {captions} captions, the highest of the "
+              f"checkpoints within {delta:.0f} points of the best on the run's meter ({others})")
+    later_copy = [r for r in rows if r.copying and r.step > step]
+    if later_copy:
+        reason += f"; from step {later_copy[0].step} the adapter copies its training photos"
+    return Pick(step, reason)
+
+
 def leak_words(style: float, leak: float) -> str:
     """The leak meter of one checkpoint in plain words ("" when the style is not learned or unknown)."""
     if not (math.isfinite(style) and math.isfinite(leak)) or style < MIN_LEARNED:
@@ -90,12 +121,13 @@ def plateaued(rows: list[Row], rounds: int, delta: float) -> bool:
     return before >= MIN_LEARNED and all(r.style < before + delta for r in rows[-rounds:])
 
 
-def save(folder: Path, rows: list[Row], pick: Pick | None, prompts: list[str] | None = None) -> Path:
+def save(folder: Path, rows: list[Row], pick: Pick | None, prompts: list[str] | None = None,
+         second_look: dict[int, float] | None = None) -> Path:
     from ..paths import atomic_write_bytes
 
     path = Path(folder) / FILE
     data = {"rows": [asdict(r) for r in rows], "recommended": asdict(pick) if pick else None,
-            "prompts": list(prompts or [])}
+            "prompts": list(prompts or []), "second_look": {str(k): v for k, v in (second_look or {}).items()}}
     atomic_write_bytes(path, json.dumps(data, indent=1, allow_nan=True).encode())
     return path
 

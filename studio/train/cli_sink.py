@@ -26,6 +26,8 @@ class TqdmSink:
             self.bar.write(f"step {e.step}: style {shown(e.style, '.0f')} %, copy {shown(e.copy, '.2f')}, "
                            f"leak {shown(e.leak, '.0f')} %{copy}"
                            f" (recommended so far: step {e.recommended})")
+        elif isinstance(e, ev.Recommended):
+            self.bar.write(f"recommended: step {e.step} — {e.reason}")
         elif isinstance(e, ev.Sample):
             self.bar.write(f"step {e.step}: previews {', '.join(e.paths)}")
         elif isinstance(e, ev.Saved):

@@ -61,17 +61,19 @@ class Rounds:
         self.rows = [r for r in rows if r.step <= upto]
         self.pick = scorecard.recommend(self.rows, self.t.s.plateau_delta)
 
-    def draw(self) -> Drawn:
+    def _drawer(self):
+        """``draw(prompts, seeds)`` with the adapter being trained, through the generation engine."""
         from ..generate import Engine
 
         t, s = self.t, self.t.s
         self._engine = self._engine or Engine(t.model)
         gs = GenerateSettings(seed=s.sample_seed, steps=s.sample_steps, width=t.res, height=t.res)
         batch = 8 if t.res <= 128 else 2
+        return lambda prompts, seeds: self._engine.generate_batch(gs, prompts, seeds, batch=batch)
 
-        def draw(prompts, seeds):
-            return self._engine.generate_batch(gs, prompts, seeds, batch=batch)
-
+    def draw(self) -> Drawn:
+        t = self.t
+        draw = self._drawer()
         if self.judge.before is None:
             t0 = time.perf_counter()
             with adapters_off(t.unet, t.tes):
@@ -110,6 +112,37 @@ class Rounds:
                                 f"{s.plateau_delta:g} points)")
         if self.stop_reason:
             self.t._emit(ev.Warning_(step, f"stop=learned: {self.stop_reason}; stopping at step {step}"))
+
+    def confirm(self) -> None:
+        """final=recommended: judge the close calls again on ``judge_confirm`` captions (their kept
+        weights loaded into the adapter being trained, its own weights restored after) and make the
+        highest the pick."""
+        t, s = self.t, self.t.s
+        close = scorecard.close_calls(self.rows, self.pick, s.plateau_delta)
+        if s.final != "recommended" or not s.judge_confirm or not close:
+            return
+        from safetensors.torch import load_file
+
+        from ..lora import state as lora_state
+
+        t0 = time.perf_counter()
+        judge = from_dataset(self.judge.features.vae, t.manifest, t.data_root, t.res, s.judge_confirm, 0,
+                             s.sample_seed, s.copy_threshold)
+        draw = self._drawer()
+        with adapters_off(t.unet, t.tes):
+            judge.set_before(judge.draw(draw))
+        current = t._weights()
+        scores = {}
+        try:
+            for r in close:
+                lora_state.load(t.unet, t.tes, load_file(r.adapter))
+                scores[r.step] = judge.row(r.step, judge.draw(draw)).style
+        finally:
+            lora_state.load(t.unet, t.tes, current)
+        self.seconds += time.perf_counter() - t0
+        self.pick = scorecard.confirmed(self.rows, scores, len(judge.prompts.styled), s.plateau_delta)
+        scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free], scores)
+        t._emit(ev.Recommended(self.pick.step, self.pick.reason, tuple(sorted(scores.items()))))
 
     def pick_path(self) -> Path | None:
         if not self.pick:

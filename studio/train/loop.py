@@ -389,6 +389,8 @@ class Trainer:
                 self._checkpoint(step)
             if self.last_preview != step:
                 self._previews(step)  # the last weights are judged too: the scorecard is complete
+            with self._drawing():
+                self.rounds.confirm()  # final=recommended: close calls judged again on more captions
             chosen, source = self._chosen()
             preview_step = step
             if source is not None:
