@@ -87,6 +87,22 @@ def test_events_file_is_read_incrementally(tmp_path):
     assert isinstance(events[-1], ev.Finished) and not any(isinstance(e, ev.Failed) for e in events)
 
 
+def test_the_second_look_pick_replaces_the_rounds_pick_in_the_progress_a_page_reads(tmp_path):
+    from studio.jobs.progress import Follower
+
+    path = tmp_path / "events.jsonl"
+    sink = JsonlSink(path)
+    sink.emit(ev.Judged(20, 71.0, 1.9, 12.0, None, False, "/r/20.safetensors", 20, "highest style score (71 %)"))
+    sink.emit(ev.Judged(50, 69.0, 1.3, 5.0, 0.06, False, "/r/50.safetensors", 20, "within 5 points"))
+    sink.emit(ev.Recommended(50, "style 68 % on a second look with 8 captions", ((20, 63.6), (50, 67.5))))
+    sink.close()
+    progress = Follower(path).update()
+    assert progress.recommended == (50, "style 68 % on a second look with 8 captions")
+    assert [r["step"] for r in progress.scorecard] == [20, 50]
+    assert ev.Recommended(50, "style 68 % on a second look with 8 captions", ((20, 63.6), (50, 67.5))) in \
+        read_events(path)
+
+
 def test_importing_jobs_does_not_import_gradio_or_torch():
     code = "import sys, studio.jobs; print(sorted(m for m in ('gradio', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

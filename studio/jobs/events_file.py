@@ -40,9 +40,14 @@ def from_json(record: dict[str, Any]) -> ev.Event | None:
     if cls is None:
         return None
     try:
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names})
+        return cls(**{k: _tupled(v) for k, v in record.items() if k in names})
     except TypeError:
         return None
+
+
+def _tupled(v: Any) -> Any:
+    """JSON arrays back to the tuples the events were written with (nested ones too)."""
+    return tuple(_tupled(x) for x in v) if isinstance(v, list) else v
 
 
 class JsonlSink:
