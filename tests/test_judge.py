@@ -223,3 +223,22 @@ def test_in_a_mixed_set_only_the_trigger_captioned_photos_are_the_style(tmp_path
     finally:
         session.Judge = orig
     assert seen["n"] == 6 and all("neon" in p for p in seen["prompts"].styled), seen
+
+
+@pytest.mark.parametrize("size", [(64, 64), (65, 40), (512, 768)])
+def test_the_adapters_image_comes_back_out_of_a_saved_before_after_pair_unchanged(tmp_path, size):
+    """The second look reads the rounds' images back from their previews instead of drawing them again."""
+    from studio.judge.session import after_half, pair
+
+    rng = np.random.default_rng(sum(size))
+    before, after = (Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)) for _ in range(2))
+    pair(before, after).save(tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as im:
+        back = after_half(im)
+    assert back.size == after.size and np.array_equal(np.asarray(back), np.asarray(after))
+
+
+def test_a_larger_judge_shares_the_rounds_captions_and_seeds_as_its_first_ones():
+    held, train = ["a red mug, neon"], ["a blue box, neon", "a lamp, neon", "a vase, neon"]
+    small, big = (judge_prompts(held, train, "neon", n, f, 1234) for n, f in ((3, 1), (8, 0)))
+    assert big.styled[:3] == small.styled and big.seeds[:3] == small.seeds

@@ -98,6 +98,20 @@ def test_close_calls_are_judged_again_on_more_captions_and_the_highest_is_writte
     marked = load_file(str(folder / "rounds" / f"step-{pick.step:07d}.safetensors"))
     written = load_file(str(result.adapter))
     assert all((marked[k] == written[k]).all() for k in marked)
+    # the second look reuses the rounds' images of their 3 captions and draws only the other 2: the
+    # same checkpoints judged from scratch (library adapters, every caption drawn) read the same
+    from studio.adapters.library import Library
+    from studio.config import GenerateSettings
+    from studio.generate import Engine
+    from studio.judge.adapter import judge_adapter
+    from studio.judge.use import use_checkpoint
+
+    engine = Engine(load_model("tiny", device="cpu"), library=Library(world[1]))
+    gs = GenerateSettings(seed=TrainSettings().sample_seed, steps=6)
+    for step, score in scores.items():
+        use_checkpoint("second-look", step, f"second-look-{step}", ws=world[1])
+        fresh = judge_adapter(engine, f"second-look-{step}", "neon", gs, 5, 0, ws=world[1]).style
+        assert abs(fresh - score) < 0.05, (step, score, fresh)  # equal to the digit here
 
 
 @pytest.mark.slow

@@ -78,6 +78,17 @@ def pair(before: Image.Image, after: Image.Image, gap: int = 2) -> Image.Image:
     return out
 
 
+def preview_path(out: Path, step: int, i: int) -> Path:
+    """Round ``step``'s i-th before|after preview (judged captions first, trigger-free ones after)."""
+    return out / "samples" / f"step-{step:07d}-{i}.png"
+
+
+def after_half(pair_image: Image.Image, gap: int = 2) -> Image.Image:
+    """The adapter's image back out of a :func:`pair` (the right half)."""
+    w = (pair_image.width - gap) // 2
+    return pair_image.crop((w + gap, 0, 2 * w + gap, pair_image.height)).convert("RGB")
+
+
 def fitted(path: Path, res: int) -> Image.Image:
     with Image.open(path) as im:
         return ImageOps.fit(im.convert("RGB"), (res, res), Image.Resampling.BICUBIC)

@@ -9,6 +9,7 @@ from ..adapters.library import Library, check_name
 from ..errors import StudioError
 from ..paths import Workspace, atomic_write_bytes
 from . import scorecard
+from .session import preview_path
 
 
 def checkpoint_file(lib: Library, name: str, step: int):
@@ -30,7 +31,7 @@ def use_checkpoint(name: str, step: int, new_name: str = "", ws: Workspace | Non
     lib = Library(ws)
     lib.get(name)  # exists, or a StudioError listing the known names
     src, folder = checkpoint_file(lib, name, step), lib.folder(name)
-    preview = folder / "samples" / f"step-{step:07d}-0.png"
+    preview = preview_path(folder, step, 0)
     info = json.loads((folder / "adapter.json").read_text(encoding="utf-8"))
     info = {**info, "steps": step, "chosen": f"step {step}"}
     if not new_name:

@@ -15,10 +15,12 @@ import math
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from .. import events as ev
 from ..config import GenerateSettings, TrainSettings
 from ..judge import scorecard
-from ..judge.session import Drawn, Judge, from_dataset
+from ..judge.session import Drawn, Judge, after_half, from_dataset, preview_path
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Rounds:
         self.stop_reason = ""
         self.seconds = 0.0  # spent drawing and judging (the meter's cost; benchmarks/style_meter.py)
         self.base_seconds = 0.0  # of which the base model's images (drawn once)
+        self.confirm_seconds = 0.0  # of which the second look (final=recommended's close calls)
         self._engine = None
 
     def restore(self, upto: int) -> None:
@@ -116,7 +119,9 @@ class Rounds:
     def confirm(self) -> None:
         """final=recommended: judge the close calls again on ``judge_confirm`` captions (their kept
         weights loaded into the adapter being trained, its own weights restored after) and make the
-        highest the pick."""
+        highest the pick. The captions the rounds already judged (the first ``judge_prompts``, same
+        seeds) are not drawn again: the base images are the rounds' own and each close call's come
+        from its saved previews; only the rest are drawn."""
         t, s = self.t, self.t.s
         close = scorecard.close_calls(self.rows, self.pick, s.plateau_delta)
         if s.final != "recommended" or not s.judge_confirm or not close:
@@ -128,21 +133,52 @@ class Rounds:
         t0 = time.perf_counter()
         judge = from_dataset(self.judge.features.vae, t.manifest, t.data_root, t.res, s.judge_confirm, 0,
                              s.sample_seed, s.copy_threshold)
-        draw = self._drawer()
+        p, draw = judge.prompts, self._drawer()
+        k = self._shared(judge)
+
+        def rest() -> list:
+            return draw(list(p.styled[k:]), list(p.seeds[k:])) if k < len(p.styled) else []
+
         with adapters_off(t.unet, t.tes):
-            judge.set_before(judge.draw(draw))
+            judge.set_before(Drawn(self.judge.before.styled[:k] + rest(), []) if k else judge.draw(draw))
         current = t._weights()
         scores = {}
         try:
             for r in close:
                 lora_state.load(t.unet, t.tes, load_file(r.adapter))
-                scores[r.step] = judge.row(r.step, judge.draw(draw)).style
+                kept = self._previews(r.step, k)
+                after = Drawn(kept + rest(), []) if kept is not None else judge.draw(draw)
+                scores[r.step] = judge.row(r.step, after).style
         finally:
             lora_state.load(t.unet, t.tes, current)
-        self.seconds += time.perf_counter() - t0
-        self.pick = scorecard.confirmed(self.rows, scores, len(judge.prompts.styled), s.plateau_delta)
+        self.confirm_seconds = time.perf_counter() - t0
+        self.seconds += self.confirm_seconds
+        self.pick = scorecard.confirmed(self.rows, scores, len(p.styled), s.plateau_delta)
         scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free], scores)
         t._emit(ev.Recommended(self.pick.step, self.pick.reason, tuple(sorted(scores.items()))))
+
+    def _shared(self, other: Judge) -> int:
+        """How many leading captions (with their seeds) ``other`` shares with the rounds' judge whose
+        base images this process drew (0 after a resume that drew no round)."""
+        if self.judge.before is None:
+            return 0
+        a, b = self.judge.prompts, other.prompts
+        k = 0
+        while k < min(len(a.styled), len(b.styled)) and (a.styled[k], a.seeds[k]) == (b.styled[k], b.seeds[k]):
+            k += 1
+        return k
+
+    def _previews(self, step: int, k: int) -> list | None:
+        """The adapter's images of the first ``k`` judged captions at round ``step``, read back from
+        its saved before|after previews (lossless PNG); None when one is missing or unreadable."""
+        out = []
+        for i in range(k):
+            try:
+                with Image.open(preview_path(self.t.out, step, i)) as im:
+                    out.append(after_half(im))
+            except (OSError, ValueError):
+                return None
+        return out
 
     def pick_path(self) -> Path | None:
         if not self.pick:

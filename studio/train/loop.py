@@ -23,6 +23,7 @@ from ..config import GenerateSettings, TrainSettings
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
 from ..errors import StudioError
+from ..judge.session import preview_path
 from ..lora import state as lora_state
 from ..lora.inject import inject, lora_parameters
 from ..models.loading import LoadedModel
@@ -238,7 +239,7 @@ class Trainer:
         with self._drawing():
             after = self.rounds.draw()
             for i, (prompt, image) in enumerate(self.rounds.judge.pairs(after)):  # before|after
-                path = self.out / "samples" / f"step-{step:07d}-{i}.png"
+                path = preview_path(self.out, step, i)
                 atomic_save_image(path, image)
                 shown.append((prompt, str(path)))
             if record:
@@ -247,7 +248,7 @@ class Trainer:
             for i, prompt in enumerate(fill(p, trigger=self.manifest.trigger) for p in self.s.sample_prompts):
                 r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed, steps=self.s.sample_steps,
                                                      width=self.res, height=self.res))
-                path = self.out / "samples" / f"step-{step:07d}-{n + i}.png"
+                path = preview_path(self.out, step, n + i)
                 atomic_save_image(path, r.image)
                 shown.append((prompt, str(path)))
         self.rounds.seconds += time.perf_counter() - t0
@@ -401,7 +402,7 @@ class Trainer:
                     preview_step = self.rounds.pick.step
                 elif chosen == "best":
                     self._previews(step, record=False)  # the best weights' before|after
-            first = self.out / "samples" / f"step-{preview_step:07d}-0.png"
+            first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
             # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
             # folder with the file but no adapter.json counts as half-written (damaged)
