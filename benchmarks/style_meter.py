@@ -50,6 +50,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 from studio import events as ev  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.judge.scorecard import shown  # noqa: E402
+from studio.judge.session import after_half, preview_path  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
@@ -93,9 +94,8 @@ def independent(images, reference) -> float:
 def after_images(folder: Path, step: int, n: int):
     out = []
     for i in range(n):
-        with Image.open(folder / "samples" / f"step-{step:07d}-{i}.png") as im:
-            w = (im.width - 2) // 2
-            out.append(im.crop((w + 2, 0, 2 * w + 2, im.height)).convert("RGB"))
+        with Image.open(preview_path(folder, step, i)) as im:
+            out.append(after_half(im))
     return out
 
 
@@ -145,18 +145,18 @@ def cost(a) -> None:
         result = trainer.run()
         seconds = time.perf_counter() - t0
     rounds, spent = len(sink.of(ev.Judged)), trainer.rounds.seconds
-    base_s = trainer.rounds.base_seconds
-    step_s, round_s = _step_seconds(sink), (spent - base_s) / max(rounds, 1)
+    base_s, confirm_s = trainer.rounds.base_seconds, trainer.rounds.confirm_seconds
+    step_s, round_s = _step_seconds(sink), (spent - base_s - confirm_s) / max(rounds, 1)
     defaults = load_preset("tiny-cpu")
     n_rounds = len({defaults.judge_first, *range(defaults.sample_every, defaults.steps + 1, defaults.sample_every)})
-    meter = n_rounds * round_s + base_s
+    meter = n_rounds * round_s + base_s + confirm_s
     est = meter / (defaults.steps * step_s + meter)
     table = ("| run | steps | rounds | wall time (s) | meter + previews (s) | share (measured) | median step (s) | "
-             "mean round (s) + base once (s) | share at tiny-cpu defaults (300 steps, %d rounds, estimated) | goal |\n"
+             "mean round (s) + base once (s) + second look (s) | share at 300 steps, %d rounds (estimated) | goal |\n"
              "|---|---|---|---|---|---|---|---|---|---|\n" % n_rounds +
              f"| tiny-cpu{' ' + ' '.join(a.set) if a.set else ''}, neon 16 images | {result.steps} | {rounds} | "
-             f"{seconds:.0f} | {spent:.1f} | {100 * spent / seconds:.1f} % | {step_s:.2f} | {round_s:.1f} + {base_s:.1f} | "
-             f"{100 * est:.1f} % | <= 15 % |")
+             f"{seconds:.0f} | {spent:.1f} | {100 * spent / seconds:.1f} % | {step_s:.2f} | "
+             f"{round_s:.1f} + {base_s:.1f} + {confirm_s:.1f} | {100 * est:.1f} % | <= 15 % |")
     record(f"Style meter: cost (tiny-cpu preset{_overrides(a)})", table)
 
 

@@ -63,11 +63,12 @@ def main() -> None:
 
             shutil.copytree(result.adapter.parent, a.keep, dirs_exist_ok=True)
     sets = " ".join(a.set) or "-"
-    table = ("| style | images | overrides | steps | train wall time (s, incl. caching/previews) | "
+    table = ("| style | images | overrides | steps run (of) | train wall time (s, incl. caching/previews) | "
              "style distance base | with adapter | reduction |\n|---|---|---|---|---|---|---|---|\n"
-             f"| {a.style} | {a.count} | {sets} | {settings.steps} | {seconds:.0f} | {base:.3f} | {styled:.3f} | "
+             f"| {a.style} | {a.count} | {sets} | {result.steps} ({settings.steps}) | {seconds:.0f} | {base:.3f} | {styled:.3f} | "
              f"{100 * (1 - styled / base):.0f} % |")
-    record(f"Style training on the tiny model (tiny-cpu preset, {a.style})", table)
+    title = f"tiny-cpu preset, {a.style}{', ' + sets if a.set else ''}"  # a run with overrides keeps its own section
+    record(f"Style training on the tiny model ({title})", table)
 
 
 if __name__ == "__main__":
