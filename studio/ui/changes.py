@@ -51,7 +51,9 @@ JS_POLL = """
       const r = await fetch(url, {cache: "no-store", credentials: "same-origin"});
       if (!r.ok) throw new Error(String(r.status));
       const now = await r.text();
-      if (last !== null && now !== last) refresh();
+      // the first answer refreshes too: it cannot tell what changed between the page's first
+      // render and this poll (an adapter made in a terminal a second after the page opened)
+      if (now !== last) refresh();
       last = now;
     } catch (e) {
       refresh();  // no answer (a proxy, a restarted server): refresh as if it changed
