@@ -50,7 +50,7 @@ from PIL import Image, ImageFilter  # noqa: E402
 from studio import events as ev  # noqa: E402
 from studio.data.ingest import ingest  # noqa: E402
 from studio.judge.scorecard import shown  # noqa: E402
-from studio.judge.session import after_half, preview_path  # noqa: E402
+from studio.judge.session import saved_afters  # noqa: E402
 from studio.models.loading import load_model  # noqa: E402
 from studio.models.tiny import quality  # noqa: E402
 from studio.models.tiny.sample_data import write_style_set  # noqa: E402
@@ -89,14 +89,6 @@ def _detail(images) -> float:
 def independent(images, reference) -> float:
     """Pixel statistics only: palette + background distance, plus the fine-detail gap."""
     return quality.style_distance(images, reference) + abs(_detail(images) - _detail(reference))
-
-
-def after_images(folder: Path, step: int, n: int):
-    out = []
-    for i in range(n):
-        with Image.open(preview_path(folder, step, i)) as im:
-            out.append(after_half(im))
-    return out
 
 
 def spearman(a, b) -> float:
@@ -175,7 +167,7 @@ def validity(a) -> None:
             ref_dir = Path(tmp) / name
             reference = [Image.open(p).convert("RGB") for p in sorted(ref_dir.glob("*.png"))]
             n = len(trainer.rounds.judge.prompts.styled)
-            indep = [independent(after_images(result.adapter.parent, r.step, n), reference) for r in rows]
+            indep = [independent(saved_afters(result.adapter.parent, r.step, n), reference) for r in rows]
             seen = [(r.style, -d) for r, d in zip(rows, indep) if np.isfinite(r.style)]  # NaN: the meter cannot tell
             rho = spearman(*zip(*seen)) if len(seen) > 2 else float("nan")
             fired = [r.step for r in rows if r.copying]

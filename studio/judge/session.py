@@ -69,7 +69,10 @@ class Judge:
                                                     after.styled + after.free)]
 
 
-def pair(before: Image.Image, after: Image.Image, gap: int = 2) -> Image.Image:
+GAP = 2  # white pixels between the two halves of a before|after pair
+
+
+def pair(before: Image.Image, after: Image.Image, gap: int = GAP) -> Image.Image:
     """The base model's image (left) beside the adapter's (right), same prompt and seed."""
     w, h = before.size
     out = Image.new("RGB", (2 * w + gap, h), (255, 255, 255))
@@ -83,10 +86,20 @@ def preview_path(out: Path, step: int, i: int) -> Path:
     return out / "samples" / f"step-{step:07d}-{i}.png"
 
 
-def after_half(pair_image: Image.Image, gap: int = 2) -> Image.Image:
+def after_half(pair_image: Image.Image, gap: int = GAP) -> Image.Image:
     """The adapter's image back out of a :func:`pair` (the right half)."""
     w = (pair_image.width - gap) // 2
     return pair_image.crop((w + gap, 0, 2 * w + gap, pair_image.height)).convert("RGB")
+
+
+def saved_afters(out: Path, step: int, n: int) -> list[Image.Image]:
+    """The adapter's images of round ``step``'s first ``n`` previews, read back from the saved
+    before|after pairs (lossless PNG). OSError/ValueError when one is missing or unreadable."""
+    out_images = []
+    for i in range(n):
+        with Image.open(preview_path(out, step, i)) as im:
+            out_images.append(after_half(im))
+    return out_images
 
 
 def fitted(path: Path, res: int) -> Image.Image:

@@ -15,12 +15,10 @@ import math
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from .. import events as ev
 from ..config import GenerateSettings, TrainSettings
 from ..judge import scorecard
-from ..judge.session import Drawn, Judge, after_half, from_dataset, preview_path
+from ..judge.session import Drawn, Judge, from_dataset, saved_afters
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +167,12 @@ class Rounds:
         return k
 
     def _previews(self, step: int, k: int) -> list | None:
-        """The adapter's images of the first ``k`` judged captions at round ``step``, read back from
-        its saved before|after previews (lossless PNG); None when one is missing or unreadable."""
-        out = []
-        for i in range(k):
-            try:
-                with Image.open(preview_path(self.t.out, step, i)) as im:
-                    out.append(after_half(im))
-            except (OSError, ValueError):
-                return None
-        return out
+        """The adapter's images of the first ``k`` judged captions at round ``step``, from its saved
+        previews; None when one is missing or unreadable (the second look then draws them)."""
+        try:
+            return saved_afters(self.t.out, step, k)
+        except (OSError, ValueError):
+            return None
 
     def pick_path(self) -> Path | None:
         if not self.pick:
