@@ -90,8 +90,8 @@ def test_close_calls_are_the_clean_kept_checkpoints_near_a_learned_best():
     rows = [kept(20, 71), kept(50, 60), kept(100, 74), kept(150, 73), kept(200, 90, copying=True),
             Row(250, 72, 1.0, 0.0, None, False, "")]  # not kept: cannot become the adapter
     pick = scorecard.recommend(rows, 5)
-    assert [r.step for r in scorecard.close_calls(rows, pick, 5)] == [20, 100, 150]
-    assert [r.step for r in scorecard.close_calls(rows, pick, 5, limit=2)] == [100, 150]  # the highest
+    assert [r.step for r in scorecard.close_calls(rows, pick, 5, limit=3)] == [20, 100, 150]
+    assert [r.step for r in scorecard.close_calls(rows, pick, 5)] == [100, 150]  # the two highest
     assert scorecard.close_calls([kept(20, 30), kept(50, 32)], pick, 5) == []  # not learned: nothing to doubt
     assert scorecard.close_calls([kept(20, 60), kept(50, 80)], pick, 5) == []  # one clear best
     assert scorecard.close_calls(rows, None, 5) == []

@@ -100,3 +100,52 @@ def test_kohya_file_loads_in_diffusers_and_gives_the_same_image(fresh, tmp_path)
     theirs = _image(pipe)
     assert np.abs(ours - base).max() > 0.01  # the adapter does something
     assert np.abs(ours - theirs).max() < 1e-5  # and diffusers reproduces it exactly
+
+
+def _randomised(fresh) -> list:
+    pipe = fresh.pipe
+    params = inject(pipe.unet, [pipe.text_encoder], LoraSettings(rank=4, alpha=4.0, ff_rank=4, conv_rank=2))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return params
+
+
+def _base_weights(pipe) -> dict:
+    return {n: p.detach().clone() for m in (pipe.unet, pipe.text_encoder) for n, p in m.named_parameters()
+            if "lora_" not in n}
+
+
+def test_merged_for_a_draw_gives_the_unmerged_image_and_restores_the_base_bit_for_bit(fresh):
+    from studio.lora.merged import merged
+
+    pipe = fresh.pipe
+    _randomised(fresh)
+    before = _base_weights(pipe)
+    unmerged = _image(pipe)
+    with merged([pipe.unet, pipe.text_encoder]):
+        inside = _image(pipe)
+        assert any(not torch.equal(p, before[n]) for n, p in pipe.unet.named_parameters() if n in before)
+    after = _base_weights(pipe)
+    assert all(torch.equal(after[n], before[n]) for n in before), "the base weights drifted"
+    assert np.abs(inside - unmerged).max() <= 2 / 255  # float reassociation only
+    assert np.abs(unmerged - _image(pipe)).max() == 0  # unmerged again, the same image
+    pipe.unet.disable_adapters()
+    assert np.abs(unmerged - _image(pipe)).mean() > 0.02, "the random adapter does not change the image"
+
+
+def test_merged_leaves_switched_off_adapters_alone_and_restores_on_error(fresh):
+    from studio.lora.merged import merged
+
+    pipe = fresh.pipe
+    _randomised(fresh)
+    before = _base_weights(pipe)
+    pipe.unet.disable_adapters()
+    base_image = _image(pipe)
+    with merged([pipe.unet]):
+        assert np.abs(_image(pipe) - base_image).max() == 0
+    pipe.unet.enable_adapters()
+    with pytest.raises(RuntimeError), merged([pipe.unet, pipe.text_encoder]):
+        raise RuntimeError("a draw failed")
+    assert all(torch.equal(p, before[n]) for n, p in _base_weights(pipe).items())

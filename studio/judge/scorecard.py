@@ -70,9 +70,10 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
     return Pick(pick.step, reason)
 
 
-def close_calls(rows: list[Row], pick: Pick | None, delta: float, limit: int = 3) -> list[Row]:
+def close_calls(rows: list[Row], pick: Pick | None, delta: float, limit: int = 2) -> list[Row]:
     """The checkpoints a recommendation chose among: the clean, kept ones within ``delta`` points of
-    the best (at most ``limit``, the highest), by step — empty when there is no learned pick to doubt
+    the best (at most ``limit``, the highest: an earlier, lower one cannot win the second look, and each
+    one judged again costs a draw), by step — empty when there is no learned pick to doubt
     or only one candidate. A round's few captions move its score by several points, so these are
     judged again on more captions before the pick is final (:func:`confirmed`)."""
     measured = [r for r in rows if not r.copying and math.isfinite(r.style) and r.adapter]

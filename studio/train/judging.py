@@ -70,7 +70,11 @@ class Rounds:
         self._engine = self._engine or Engine(t.model)
         gs = GenerateSettings(seed=s.sample_seed, steps=s.sample_steps, width=t.res, height=t.res)
         batch = 8 if t.res <= 128 else 2
-        return lambda prompts, seeds: self._engine.generate_batch(gs, prompts, seeds, batch=batch)
+
+        def draw(prompts, seeds):
+            with t.merged():
+                return self._engine.generate_batch(gs, prompts, seeds, batch=batch)
+        return draw
 
     def draw(self) -> Drawn:
         t = self.t
