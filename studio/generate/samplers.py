@@ -20,7 +20,10 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
                  {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "Euler": ("EulerDiscreteScheduler", {"use_karras_sigmas": False}),
-    "DDIM": ("DDIMScheduler", {}),
+    # latents are not images: diffusers' DDIM clips its x0 guess to [-1, 1] unless told not to (a model
+    # whose scheduler config never mentions clip_sample drew noise with DDIM), and SD's DDIM ends at
+    # alphas_cumprod[0], not 1
+    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
     "UniPC": ("UniPCMultistepScheduler", {"use_karras_sigmas": False}),
 }
 NAMES = tuple(SAMPLERS)
