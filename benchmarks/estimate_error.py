@@ -2,9 +2,11 @@
 
 On a scratch workspace with a sample style set, through the job runner (as the page starts runs):
 run A (the first run: estimated from the typical figure), run B with other steps, batch and
-meter settings (estimated from run A's events), and run C, the preset as shipped (stop=learned:
-the estimate is the longest it may take), and compare each estimate with the run's real time from
-Start to its finished record.
+meter settings (estimated from run A's events), run C, the preset as shipped (stop=learned; no
+stop=learned run before it: the estimate is the longest it may take), D (B again: its batch now has
+a rate of its own), E (C again: estimated to where C stopped) and F (the preset on another image
+set, stripes: estimated to where runs on other sets stopped), and compare each estimate with the
+run's real time from Start to its finished record.
 
     python benchmarks/estimate_error.py [STEPS_A] [STEPS_B]
 """
@@ -28,13 +30,16 @@ from studio.train import presets  # noqa: E402
 PRESET = "tiny-cpu"
 
 
-def run(runner: JobRunner, ws: Workspace, name: str, sets: list[str]) -> tuple[float, float, str]:
-    """(estimated s, real s, rate source) for one run."""
+def run(runner: JobRunner, ws: Workspace, name: str, sets: list[str], dataset: str) -> tuple[float, float, str]:
+    """(estimated s, real s, where the estimate came from) for one run, estimated as the page does."""
     s = apply_sets(presets.load_preset(PRESET), sets)
     rate = est.rate_for(ws, "tiny", "cpu", "tiny", s.batch_size * s.grad_accum)
-    guess = est.estimate(s, rate)
+    stop = est.usual_stop(ws, "tiny", "cpu", s, dataset)
+    guess = est.estimate(s, rate, stop)
+    source = rate.source + (f"; stops at step {stop.step} ({'this set' if stop.same_set else 'other sets'})"
+                            if stop else "; stop=learned, no such run yet: the longest" if guess.may_stop_early else "")
     t0 = time.time()
-    snap = runner.start(TrainRequest(adapter=name, dataset="shop", preset=PRESET, sets=tuple(sets), device="cpu"))
+    snap = runner.start(TrainRequest(adapter=name, dataset=dataset, preset=PRESET, sets=tuple(sets), device="cpu"))
     while True:
         snap = runner.snapshot(snap.id)
         if snap.status not in ("queued", "running"):
@@ -42,7 +47,7 @@ def run(runner: JobRunner, ws: Workspace, name: str, sets: list[str]) -> tuple[f
         time.sleep(1)
     if snap.status != "finished":
         raise SystemExit(f"run {name} ended {snap.status}: {snap.error}")
-    return guess.total_s, (snap.ended or time.time()) - t0, rate.source
+    return guess.total_s, (snap.ended or time.time()) - t0, f"{source}; ran {snap.step} steps"
 
 
 def main() -> None:
@@ -55,12 +60,17 @@ def main() -> None:
         ws = Workspace(Path(tmp) / "outputs")
         write_style_set(Path(tmp) / "photos", "neon", 8, seed=1)
         ingest("shop", [Path(tmp) / "photos"], ws=ws)
+        write_style_set(Path(tmp) / "lines", "stripes", 8, seed=2)
+        ingest("lines", [Path(tmp) / "lines"], ws=ws)
         runner = JobRunner(ws)
         b = [f"steps={b_steps}", "batch_size=4", f"sample_every={b_steps // 3}", "judge_prompts=2", "stop=steps"]
-        # d repeats b: its batch (4) now has a run of its own to take the rate from
-        for name, sets in (("a", [f"steps={a_steps}", "stop=steps"]), ("b", b), ("c", []), ("d", b)):
-            guess, real, source = run(runner, ws, name, sets)
-            rows.append((name, " ".join(sets) or "(tiny-cpu as shipped: stop=learned)", source, guess, real))
+        # d repeats b: its batch (4) now has a run of its own to take the rate from; e repeats c
+        plan = (("a", [f"steps={a_steps}", "stop=steps"], "shop"), ("b", b, "shop"), ("c", [], "shop"),
+                ("d", b, "shop"), ("e", [], "shop"), ("f", [], "lines"))
+        for name, sets, dataset in plan:
+            guess, real, source = run(runner, ws, name, sets, dataset)
+            rows.append((name, f"{dataset}: " + (" ".join(sets) or "(tiny-cpu as shipped: stop=learned)"), source,
+                         guess, real))
             print(rows[-1], flush=True)
         rate = est.measured_rate(ws, "tiny", "cpu")
     table = "| run | settings | estimate from | estimated s | real s | error |\n|---|---|---|---|---|---|\n"

@@ -11,11 +11,12 @@ from studio.train.presets import load_preset
 
 
 def _run(ws: Workspace, run_id: str, status: str, device: str, events: list[dict], batch: int = 2,
-         created: float = 0.0, started: float = 100.0) -> None:
+         created: float = 0.0, started: float = 100.0, dataset: str = "shop", sets: tuple = ()) -> None:
     folder = ws.runs / run_id
     folder.mkdir(parents=True)
     rec = {"id": run_id, "status": status, "device": device, "created": created, "started": started,
-           "request": {"model": "tiny", "preset": "tiny-cpu", "sets": [f"batch_size={batch}"]}}
+           "request": {"model": "tiny", "preset": "tiny-cpu", "dataset": dataset,
+                       "sets": [f"batch_size={batch}", *sets]}}
     (folder / "run.json").write_text(json.dumps(rec))
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
@@ -125,3 +126,51 @@ def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch
     assert "starts after" not in time_text(services, s)  # another device's run does not delay this one
     services.on_gpu, runner.live = True, []
     assert "busy" not in time_text(services, s)  # on a GPU the CPU load is not the training's time
+
+
+def _stopped_at(ws: Workspace, run_id: str, step: int, dataset: str, created: float, sets: tuple = ()) -> None:
+    events = [_progress(110 + k, k) for k in range(1, step + 1)]
+    events.append({"type": "finished", "t": 110.0 + step, "step": step, "adapter": "x", "chosen": "recommended",
+                   "stopped_early": False, "seconds": float(step)})
+    _run(ws, run_id, "finished", "cpu", events, created=created, dataset=dataset, sets=sets)
+
+
+def test_stop_learned_is_estimated_to_where_runs_like_it_stopped_same_set_first(tmp_path):
+    """tiny-cpu (stop=learned, rounds at 20, 50, 100, ... 300): a run on "shop" stopped at step 100,
+    two on "ink" at 250 and 300. The estimate for "shop" runs to step 100, for a new set to the
+    median of all (a round at or after it), and for a run with another round schedule to all steps."""
+    ws = Workspace(tmp_path)
+    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])
+    assert est.usual_stop(ws, "tiny", "cpu", s, "shop") is None  # no run yet: only the longest
+    _stopped_at(ws, "a", 100, "shop", 1)
+    _stopped_at(ws, "b", 250, "ink", 2)
+    _stopped_at(ws, "c", 300, "ink", 3)
+    _stopped_at(ws, "d", 20, "shop", 4, sets=("sample_every=40",))  # another schedule: not counted
+    assert est.usual_stop(ws, "tiny", "cpu", s, "shop") == est.Stop(100, 1, True)
+    assert est.usual_stop(ws, "tiny", "cpu", s, "new") == est.Stop(250, 4 - 1, False)
+    assert est.usual_stop(ws, "tiny", "cpu", apply_sets(s, ["stop=steps"]), "shop") is None
+    rate = est.Rate(per_image_s=0.5, startup_s=10.0, source="test", draw_s=0.1)
+    e = est.estimate(s, rate, est.usual_stop(ws, "tiny", "cpu", s, "shop"))
+    each, once = est.drawn_per_round(s)
+    second = 0.1 * s.sample_steps * est.second_look_images(s)
+    assert est.second_look_images(s) == (6 - 3) * 3  # 3 captions past the rounds' 3, base + 2 close calls
+    assert abs(e.total_s - (10 + 100 * 1.0 + 3 * 0.1 * s.sample_steps * each + 0.1 * s.sample_steps * once
+                            + second)) < 1e-6  # rounds at 20, 50 and 100
+    assert e.longest_s == est.estimate(s, rate).total_s > e.total_s and e.stop.step == 100 and e.may_stop_early
+    assert est.estimate(s, rate, est.Stop(300, 1, True)).stop is None  # all the steps: nothing earlier to say
+
+
+def test_the_page_says_where_runs_like_it_stopped(tmp_path):
+    from types import SimpleNamespace
+
+    from studio.ui.train import time_text
+
+    ws = Workspace(tmp_path)
+    services = SimpleNamespace(ws=ws, model=SimpleNamespace(model="tiny"), device="cpu", family="tiny",
+                               on_gpu=True, runner=None)
+    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])
+    assert "up to about" in time_text(services, s, "shop")
+    _stopped_at(ws, "a", 100, "shop", 1)
+    said = time_text(services, s, "shop")
+    assert "runs on this image set learned the style by step 100 and stopped (at most" in said, said
+    assert "past runs with these settings learned the style by step 100" in time_text(services, s, "other")

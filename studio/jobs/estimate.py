@@ -4,8 +4,10 @@ on the same device and base model (their events files), else a short figure meas
 Per-step time grows with the batch, so rates are kept per image (seconds per step / batch size).
 The estimate counts the start-up (loading the model, caching the images) and the style-meter rounds,
 which pause training (each draws the judged prompts, the base model's images once, any extra preview
-prompts); the page shows it as "about N min" and says when the first preview comes. With
-``stop=learned`` a run may end earlier: the figure is then the longest it can take. The figures
+prompts) and final=recommended's second look; the page shows it as "about N min" and says when the
+first preview comes. With ``stop=learned`` a run ends once the style is learned: the figure is then
+for the step at which past runs of the same schedule stopped (runs on the same image set first),
+and the longest it can take beside it; with no such run, only the longest. The figures
 assume the machine is the training's own: the page adds when a training already running comes
 first, or when other programs keep the CPU busy (:func:`machine_busy`).
 """
@@ -43,11 +45,21 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class Stop:
+    """Where past stop=learned runs of the same round schedule stopped."""
+    step: int  # their median stop, at a round (a run stops only at one)
+    runs: int
+    same_set: bool  # from runs on the same image set (else any set)
+
+
+@dataclass(frozen=True)
 class Estimate:
-    total_s: float
+    total_s: float  # expected: to ``stop.step`` when past runs say where it stops, else all steps
     first_preview_s: float | None  # None when previews are off
     rate: Rate
-    may_stop_early: bool = False  # stop=learned: total_s is the longest the run can take
+    may_stop_early: bool = False  # stop=learned: the run ends once the style is learned
+    longest_s: float = 0.0  # all ``steps``
+    stop: Stop | None = None  # stop=learned: where runs like it stopped (None: no such run yet)
 
 
 def measured_rate(ws: Workspace, model: str, device: str, batch: int | None = None) -> Rate | None:
@@ -86,8 +98,19 @@ def drawn_per_round(s: TrainSettings) -> tuple[int, int]:
     return judged + len(s.sample_prompts), judged
 
 
-def estimate(s: TrainSettings, rate: Rate | None) -> Estimate | None:
-    """Expected wall time of a run with settings ``s`` (style-meter rounds included)."""
+def second_look_images(s: TrainSettings) -> int:
+    """Images final=recommended's second look draws when there are close calls: the captions past
+    the rounds' own, for the base model and each of the (at most 2) close calls."""
+    from ..judge.scorecard import CLOSE_CALLS
+
+    if s.final != "recommended" or not s.judge_confirm or not (s.sample_every or s.judge_first):
+        return 0
+    return max(0, s.judge_confirm - s.judge_prompts) * (1 + CLOSE_CALLS)
+
+
+def estimate(s: TrainSettings, rate: Rate | None, stop: Stop | None = None) -> Estimate | None:
+    """Expected wall time of a run with settings ``s`` (style-meter rounds and the second look
+    included); with ``stop`` (stop=learned: where runs like it stopped) up to that step."""
     if rate is None:
         return None
     step = rate.per_image_s * s.batch_size * s.grad_accum
@@ -95,9 +118,39 @@ def estimate(s: TrainSettings, rate: Rate | None) -> Estimate | None:
     each, once = drawn_per_round(s)
     one_round = rate.draw_s * s.sample_steps * each
     base = rate.draw_s * s.sample_steps * once if at else 0.0
-    total = rate.startup_s + step * s.steps + one_round * len(at) + base
+    second = rate.draw_s * s.sample_steps * second_look_images(s)
+
+    def upto(steps: int) -> float:
+        n = len([a for a in at if a <= steps]) + (steps not in at and bool(at))  # the last weights judged too
+        return rate.startup_s + step * steps + one_round * n + base + second
+
+    learned = s.stop == "learned" and bool(at)
+    stop = stop if learned and stop and stop.step < s.steps else None
     first = rate.startup_s + step * at[0] + one_round + base if at else None
-    return Estimate(total, first, rate, s.stop == "learned" and bool(at))
+    return Estimate(upto(stop.step if stop else s.steps), first, rate, learned, upto(s.steps), stop)
+
+
+def usual_stop(ws: Workspace, model: str, device: str, s: TrainSettings, dataset: str | None = None) -> Stop | None:
+    """Where the newest finished stop=learned runs of ``model`` on ``device`` with the same round
+    schedule stopped (median, at a round): runs on ``dataset`` when there are any, else any set."""
+    if s.stop != "learned":
+        return None
+    schedule = (rounds(s), s.plateau_rounds, s.plateau_delta)
+    mine, other = [], []
+    for folder in _finished(ws, model, device):
+        rec = json.loads((folder / rr.RECORD).read_text())
+        past = _settings(rec)
+        if past is None or past.stop != "learned" or (rounds(past), past.plateau_rounds, past.plateau_delta) != schedule:
+            continue
+        step = _finished_step(folder)
+        if step is not None:
+            (mine if dataset and (rec.get("request") or {}).get("dataset") == dataset else other).append(step)
+    got = (mine or other)[:RECENT]
+    if not got:
+        return None
+    middle = statistics.median(got)
+    at = rounds(s)
+    return Stop(min([a for a in at if a >= middle] or [s.steps]), len(got), bool(mine))
 
 
 def machine_busy() -> tuple[float, int] | None:
@@ -124,6 +177,22 @@ def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
         if rec.get("status") == "finished" and rec.get("device") == device and req.get("model") == model:
             out.append((rec.get("created") or 0, folder))
     return [f for _, f in sorted(out, key=lambda x: x[0], reverse=True)]
+
+
+def _finished_step(folder: Path) -> int | None:
+    """The step of a run's Finished event (None when its events file has none)."""
+    try:
+        lines = (folder / rr.EVENTS).read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("type") == "finished":
+            return int(e["step"])
+    return None
 
 
 def _run_rate(folder: Path) -> tuple[float, float, float | None, int] | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 MIN_LEARNED = 50.0
 FILE = "scorecard.json"
+CLOSE_CALLS = 2  # judged again at most (the highest within the margin)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
     return Pick(pick.step, reason)
 
 
-def close_calls(rows: list[Row], pick: Pick | None, delta: float, limit: int = 2) -> list[Row]:
+def close_calls(rows: list[Row], pick: Pick | None, delta: float, limit: int = CLOSE_CALLS) -> list[Row]:
     """The checkpoints a recommendation chose among: the clean, kept ones within ``delta`` points of
     the best (at most ``limit``, the highest: an earlier, lower one cannot win the second look, and each
     one judged again costs a draw), by step — empty when there is no learned pick to doubt

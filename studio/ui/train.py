@@ -69,20 +69,29 @@ def memory_text(services: Services, s: TrainSettings) -> str:
     return f"**GPU memory:** {amount}, which {verdict} in {budget / preflight.GiB:.1f} GiB.<br>{parts}"
 
 
-def time_text(services: Services, s: TrainSettings) -> str:
-    """"About 3 min on this CPU; the first preview after about 40 s" (before Start)."""
+def time_text(services: Services, s: TrainSettings, dataset: str | None = None) -> str:
+    """"About 3 min on this CPU; the first preview after about 40 s" (before Start). With
+    stop=learned, the step where past runs like it stopped (on ``dataset`` first) and the longest."""
     from ..jobs import estimate as est
 
     rate = est.rate_for(services.ws, services.model.model, services.device, services.family,
                         s.batch_size * s.grad_accum)
-    e = est.estimate(s, rate)
+    stop = est.usual_stop(services.ws, services.model.model, services.device, s, dataset) if rate else None
+    e = est.estimate(s, rate, stop)
     if e is None:
         return "**Time:** shown once the first steps have run."
     where = "GPU" if services.on_gpu else "CPU"
     first = (f"; the first preview after about **{view.duration(e.first_preview_s)}**"
              if e.first_preview_s is not None else "; no previews (they are off)")
-    how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "
-                "is learned)" if e.may_stop_early else f"about **{view.duration(e.total_s)}** on this {where}")
+    if e.stop:
+        runs = "runs on this image set" if e.stop.same_set else "past runs with these settings"
+        how_long = (f"about **{view.duration(e.total_s)}** on this {where}: {runs} learned the style by step "
+                    f"{e.stop.step} and stopped (at most {view.duration(e.longest_s)}, all {s.steps} steps)")
+    elif e.may_stop_early:
+        how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "
+                    "is learned)")
+    else:
+        how_long = f"about **{view.duration(e.total_s)}** on this {where}"
     return (f"**Time:** {how_long}{first}.{_waits(services)}"
             f"<br><span class='muted'>An estimate from {e.rate.source}.</span>")
 
@@ -238,12 +247,12 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
                 gr.update(interactive=bool(snap and snap.can_resume)))
 
-    def estimate(preset_name, *values):
+    def estimate(preset_name, data, *values):
         try:
             s = settings_from_form(preset_name, list(values))
         except StudioError as e:
             return gr.skip(), f"<span class='status-error'>Settings problem: {e}</span>"
-        return memory_text(services, s), time_text(services, s)
+        return memory_text(services, s), time_text(services, s, data)
 
     def started(snap):
         verb = "queued" if snap.status == "queued" else "started"
@@ -257,8 +266,8 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
     page.view(live, refresh, [pick])
     pick.change(guard(lambda p: refresh(None, p)[1:]), pick, live, show_progress="hidden")
     preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
-    for c in [preset, *inputs]:
-        c.change(estimate, [preset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
+    for c in [preset, dataset, *inputs]:
+        c.change(estimate, [preset, dataset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
     start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
                 [dataset, adapter, preset, *inputs], [message, pick], concurrency_limit=1,
                 api_name="start_training")
@@ -273,12 +282,13 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
 
     page.follow([dataset], sets, [dataset])
     # a run that ends writes its adapter (the lists change): its step rate makes the estimate better
-    page.follow([memory[1]], lambda lists, prev, p, *v: estimate(p, *v)[1], [preset, *inputs])
+    page.follow([memory[1]], lambda lists, prev, p, d, *v: estimate(p, d, *v)[1], [preset, dataset, *inputs])
     # past runs make the time estimate better: re-estimate whenever the tab is shown (not on the
     # timer, which would send the whole form every tick)
     tab = Context.block
     if isinstance(tab, gr.Tab):
-        tab.select(lambda p, *v: estimate(p, *v)[1], [preset, *inputs], memory[1], show_progress="hidden")
+        tab.select(lambda p, d, *v: estimate(p, d, *v)[1], [preset, dataset, *inputs], memory[1],
+                   show_progress="hidden")
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
     dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
 
