@@ -18,7 +18,9 @@ from pathlib import Path
 from .. import events as ev
 from ..config import GenerateSettings, TrainSettings
 from ..judge import scorecard
-from ..judge.session import Drawn, Judge, from_dataset, saved_afters
+from ..judge.session import Drawn, Judge, from_dataset, preview_path, saved_afters
+from ..paths import atomic_save_image
+from ..schema import fill
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Rounds:
         self.seconds = 0.0  # spent drawing and judging (the meter's cost; benchmarks/style_meter.py)
         self.base_seconds = 0.0  # of which the base model's images (drawn once)
         self.confirm_seconds = 0.0  # of which the second look (final=recommended's close calls)
+        self.last_preview = -1  # the step of the newest round drawn in this process
         self._engine = None
 
     def restore(self, upto: int) -> None:
@@ -72,9 +75,66 @@ class Rounds:
         batch = 8 if t.res <= 128 else 2
 
         def draw(prompts, seeds):
-            with t.merged():
+            with self.merged():
                 return self._engine.generate_batch(gs, prompts, seeds, batch=batch)
         return draw
+
+    @contextlib.contextmanager
+    def drawing(self):
+        """The whole pipeline on the device, the UNet in eval mode, for previews and meter rounds."""
+        t = self.t
+        t.unet.eval()
+        for m in t.offloaded:
+            m.to(t.device)
+        try:
+            yield
+        finally:
+            if t.device.type == "cuda":
+                for m in t.offloaded:
+                    m.to("cpu")
+            t.unet.train()
+
+    def merged(self):
+        """Context for one draw: the adapter being trained merged into its base layers (restored
+        exactly after; :mod:`studio.lora.merged`) on the CPU, where unmerged LoRA layers cost a third
+        of a draw. Not on a GPU: the copy of the base weights would take VRAM the 8 GB presets do not
+        have, and at 512 px the extra matmuls are a small share. Not on quantized base layers."""
+        from ..lora.merged import merged
+
+        t = self.t
+        if t.device.type == "cpu" and t.s.quantize == "none":
+            return merged([t.unet, *t.tes])
+        return contextlib.nullcontext()
+
+    def preview(self, step: int, record: bool = True) -> None:
+        """A style-meter round (the set's captions beside the base model's images, judged into a
+        scorecard row, its weights kept in ``rounds/``) plus any extra ``sample_prompts``."""
+        from ..generate import Engine
+
+        t, s = self.t, self.t.s
+        t0, weights = time.perf_counter(), ""
+        if record:
+            weights = str(t._write_adapter(t._weights(), t.out / "rounds" / f"step-{step:07d}.safetensors", step))
+        shown = []
+        with self.drawing():
+            after = self.draw()
+            for i, (prompt, image) in enumerate(self.judge.pairs(after)):  # before|after
+                path = preview_path(t.out, step, i)
+                atomic_save_image(path, image)
+                shown.append((prompt, str(path)))
+            if record:
+                self.record(step, after, weights)
+            engine, n = Engine(t.model), len(shown)
+            for i, prompt in enumerate(fill(p, trigger=t.manifest.trigger) for p in s.sample_prompts):
+                with self.merged():
+                    r = engine.generate(GenerateSettings(prompt=prompt, seed=s.sample_seed, steps=s.sample_steps,
+                                                         width=t.res, height=t.res))
+                path = preview_path(t.out, step, n + i)
+                atomic_save_image(path, r.image)
+                shown.append((prompt, str(path)))
+        self.seconds += time.perf_counter() - t0
+        self.last_preview = step
+        t._emit(ev.Sample(step, tuple(p for p, _ in shown), tuple(x for _, x in shown)))
 
     def draw(self) -> Drawn:
         t = self.t
@@ -148,7 +208,7 @@ class Rounds:
         try:
             for r in close:
                 lora_state.load(t.unet, t.tes, load_file(r.adapter))
-                kept = self._previews(r.step, k)
+                kept = self._kept(r.step, k)
                 after = Drawn(kept + rest(), []) if kept is not None else judge.draw(draw)
                 scores[r.step] = judge.row(r.step, after).style
         finally:
@@ -170,7 +230,7 @@ class Rounds:
             k += 1
         return k
 
-    def _previews(self, step: int, k: int) -> list | None:
+    def _kept(self, step: int, k: int) -> list | None:
         """The adapter's images of the first ``k`` judged captions at round ``step``, from its saved
         previews; None when one is missing or unreadable (the second look then draws them)."""
         try:

@@ -19,7 +19,7 @@ import torch
 
 from .. import events as ev
 from ..adapters.library import check_name
-from ..config import GenerateSettings, TrainSettings
+from ..config import TrainSettings
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
 from ..errors import StudioError
@@ -27,8 +27,7 @@ from ..judge.session import preview_path
 from ..lora import state as lora_state
 from ..lora.inject import inject, lora_parameters
 from ..models.loading import LoadedModel
-from ..paths import Workspace, atomic_save_image, atomic_write_bytes
-from ..schema import fill
+from ..paths import Workspace, atomic_write_bytes
 from . import checkpoint as ckpt
 from . import recipe
 from .batches import LatentBatches, encode
@@ -212,61 +211,6 @@ class Trainer:
         atomic_write_bytes(path, save(weights, metadata=self._adapter_metadata(steps)))
         return path
 
-    @contextlib.contextmanager
-    def _drawing(self):
-        """The whole pipeline on the device, the UNet in eval mode, for previews and meter rounds."""
-        self.unet.eval()
-        for m in self.offloaded:
-            m.to(self.device)
-        try:
-            yield
-        finally:
-            if self.device.type == "cuda":
-                for m in self.offloaded:
-                    m.to("cpu")
-            self.unet.train()
-
-    def merged(self):
-        """Context for one draw: the adapter being trained merged into its base layers (restored
-        exactly after; :mod:`studio.lora.merged`) on the CPU, where unmerged LoRA layers cost a third
-        of a draw. Not on a GPU: the copy of the base weights would take VRAM the 8 GB presets do not
-        have, and at 512 px the extra matmuls are a small share. Not on quantized base layers."""
-        from ..lora.merged import merged
-
-        if self.device.type == "cpu" and self.s.quantize == "none":
-            return merged([self.unet, *self.tes])
-        return contextlib.nullcontext()
-
-    def _previews(self, step: int, record: bool = True) -> None:
-        """A style-meter round (the set's captions beside the base model's images, judged into a
-        scorecard row) plus any extra ``sample_prompts``."""
-        from ..generate import Engine
-
-        t0, weights = time.perf_counter(), ""
-        if record:
-            weights = str(self._write_adapter(self._weights(), self.out / "rounds" / f"step-{step:07d}.safetensors",
-                                              step))
-        shown = []
-        with self._drawing():
-            after = self.rounds.draw()
-            for i, (prompt, image) in enumerate(self.rounds.judge.pairs(after)):  # before|after
-                path = preview_path(self.out, step, i)
-                atomic_save_image(path, image)
-                shown.append((prompt, str(path)))
-            if record:
-                self.rounds.record(step, after, weights)
-            engine, n = Engine(self.model), len(shown)
-            for i, prompt in enumerate(fill(p, trigger=self.manifest.trigger) for p in self.s.sample_prompts):
-                with self.merged():
-                    r = engine.generate(GenerateSettings(prompt=prompt, seed=self.s.sample_seed,
-                                                         steps=self.s.sample_steps, width=self.res, height=self.res))
-                path = preview_path(self.out, step, n + i)
-                atomic_save_image(path, r.image)
-                shown.append((prompt, str(path)))
-        self.rounds.seconds += time.perf_counter() - t0
-        self.last_preview = step
-        self._emit(ev.Sample(step, tuple(p for p, _ in shown), tuple(x for _, x in shown)))
-
     def _checkpoint(self, step: int) -> None:
         state = {"step": step, "optimizer": self.opt.state_dict(), "scheduler": self.lr_sched.state_dict(),
                  "rng": ckpt.rng_state(), "best_val": self.best_val, "val_history": self.validator.history,
@@ -298,7 +242,6 @@ class Trainer:
         if start:
             self.rounds.restore(start)
         self.unet.train()
-        self.last_preview = -1
         step, ema, t_loop = start, None, time.perf_counter()
         try:
             while step < self.s.steps and not self.stop.stopped and not self.rounds.stop_reason:
@@ -377,7 +320,7 @@ class Trainer:
                 self._emit(ev.Warning_(step, "validation loss is rising while training loss falls: "
                                                  "overfitting — consider fewer steps or final=best"))
         if main and is_round(s, step):
-            self._previews(step)
+            self.rounds.preview(step)
         if s.stop == "learned" and is_round(s, step) and self.acc.num_processes > 1:  # every process stops
             flag = torch.tensor([1.0 if self.rounds.stop_reason else 0.0], device=self.device)
             if self.acc.reduce(flag, "sum").item() and not self.rounds.stop_reason:
@@ -400,9 +343,9 @@ class Trainer:
         if self.acc.is_main_process:
             if not self.s.checkpoint_every or step % self.s.checkpoint_every:
                 self._checkpoint(step)
-            if self.last_preview != step:
-                self._previews(step)  # the last weights are judged too: the scorecard is complete
-            with self._drawing():
+            if self.rounds.last_preview != step:
+                self.rounds.preview(step)  # the last weights are judged too: the scorecard is complete
+            with self.rounds.drawing():
                 self.rounds.confirm()  # final=recommended: close calls judged again on more captions
             chosen, source = self._chosen()
             preview_step = step
@@ -413,7 +356,7 @@ class Trainer:
                 if chosen == "recommended":
                     preview_step = self.rounds.pick.step
                 elif chosen == "best":
-                    self._previews(step, record=False)  # the best weights' before|after
+                    self.rounds.preview(step, record=False)  # the best weights' before|after
             first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
             # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
