@@ -5,7 +5,7 @@ run A (the first run: estimated from the typical figure), run B with other steps
 meter settings (estimated from run A's events), run C, the preset as shipped (stop=learned; no
 stop=learned run before it: the estimate is the longest it may take), D (B again: its batch now has
 a rate of its own), E (C again: estimated to where C stopped) and F (the preset on another image
-set, stripes: estimated to where runs on other sets stopped), and compare each estimate with the
+set, stripes: no run on it yet, the longest), and compare each estimate with the
 run's real time from Start to its finished record.
 
     python benchmarks/estimate_error.py [STEPS_A] [STEPS_B]
@@ -36,7 +36,7 @@ def run(runner: JobRunner, ws: Workspace, name: str, sets: list[str], dataset: s
     rate = est.rate_for(ws, "tiny", "cpu", "tiny", s.batch_size * s.grad_accum)
     stop = est.usual_stop(ws, "tiny", "cpu", s, dataset)
     guess = est.estimate(s, rate, stop)
-    source = rate.source + (f"; stops at step {stop.step} ({'this set' if stop.same_set else 'other sets'})"
+    source = rate.source + (f"; stops at step {stop.step} (runs on this set)"
                             if stop else "; stop=learned, no such run yet: the longest" if guess.may_stop_early else "")
     t0 = time.time()
     snap = runner.start(TrainRequest(adapter=name, dataset=dataset, preset=PRESET, sets=tuple(sets), device="cpu"))

@@ -135,19 +135,20 @@ def _stopped_at(ws: Workspace, run_id: str, step: int, dataset: str, created: fl
     _run(ws, run_id, "finished", "cpu", events, created=created, dataset=dataset, sets=sets)
 
 
-def test_stop_learned_is_estimated_to_where_runs_like_it_stopped_same_set_first(tmp_path):
+def test_stop_learned_is_estimated_to_where_runs_on_the_same_set_stopped(tmp_path):
     """tiny-cpu (stop=learned, rounds at 20, 50, 100, ... 300): a run on "shop" stopped at step 100,
-    two on "ink" at 250 and 300. The estimate for "shop" runs to step 100, for a new set to the
-    median of all (a round at or after it), and for a run with another round schedule to all steps."""
+    two on "ink" at 200 and 300. The estimate for "shop" runs to step 100, for "ink" to the median
+    (250, a round), for a new set and for another round schedule to all steps."""
     ws = Workspace(tmp_path)
     s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])
     assert est.usual_stop(ws, "tiny", "cpu", s, "shop") is None  # no run yet: only the longest
     _stopped_at(ws, "a", 100, "shop", 1)
-    _stopped_at(ws, "b", 250, "ink", 2)
+    _stopped_at(ws, "b", 200, "ink", 2)
     _stopped_at(ws, "c", 300, "ink", 3)
     _stopped_at(ws, "d", 20, "shop", 4, sets=("sample_every=40",))  # another schedule: not counted
-    assert est.usual_stop(ws, "tiny", "cpu", s, "shop") == est.Stop(100, 1, True)
-    assert est.usual_stop(ws, "tiny", "cpu", s, "new") == est.Stop(250, 4 - 1, False)
+    assert est.usual_stop(ws, "tiny", "cpu", s, "shop") == est.Stop(100, 1)
+    assert est.usual_stop(ws, "tiny", "cpu", s, "ink") == est.Stop(250, 2)
+    assert est.usual_stop(ws, "tiny", "cpu", s, "new") is None  # another set's stop says little
     assert est.usual_stop(ws, "tiny", "cpu", apply_sets(s, ["stop=steps"]), "shop") is None
     rate = est.Rate(per_image_s=0.5, startup_s=10.0, source="test", draw_s=0.1)
     e = est.estimate(s, rate, est.usual_stop(ws, "tiny", "cpu", s, "shop"))
@@ -157,7 +158,7 @@ def test_stop_learned_is_estimated_to_where_runs_like_it_stopped_same_set_first(
     assert abs(e.total_s - (10 + 100 * 1.0 + 3 * 0.1 * s.sample_steps * each + 0.1 * s.sample_steps * once
                             + second)) < 1e-6  # rounds at 20, 50 and 100
     assert e.longest_s == est.estimate(s, rate).total_s > e.total_s and e.stop.step == 100 and e.may_stop_early
-    assert est.estimate(s, rate, est.Stop(300, 1, True)).stop is None  # all the steps: nothing earlier to say
+    assert est.estimate(s, rate, est.Stop(300, 1)).stop is None  # all the steps: nothing earlier to say
 
 
 def test_the_page_says_where_runs_like_it_stopped(tmp_path):
@@ -172,5 +173,5 @@ def test_the_page_says_where_runs_like_it_stopped(tmp_path):
     assert "up to about" in time_text(services, s, "shop")
     _stopped_at(ws, "a", 100, "shop", 1)
     said = time_text(services, s, "shop")
-    assert "runs on this image set learned the style by step 100 and stopped (at most" in said, said
-    assert "past runs with these settings learned the style by step 100" in time_text(services, s, "other")
+    assert "on this image set the last run learned the style by step 100 and stopped (at most" in said, said
+    assert "up to about" in time_text(services, s, "other")

@@ -6,7 +6,8 @@ The estimate counts the start-up (loading the model, caching the images) and the
 which pause training (each draws the judged prompts, the base model's images once, any extra preview
 prompts) and final=recommended's second look; the page shows it as "about N min" and says when the
 first preview comes. With ``stop=learned`` a run ends once the style is learned: the figure is then
-for the step at which past runs of the same schedule stopped (runs on the same image set first),
+for the step at which past runs on the same image set with the same schedule stopped (a style is
+learned sooner or later by its images, not by the settings: runs on other sets say little),
 and the longest it can take beside it; with no such run, only the longest. The figures
 assume the machine is the training's own: the page adds when a training already running comes
 first, or when other programs keep the CPU busy (:func:`machine_busy`).
@@ -28,9 +29,10 @@ from . import records as rr
 
 log = logging.getLogger(__name__)
 
-# Measured on this project's 2-core CPU with the tiny model, idle (benchmarks/RESULTS.md, "Tiny-model
-# step time": 0.33 s per step at batch 8): used until this machine has a finished run of its own.
-FALLBACK = {("tiny", "cpu"): (0.045, 8.0, 0.05)}  # (s per step per image, start-up s, s per drawn image step)
+# Measured on this project's 2-core CPU with the tiny model, idle (benchmarks/RESULTS.md, "Train-tab
+# time estimate", 2026-12-04: the rate its runs left behind): used until this machine has a finished
+# run of its own. (The figure before, 0.045 / 8.0 / 0.05, was from a machine half as fast: +132 %.)
+FALLBACK = {("tiny", "cpu"): (0.022, 5.3, 0.016)}  # (s per step per image, start-up s, s per drawn image step)
 RECENT = 5  # the newest finished runs that count
 FALLBACK_DRAW_S = FALLBACK[("tiny", "cpu")][2]
 
@@ -46,10 +48,9 @@ class Rate:
 
 @dataclass(frozen=True)
 class Stop:
-    """Where past stop=learned runs of the same round schedule stopped."""
+    """Where past stop=learned runs on the same image set with the same round schedule stopped."""
     step: int  # their median stop, at a round (a run stops only at one)
     runs: int
-    same_set: bool  # from runs on the same image set (else any set)
 
 
 @dataclass(frozen=True)
@@ -130,27 +131,29 @@ def estimate(s: TrainSettings, rate: Rate | None, stop: Stop | None = None) -> E
     return Estimate(upto(stop.step if stop else s.steps), first, rate, learned, upto(s.steps), stop)
 
 
-def usual_stop(ws: Workspace, model: str, device: str, s: TrainSettings, dataset: str | None = None) -> Stop | None:
-    """Where the newest finished stop=learned runs of ``model`` on ``device`` with the same round
-    schedule stopped (median, at a round): runs on ``dataset`` when there are any, else any set."""
-    if s.stop != "learned":
+def usual_stop(ws: Workspace, model: str, device: str, s: TrainSettings, dataset: str | None) -> Stop | None:
+    """Where the newest finished stop=learned runs of ``model`` on ``device`` on image set ``dataset``
+    with the same round schedule stopped (median, at a round). Runs on other sets are not used: on the
+    same preset neon stops at step 100 and stripes runs all 300 (benchmarks/RESULTS.md, "Train-tab time
+    estimate": -61 % when a stripes run was estimated from neon's)."""
+    if s.stop != "learned" or not dataset:
         return None
     schedule = (rounds(s), s.plateau_rounds, s.plateau_delta)
-    mine, other = [], []
+    got = []
     for folder in _finished(ws, model, device):
         rec = json.loads((folder / rr.RECORD).read_text())
         past = _settings(rec)
-        if past is None or past.stop != "learned" or (rounds(past), past.plateau_rounds, past.plateau_delta) != schedule:
+        if (rec.get("request") or {}).get("dataset") != dataset or past is None or past.stop != "learned" \
+                or (rounds(past), past.plateau_rounds, past.plateau_delta) != schedule:
             continue
         step = _finished_step(folder)
         if step is not None:
-            (mine if dataset and (rec.get("request") or {}).get("dataset") == dataset else other).append(step)
-    got = (mine or other)[:RECENT]
+            got.append(step)
+    got = got[:RECENT]
     if not got:
         return None
     middle = statistics.median(got)
-    at = rounds(s)
-    return Stop(min([a for a in at if a >= middle] or [s.steps]), len(got), bool(mine))
+    return Stop(min([a for a in rounds(s) if a >= middle] or [s.steps]), len(got))
 
 
 def machine_busy() -> tuple[float, int] | None:

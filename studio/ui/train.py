@@ -71,7 +71,7 @@ def memory_text(services: Services, s: TrainSettings) -> str:
 
 def time_text(services: Services, s: TrainSettings, dataset: str | None = None) -> str:
     """"About 3 min on this CPU; the first preview after about 40 s" (before Start). With
-    stop=learned, the step where past runs like it stopped (on ``dataset`` first) and the longest."""
+    stop=learned, the step where past runs on ``dataset`` stopped and the longest."""
     from ..jobs import estimate as est
 
     rate = est.rate_for(services.ws, services.model.model, services.device, services.family,
@@ -84,9 +84,10 @@ def time_text(services: Services, s: TrainSettings, dataset: str | None = None) 
     first = (f"; the first preview after about **{view.duration(e.first_preview_s)}**"
              if e.first_preview_s is not None else "; no previews (they are off)")
     if e.stop:
-        runs = "runs on this image set" if e.stop.same_set else "past runs with these settings"
-        how_long = (f"about **{view.duration(e.total_s)}** on this {where}: {runs} learned the style by step "
-                    f"{e.stop.step} and stopped (at most {view.duration(e.longest_s)}, all {s.steps} steps)")
+        runs = "the last run" if e.stop.runs == 1 else f"the last {e.stop.runs} runs"
+        how_long = (f"about **{view.duration(e.total_s)}** on this {where}: on this image set {runs} learned the "
+                    f"style by step {e.stop.step} and stopped (at most {view.duration(e.longest_s)}, all "
+                    f"{s.steps} steps)")
     elif e.may_stop_early:
         how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "
                     "is learned)")
