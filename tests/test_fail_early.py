@@ -120,17 +120,17 @@ def test_size_multiple_from_configs_matches_the_loaded_model(tiny_model):
 def test_failure_after_step_one_keeps_the_checkpoint_and_says_resume(world, monkeypatch):
     """An OSError while writing the step-4 preview (after the step-2 checkpoint) stops the run
     with a message naming the checkpoint and --resume; resuming then finishes."""
-    from studio.train import loop
+    from studio.train import judging, loop
 
     _, ws = world
-    real = loop.atomic_save_image
+    real = judging.atomic_save_image  # the round's previews are written there
 
     def save(path, image):
         if "step-0000004" in path.name:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, image)
 
-    monkeypatch.setattr(loop, "atomic_save_image", save)
+    monkeypatch.setattr(judging, "atomic_save_image", save)
     s = apply_sets(TrainSettings(), ["steps=5", "batch_size=2", "checkpoint_every=2", "sample_every=4",
                                      "sample_steps=1", "validate_every=0", "optimizer=adamw", "lora.rank=2",
                                      "lora.alpha=2", "lora.text_encoder=false"])
@@ -142,6 +142,6 @@ def test_failure_after_step_one_keeps_the_checkpoint_and_says_resume(world, monk
     assert "step-0000002" in msg and "--resume" in msg
     assert sink.of(ev.Failed)
     assert (ws.adapters / "late" / "checkpoints" / "step-0000002" / "lora.safetensors").is_file()
-    monkeypatch.setattr(loop, "atomic_save_image", real)
+    monkeypatch.setattr(judging, "atomic_save_image", real)
     r = loop.Trainer("late", "neon", load_model("tiny", device="cpu"), s, ev.ListSink(), ws=ws).run(resume=True)
     assert r.steps == 5 and r.adapter.is_file()
