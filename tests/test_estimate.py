@@ -175,3 +175,18 @@ def test_the_page_says_where_runs_like_it_stopped(tmp_path):
     said = time_text(services, s, "shop")
     assert "on this image set the last run learned the style by step 100 and stopped (at most" in said, said
     assert "up to about" in time_text(services, s, "other")
+
+
+def test_odd_lines_in_an_events_file_are_skipped_not_raised(tmp_path):
+    """An events file cut short by a kill, or written by something else: lines that are not objects
+    with a numeric time and step are skipped; the estimate still comes from the good ones."""
+    ws = Workspace(tmp_path)
+    good = [_progress(110 + k, k) for k in range(1, 11)]
+    _stopped_at(ws, "a", 100, "shop", 1)
+    _run(ws, "b", "finished", "cpu", good, created=2)
+    with open(ws.runs / "b" / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write('[1, 2]\n"text"\n{"type": "finished", "t": 1, "step": "100"}\n{"type": "progress", "t": true, '
+                '"step": 3}\n{"type": "progress"\n\xff\n')
+    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])
+    assert est.usual_stop(ws, "tiny", "cpu", s, "shop") == est.Stop(100, 1)  # b's "finished" has no numeric step
+    assert abs(est.measured_rate(ws, "tiny", "cpu").per_image_s - 0.5) < 1e-6

@@ -182,20 +182,29 @@ def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
     return [f for _, f in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
-def _finished_step(folder: Path) -> int | None:
-    """The step of a run's Finished event (None when its events file has none)."""
+def _events(folder: Path) -> list[dict] | None:
+    """A run's events as JSON objects with a numeric ``t`` and ``step`` (anything else in the file is
+    skipped: a line cut short by a kill, or a file nobody here wrote); None when it cannot be read."""
     try:
-        lines = (folder / rr.EVENTS).read_text().splitlines()
+        lines = (folder / rr.EVENTS).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    for line in reversed(lines):
+    out = []
+    for line in lines:
         try:
             e = json.loads(line)
         except ValueError:
             continue
-        if e.get("type") == "finished":
-            return int(e["step"])
-    return None
+        if isinstance(e, dict) and all(isinstance(e.get(k), (int, float)) and not isinstance(e.get(k), bool)
+                                       for k in ("t", "step")):
+            out.append(e)
+    return out
+
+
+def _finished_step(folder: Path) -> int | None:
+    """The step of a run's Finished event (None when its events file has none)."""
+    done = [e for e in _events(folder) or [] if e.get("type") == "finished"]
+    return int(done[-1]["step"]) if done else None
 
 
 def _run_rate(folder: Path) -> tuple[float, float, float | None, int] | None:
@@ -203,15 +212,10 @@ def _run_rate(folder: Path) -> tuple[float, float, float | None, int] | None:
     step) from one run's events and record; the third is None when the run drew no round."""
     rec = json.loads((folder / rr.RECORD).read_text())
     progress, samples = [], []
-    try:
-        lines = (folder / rr.EVENTS).read_text().splitlines()
-    except OSError:
+    events = _events(folder)
+    if events is None:
         return None
-    for line in lines:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
+    for e in events:
         if e.get("type") == "progress":
             progress.append((e["t"], e["step"]))
         elif e.get("type") == "sample":
