@@ -43,7 +43,7 @@ class Rate:
     startup_s: float  # from the process start to the first step
     source: str  # "past runs on this machine" | "a typical figure"
     runs: int = 0
-    draw_s: float = 0.05  # a round's seconds per drawn image per sampler step (drawing + judging)
+    draw_s: float = FALLBACK_DRAW_S  # a round's seconds per drawn image per sampler step (drawing + judging)
 
 
 @dataclass(frozen=True)
