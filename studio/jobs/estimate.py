@@ -68,7 +68,7 @@ def measured_rate(ws: Workspace, model: str, device: str, batch: int | None = No
     With ``batch`` (images per step), the step rate comes from past runs of that batch when there are
     any: a step has a fixed part, so a per-image rate measured at batch 8 makes batch 4 look cheaper
     than it is (benchmarks/RESULTS.md, "Train-tab time estimate": -24 %)."""
-    got = [r for r in (_run_rate(f) for f in _finished(ws, model, device)[:RECENT]) if r]
+    got = [r for r in (_run_rate(f, rec) for f, rec in _finished(ws, model, device)[:RECENT]) if r]
     if not got:
         return None
     same = [r for r in got if r[3] == batch]
@@ -138,10 +138,10 @@ def usual_stop(ws: Workspace, model: str, device: str, s: TrainSettings, dataset
     estimate": -61 % when a stripes run was estimated from neon's)."""
     if s.stop != "learned" or not dataset:
         return None
-    schedule = (rounds(s), s.plateau_rounds, s.plateau_delta)
+    at = rounds(s)
+    schedule = (at, s.plateau_rounds, s.plateau_delta)
     got = []
-    for folder in _finished(ws, model, device):
-        rec = json.loads((folder / rr.RECORD).read_text())
+    for folder, rec in _finished(ws, model, device):
         past = _settings(rec)
         if (rec.get("request") or {}).get("dataset") != dataset or past is None or past.stop != "learned" \
                 or (rounds(past), past.plateau_rounds, past.plateau_delta) != schedule:
@@ -153,7 +153,7 @@ def usual_stop(ws: Workspace, model: str, device: str, s: TrainSettings, dataset
     if not got:
         return None
     middle = statistics.median(got)
-    return Stop(min([a for a in rounds(s) if a >= middle] or [s.steps]), len(got))
+    return Stop(min([a for a in at if a >= middle] or [s.steps]), len(got))
 
 
 def machine_busy() -> tuple[float, int] | None:
@@ -168,8 +168,8 @@ def machine_busy() -> tuple[float, int] | None:
     return (load, cores) if load > cores else None
 
 
-def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
-    """Run folders of finished runs of ``model`` on ``device``, newest first."""
+def _finished(ws: Workspace, model: str, device: str) -> list[tuple[Path, dict]]:
+    """(run folder, its record) of finished runs of ``model`` on ``device``, newest first."""
     out = []
     for folder in ws.runs.iterdir() if ws.runs.is_dir() else []:
         try:
@@ -178,8 +178,8 @@ def _finished(ws: Workspace, model: str, device: str) -> list[Path]:
             continue
         req = rec.get("request") or {}
         if rec.get("status") == "finished" and rec.get("device") == device and req.get("model") == model:
-            out.append((rec.get("created") or 0, folder))
-    return [f for _, f in sorted(out, key=lambda x: x[0], reverse=True)]
+            out.append((rec.get("created") or 0, folder, rec))
+    return [(f, rec) for _, f, rec in sorted(out, key=lambda x: x[0], reverse=True)]
 
 
 def _events(folder: Path) -> list[dict] | None:
@@ -207,10 +207,9 @@ def _finished_step(folder: Path) -> int | None:
     return int(done[-1]["step"]) if done else None
 
 
-def _run_rate(folder: Path) -> tuple[float, float, float | None, int] | None:
+def _run_rate(folder: Path, rec: dict) -> tuple[float, float, float | None, int] | None:
     """(seconds per step per image, start-up seconds, round seconds per drawn image step, images per
     step) from one run's events and record; the third is None when the run drew no round."""
-    rec = json.loads((folder / rr.RECORD).read_text())
     progress, samples = [], []
     events = _events(folder)
     if events is None:

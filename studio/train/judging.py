@@ -124,7 +124,7 @@ class Rounds:
                 shown.append((prompt, str(path)))
             if record:
                 self.record(step, after, weights)
-            engine, n = Engine(t.model), len(shown)
+            engine, n = self._engine or Engine(t.model), len(shown)
             for i, prompt in enumerate(fill(p, trigger=t.manifest.trigger) for p in s.sample_prompts):
                 with self.merged():
                     r = engine.generate(GenerateSettings(prompt=prompt, seed=s.sample_seed, steps=s.sample_steps,
