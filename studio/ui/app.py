@@ -13,7 +13,7 @@ import logging
 import gradio as gr
 
 from .generate import CSS as GENERATE_CSS
-from .generate import generate_tab
+from .generate import adapter_state, generate_tab
 from .images import images_tab
 from .library import CSS as LIBRARY_CSS
 from .library import library_tab
@@ -92,6 +92,7 @@ def build_app(services: Services) -> gr.Blocks:
     page = PageState(services)
     with gr.Blocks(title="LoRA Style Studio") as app:
         header(services, page)
+        adapters = adapter_state(services)  # at the root, not in its tab: see adapter_state
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Images", id="images", elem_id="tab-images"):
                 images_tab(services, page)
@@ -100,6 +101,6 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Library", id="library", elem_id="tab-library"):
                 library_tab(services, page)
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
-                generate_tab(services, page)
+                generate_tab(services, page, adapters)
         page.wire(app, tabs)
     return app

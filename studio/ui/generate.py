@@ -83,13 +83,19 @@ TRIGGER_HELP = ("Tick a style to use it: its **trigger word** is added to the pr
                 "without it the style may not show).")
 
 
-def generate_tab(services: "Services", page: PageState) -> None:
+def adapter_state(services: "Services") -> gr.State:
+    """What the Generate tab's adapter list is drawn from: [[name, trigger], ...], read from disk when
+    a page opens (a callable value), so the toggles are drawn once, already complete. Filled later by
+    the page's first refresh instead, the list was drawn a second time a moment after load, and a
+    click in between named an event the new drawing had replaced: Gradio answered 500 (KeyError) and
+    the page showed "Error". Made at the page's root, outside the tabs (build_app): a callable State
+    inside a tab that is not shown at load counts as changed once more while the page loads
+    (Gradio 6.31), and the list was drawn twice all the same."""
+    return gr.State(lambda: library_rows(services))
+
+
+def generate_tab(services: "Services", page: PageState, adapters: gr.State) -> None:
     home = services.device
-    # [[name, trigger], ...]: read from disk when a page opens (a callable value), so the toggles are
-    # drawn once, already complete. Filled later by the page's first refresh instead, the list was
-    # drawn a second time a moment after load, and a click in between named an event the new
-    # drawing had replaced: Gradio answered 500 (KeyError) and the page showed "Error".
-    adapters = gr.State(lambda: library_rows(services))
     history = gr.State([])  # this page's results, newest first: dicts of image, caption, form values
     gallery = gr.Gallery(label="Latest result", columns=2, height="auto", object_fit="contain", format="png",
                          allow_preview=False, fit_columns=False, elem_id="result", elem_classes=["pixelated"],

@@ -7,6 +7,7 @@ it starts.
 """
 
 import io
+import json
 import time
 
 import pytest
@@ -67,6 +68,31 @@ def test_generate_clicked_the_moment_it_shows_draws_while_the_page_is_slow_to_lo
         if not early:
             button.click()  # it is drawn together with its handler: the first click possible
         pg.locator("#status").get_by_text("no adapters").wait_for(timeout=FIRST_WAIT_MS)
+
+
+def test_a_page_draws_its_adapter_list_once(page, server):
+    """The Generate tab's adapter list is drawn by ``@gr.render``. Drawn a second time while a page
+    loads, a click in between named events the second drawing had replaced: Gradio answered 500
+    (KeyError: fn_index) and the page said "Error" (CI, 2026-12-03). Counted from the page's own
+    requests: every drawing is one queued request for the render's event."""
+    joins = []
+
+    def note(request):
+        if "/queue/join" in request.url:
+            joins.append(json.loads(request.post_data or "{}").get("fn_index"))
+
+    with another_page(page, server, before_open=lambda pg: pg.on("request", note)) as pg:
+        renders = pg.evaluate("() => window.gradio_config.dependencies.filter(d => d.render_id !== null"
+                              " && d.render_id !== undefined).map(d => d.id)")
+        assert len(renders) == 1, renders  # the adapter list is the page's one render
+        tab(pg, "Generate")
+        pg.get_by_role("button", name="Generate", exact=True).wait_for()
+        pg.locator("#lora-on-neon").wait_for()
+        pg.wait_for_timeout(3000)  # the page's first refresh, and anything it sets off
+        for name in ("Images", "Generate"):  # a tab switch refreshes the page state too
+            tab(pg, name)
+            pg.wait_for_timeout(1500)
+    assert [f for f in joins if f in renders] == renders, joins
 
 
 def test_bad_size_shows_an_error_not_a_crash(page):
