@@ -13,6 +13,8 @@ import time
 
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from studio import events as ev
@@ -289,3 +291,51 @@ def test_server_ctrl_c_keeps_training_then_kill_9_resume_and_reattach(ws):
     assert [step for step, _ in done.losses] == list(range(1, 13))  # the curve continues across the kill
     assert load_file(done.adapter_path)
     assert r2.snapshot(again.id).status == "finished"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+                    max_leaves=6)
+GOOD = [ev.Progress(1, 10, 0.5, 1e-3, 2.0, 4.5), ev.Validation(1, 0.2, True),
+        ev.Judged(20, 71.0, 1.9, 12.0, None, False, "/r/20.safetensors", 20, "highest"),
+        ev.Recommended(20, "r", ((20, 63.6),)), ev.Sample(1, ("a mug",), ("/x/s.png",)),
+        ev.Saved(2, "/x", "checkpoint"), ev.Warning_(2, "hot"), ev.Finished(3, "/x/a.safetensors", "last", True, 1.0),
+        ev.Failed(3, "boom")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.sampled_from(GOOD), data=st.data(), value=JSON)
+def test_an_events_line_with_a_field_of_any_other_value_is_read_or_skipped_never_raises(which, data, value):
+    """A hand-edited or damaged events file: any field replaced by any JSON value. Reading it, the
+    run's progress and the page's scorecard (table, plot, verdict, checkpoint list) never raise."""
+    import types as _types
+
+    from studio.jobs.events_file import from_json, to_json
+    from studio.jobs.progress import Progress
+    from studio.ui import scorecard as ui_scorecard
+
+    record = json.loads(to_json(which))
+    key = data.draw(st.sampled_from(sorted(record)))
+    record[key] = value
+    got = from_json(record)
+    assert got is None or type(got) is type(which)
+    prog = Progress()
+    for e in [*GOOD, got] if got is not None else GOOD:
+        prog.add(e)
+    snap = _types.SimpleNamespace(scorecard=tuple(prog.scorecard), recommended=prog.recommended)
+    ui_scorecard.table(snap), ui_scorecard.plot(snap), ui_scorecard.verdict(snap)
+    ui_scorecard.checkpoint_choices(snap)
+
+
+def test_wrong_typed_events_are_skipped_and_good_ones_kept(tmp_path):
+    from studio.jobs.events_file import to_json
+
+    path = tmp_path / "events.jsonl"
+    good = ev.Judged(20, 71.0, 1.9, 12.0, None, False, "/r/20.safetensors", 20, "highest")
+    lines = ['{"type": "judged", "step": 5, "style": 1, "copy": 1, "leak": 1, "val_loss": null, "copying": false, '
+             '"checkpoint": "", "recommended": null, "reason": ""}',
+             '{"type": "sample", "step": 1, "prompts": 7, "paths": ["a"]}',
+             '{"type": "progress", "step": true, "total": 1, "loss": 1, "lr": 1, "it_per_s": 1, "eta_s": 1}',
+             '{"type": "validation", "step": 3, "loss": 0.5, "best": false}']  # (an older writer: no overfitting)
+    path.write_text("\n".join([*lines, to_json(good)]) + "\n")
+    assert read_events(path) == [ev.Validation(3, 0.5, False), good]

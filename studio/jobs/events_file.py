@@ -12,6 +12,8 @@ import dataclasses
 import json
 import logging
 import time
+import types
+import typing
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +27,9 @@ TYPES: dict[str, type] = {"progress": ev.Progress, "validation": ev.Validation, 
                           "failed": ev.Failed}
 NAMES = {cls: name for name, cls in TYPES.items()}
 _FIELDS = {name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in TYPES.items()}
+_HINTS = {name: typing.get_type_hints(cls) for name, cls in TYPES.items()}
+_REQUIRED = {name: frozenset(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                             and f.default_factory is dataclasses.MISSING) for name, cls in TYPES.items()}
 TERMINAL = (ev.Finished, ev.Failed)
 
 
@@ -34,15 +39,40 @@ def to_json(e: ev.Event, t: float | None = None) -> str:
 
 
 def from_json(record: dict[str, Any]) -> ev.Event | None:
-    """The event a JSON object stands for; None for unknown types or wrong fields (newer writers)."""
+    """The event a JSON object stands for; None for unknown types, missing fields or a field whose
+    value is not of its declared type (a newer writer, a damaged or hand-edited file): every reader
+    of events (the runner's progress, the page) can then trust the types."""
     kind = record.get("type", "")
-    cls, names = TYPES.get(kind), _FIELDS.get(kind)
+    cls = TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return None
-    try:
-        return cls(**{k: _tupled(v) for k, v in record.items() if k in names})
-    except TypeError:
+    names = _FIELDS[kind]
+    fields = {k: _tupled(v) for k, v in record.items() if k in names}
+    if not _REQUIRED[kind] <= fields.keys() or not all(fits(v, _HINTS[kind][k]) for k, v in fields.items()):
+        log.warning("skipped an events line of type %r with missing or wrong-typed fields", kind)
         return None
+    return cls(**fields)
+
+
+def fits(value: Any, hint: Any) -> bool:
+    """Whether a parsed JSON value is of the type an event field declares (int, float, bool, str,
+    ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``). An int is a float; a bool is neither."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(fits(value, a) for a in args)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(fits(v, args[0]) for v in value)
+        return len(value) == len(args) and all(fits(v, a) for v, a in zip(value, args))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def _tupled(v: Any) -> Any:
