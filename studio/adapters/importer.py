@@ -70,6 +70,25 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
     sd, metadata = validate.load_tensors(file, settings)
     validate.check_values(file, sd, settings)
     fmt = source_format(sd)
+    parts, family = fitted(file, sd, metadata)
+    sd = canonical.to_canonical(parts, 2 if family == "sdxl" else 1)
+    meta, warnings = _metadata(metadata, name, family, file)
+    for c in ("text_encoder", "text_encoder_2"):
+        paths = [p for comp, p in parts if comp == c]
+        if paths and not any(p.endswith("out_proj") for p in paths):
+            warnings.append(f"{c} LoRA without out_proj: diffusers' load_lora_weights cannot read such kohya files "
+                            "(it fails to infer their layout)")
+    info = {"name": name, "family": family, "source": "imported", "imported_from": file.name[:200],
+            "source_format": fmt, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "trigger": meta.get("modelspec.trigger_phrase", "")[:200]}
+    out = lib.add(name, sd, meta, info)
+    log.info("imported %s as %s (%s, %d modules)", file.name, name, family, len(parts))
+    return ImportReport(name, family, len(parts), fmt, out, warnings)
+
+
+def fitted(file: Path, sd: dict, metadata: dict[str, str]) -> tuple[list, str]:
+    """(the LoRA modules of ``sd`` in diffusers' layout, the base family every one of them fits by
+    its shapes); a refusal naming ``file`` when the keys are no LoRA layout or a module fits no base."""
     try:
         parts = foreign.parts(sd, unet_config("sdxl"), metadata)
     except foreign.MixedLayout as e:
@@ -83,19 +102,7 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
         raise validate.refuse(file, f"{len(fit.problems)} of {len(parts)} modules do not fit any base model "
                               f"(closest: {FAMILY_LABEL[fit.family]}; e.g. {fit.problems[0]})",
                               "The file is for another architecture or is damaged.")
-    sd = canonical.to_canonical(parts, 2 if fit.family == "sdxl" else 1)
-    meta, warnings = _metadata(metadata, name, fit.family, file)
-    for c in ("text_encoder", "text_encoder_2"):
-        paths = [p for comp, p in parts if comp == c]
-        if paths and not any(p.endswith("out_proj") for p in paths):
-            warnings.append(f"{c} LoRA without out_proj: diffusers' load_lora_weights cannot read such kohya files "
-                            "(it fails to infer their layout)")
-    info = {"name": name, "family": fit.family, "source": "imported", "imported_from": file.name[:200],
-            "source_format": fmt, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "trigger": meta.get("modelspec.trigger_phrase", "")[:200]}
-    out = lib.add(name, sd, meta, info)
-    log.info("imported %s as %s (%s, %d modules)", file.name, name, fit.family, len(parts))
-    return ImportReport(name, fit.family, len(parts), fmt, out, warnings)
+    return parts, fit.family
 
 
 def _metadata(original: dict[str, str], name: str, family: str, file: Path) -> tuple[dict[str, str], list[str]]:

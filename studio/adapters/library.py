@@ -41,7 +41,7 @@ def check_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------- changing the library
-def _stage(root: Path) -> Path:
+def staging_folder(root: Path) -> Path:
     import tempfile
 
     root.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ class _Changes:
 
         target = self._free(check_name(name))
         check_finite(sd, f"Adapter {name!r} was not written")
-        tmp = _stage(self.root)
+        tmp = staging_folder(self.root)
         try:
             _write_adapter(tmp, name, sd, _retitled(metadata, name), {**info, "name": name})
             os.rename(tmp, target)
@@ -97,6 +97,16 @@ class _Changes:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target / f"{name}.safetensors"
+
+    def overwrite(self, name: str, sd: dict, metadata: dict[str, str], info: dict) -> Path:
+        """Replace an adapter's weights and record in place (\"use this checkpoint\"): each file
+        atomically, the values checked first."""
+        from .validate import check_finite
+
+        folder = self.folder(self.record(name).name)
+        check_finite(sd, f"Adapter {name!r} was not changed")
+        _write_adapter(folder, name, sd, _retitled(metadata, name), {**info, "name": name})
+        return folder / f"{name}.safetensors"
 
     def rename(self, old: str, new: str) -> AdapterRecord:
         import os
@@ -119,7 +129,7 @@ class _Changes:
 
         sd, meta = self.read(name)
         target, folder = self._free(check_name(new)), self.folder(name)
-        tmp = _stage(self.root)
+        tmp = staging_folder(self.root)
         try:
             preview = folder / "preview.png"
             if preview.is_file():
@@ -137,7 +147,7 @@ class _Changes:
         import shutil
 
         self.record(name)  # exists (usable or damaged), or a StudioError listing the known names
-        trash = _stage(self.root) / name
+        trash = staging_folder(self.root) / name
         os.rename(self.folder(name), trash)  # gone from the library in one step
         shutil.rmtree(trash.parent, ignore_errors=True)
 

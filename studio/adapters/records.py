@@ -72,7 +72,7 @@ class Damaged(Exception):
     """Internal: why an entry cannot be used."""
 
 
-def _info(folder: Path) -> dict:
+def read_info(folder: Path) -> dict:
     path = folder / "adapter.json"
     if not path.is_file():
         raise Damaged("adapter.json is missing (a half-written adapter: a training, import or copy was cut short)")
@@ -119,7 +119,9 @@ def _number(value, kind):
     return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
-def _read(folder: Path, name: str, file: Path):
+def check_layout(file: Path):
+    """The header summary (:mod:`.inspect`) of a file in the library's own layout: header, caps and
+    keys checked as for every library entry; :class:`Damaged` with the reason otherwise."""
     from ..config import ImportSettings
     from ..errors import StudioError
     from . import validate
@@ -130,8 +132,12 @@ def _read(folder: Path, name: str, file: Path):
     except StudioError as e:
         raise Damaged(getattr(e, "why", None) or str(e)) from None
     _check_keys(header)
-    info = _info(folder)
-    summary = read_header_summary(file)
+    return read_header_summary(file)
+
+
+def _read(folder: Path, name: str, file: Path):
+    summary = check_layout(file)
+    info = read_info(folder)
     family = _family(info, summary)
     preview = folder / "preview.png"
     text = lambda k: info.get(k) if isinstance(info.get(k), str) else ""  # noqa: E731

@@ -87,7 +87,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from ..generate import grid
 
     settings = settings_from(GenerateSettings, args)
-    if args.checkpoints:  # the judged checkpoints of one adapter: studio/judge/grid.py
+    if args.checkpoints is not None:  # ("" reaches Library.get: a clear refusal) the judged checkpoints of one adapter: studio/judge/grid.py
         return __import__("studio.cli.judge", fromlist=["x"]).cmd_checkpoint_grid(args, settings)
     sets = [lora_set(x) for x in args.lora_set or ["none"]]
     prompts = args.prompt_list or [settings.prompt]

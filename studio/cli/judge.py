@@ -14,16 +14,20 @@ def cmd_judge(args: argparse.Namespace) -> int:
     from ..errors import StudioError
     from ..judge import scorecard
 
+    if args.as_name is not None and args.use is None:
+        raise StudioError("--as NEW goes with --use STEP.", f"Write: studio judge {args.name} --use STEP --as NEW.")
+    if args.dataset is not None and args.use is not None:
+        raise StudioError("--dataset and --use do different things.", "Give one of them.")
     lib = Library()
     lib.get(args.name)  # exists, or a StudioError listing the known names
     if args.use is not None:
         from ..judge.use import use_checkpoint
 
-        done = use_checkpoint(args.name, args.use, args.as_name or "")
+        done = use_checkpoint(args.name, args.use, args.as_name)
         where = "as the adapter" if done == args.name else f"as the new adapter {done!r}"
         print(f"wrote checkpoint step {args.use} of {args.name!r} {where}")
         return 0
-    if args.dataset:
+    if args.dataset is not None:
         return _judge_against(args)
     rows, pick = scorecard.load(lib.folder(args.name))
     if not rows:

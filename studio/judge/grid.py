@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from ..adapters.library import Library
+from ..adapters.library import Library, staging_folder
+from ..adapters.records import Damaged, check_layout
 from ..config import GenerateSettings
 from ..errors import StudioError
 from ..paths import Workspace
@@ -29,25 +29,35 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
     lib = Library(ws)
     folder = lib.folder(lib.get(name).name)
     rows, _ = scorecard.load(folder)
-    steps = [r.step for r in rows if (folder / "rounds" / f"step-{r.step:07d}.safetensors").is_file()]
-    if not steps:
+    kept = [(r.step, path) for r in rows if (path := scorecard.weights(folder, r))]
+    if not kept:
         raise StudioError(f"Adapter {name!r} has no judged checkpoints to compare.",
                           "Train it with preview rounds (sample_every > 0), or use `studio grid --lora-set`.")
-    if len(steps) > max_columns:  # evenly spread, the last always shown
-        steps = [steps[round(i * (len(steps) - 1) / (max_columns - 1))] for i in range(max_columns)]
+    if len(kept) > max_columns:  # evenly spread, the last always shown
+        kept = [kept[round(i * (len(kept) - 1) / (max_columns - 1))] for i in range(max_columns)]
+    for step, path in kept:  # the gate of every library entry, named by its step (not the throw-away name)
+        try:
+            check_layout(path)
+        except Damaged as e:
+            raise StudioError(f"The weights of step {step} of {name!r} cannot be drawn: {e}.",
+                              "Compare the other checkpoints with `studio grid --lora-set`, or train again.") from None
     prompts = prompts or scorecard.prompts_of(folder)[:4] or ["a photo"]
-    with tempfile.TemporaryDirectory() as tmp:
-        temp = Workspace(Path(tmp))
-        for step in steps:
+    # The throw-away library lives in a staging folder of the library itself: inside outputs/, never
+    # listed, and removed by the next start if this process dies before it does (adapters/stale.py).
+    tmp = staging_folder(lib.root)
+    try:
+        temp = Workspace(tmp)
+        for step, src in kept:
             sub = temp.adapters / f"step-{step}"
             sub.mkdir(parents=True)
-            src = folder / "rounds" / f"step-{step:07d}.safetensors"
             try:
                 os.link(src, sub / f"step-{step}.safetensors")
             except OSError:
                 shutil.copyfile(src, sub / f"step-{step}.safetensors")
             (sub / "adapter.json").write_text(json.dumps({"name": f"step-{step}", "steps": step}))
-        sets = [[]] + [[LoraWeight(f"step-{step}")] for step in steps]
-        cols = ["base model", *(f"step {step}" for step in steps)]  # not the throw-away names ("step-5 1")
+        sets = [[]] + [[LoraWeight(f"step-{step}")] for step, _ in kept]
+        cols = ["base model", *(f"step {step}" for step, _ in kept)]  # not the throw-away names ("step-5 1")
         with engine.borrow(Library(temp)) as borrowed:
             return borrowed.grid(prompts, sets, s or GenerateSettings(), col_labels=cols)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,9 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..adapters.records import printable
+from ..errors import StudioError
+
 MIN_LEARNED = 50.0
 FILE = "scorecard.json"
 CLOSE_CALLS = 2  # judged again at most (the highest within the margin)
@@ -30,7 +33,8 @@ class Row:
     leak: float  # % (nan as style)
     val_loss: float | None
     copying: bool
-    adapter: str = ""  # this checkpoint's weights (a library-ready .safetensors), "" if not kept
+    adapter: str = ""  # this checkpoint's kept weights, relative to the adapter's folder ("" if not kept;
+    # files written before 2026-12-05 hold an absolute path): only whether it is set counts (:func:`weights`)
 
 
 @dataclass(frozen=True)
@@ -128,20 +132,88 @@ def save(folder: Path, rows: list[Row], pick: Pick | None, prompts: list[str] | 
     from ..paths import atomic_write_bytes
 
     path = Path(folder) / FILE
-    data = {"rows": [asdict(r) for r in rows], "recommended": asdict(pick) if pick else None,
-            "prompts": list(prompts or []), "second_look": {str(k): v for k, v in (second_look or {}).items()}}
-    atomic_write_bytes(path, json.dumps(data, indent=1, allow_nan=True).encode())
+    known = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731 (strict JSON)
+    data = {"rows": [{k: known(v) for k, v in asdict(r).items()} for r in rows],
+            "recommended": asdict(pick) if pick else None, "prompts": list(prompts or []),
+            "second_look": {str(k): known(v) for k, v in (second_look or {}).items()}}
+    atomic_write_bytes(path, json.dumps(data, indent=1, allow_nan=False).encode())
     return path
 
 
-def load(folder: Path) -> tuple[list[Row], Pick | None]:
+MAX_BYTES = 4 << 20  # a run's scorecard is a few KB; a bigger file is not one of ours
+
+
+def damaged(folder: Path, why: str) -> StudioError:
+    return StudioError(f"The scorecard of this adapter ({Path(folder) / FILE}) is damaged: {why}.",
+                       "Train the adapter again to judge it anew, or delete that file to drop its judged "
+                       "checkpoints (the adapter itself is not affected).")
+
+
+def _read(folder: Path) -> dict:
     path = Path(folder) / FILE
-    if not path.is_file():
-        return [], None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    rows = [Row(**r) for r in data.get("rows", [])]
-    pick = data.get("recommended")
-    return rows, Pick(**pick) if pick else None
+    if path.is_symlink() or not path.is_file():
+        if path.is_symlink():
+            raise damaged(folder, "it is a link, not a file the studio wrote")
+        return {}
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise damaged(folder, f"it is larger than {MAX_BYTES >> 20} MB")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise damaged(folder, "it is nested too deeply to read") from None
+    except (OSError, ValueError) as e:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        raise damaged(folder, f"it cannot be read ({type(e).__name__}: {printable(e, 120)})") from None
+    if not isinstance(data, dict):
+        raise damaged(folder, "it is not a JSON object")
+    return data
+
+
+def _get(d: dict, key: str, kinds, default=None):
+    """``d[key]`` if it is of ``kinds`` (a bool is not a number), ``default`` when absent or null."""
+    v = d.get(key)
+    if v is None:
+        return default
+    if isinstance(v, bool) != (kinds is bool) or not isinstance(v, kinds):
+        raise ValueError(f"{printable(key, 40)!r} is a JSON {type(v).__name__}")
+    return v
+
+
+def _row(d) -> Row:
+    if not isinstance(d, dict):
+        raise ValueError("a row is not an object")
+    step = _get(d, "step", int)
+    if step is None or step < 0:
+        raise ValueError("a row has no step")
+    num = lambda k: float(_get(d, k, (int, float), math.nan))  # noqa: E731 (null: unknown, as NaN)
+    val = _get(d, "val_loss", (int, float))
+    return Row(step, num("style"), num("copy"), num("leak"), None if val is None else float(val),
+               _get(d, "copying", bool, False), _get(d, "adapter", str, ""))
+
+
+def load(folder: Path) -> tuple[list[Row], Pick | None]:
+    """The rows and the pick of ``folder``'s scorecard ([] and None when there is none). A file that
+    is not the studio's own (damaged, cut short, edited) is a :class:`StudioError` naming it; the
+    reason, which is shown on a terminal and a page, comes back printable."""
+    data = _read(folder)
+    try:
+        rows = [_row(r) for r in _get(data, "rows", list, [])]
+        pick = _get(data, "recommended", dict)
+        if pick is not None and _get(pick, "step", int) is None:
+            raise ValueError("the recommendation has no step")
+        pick = Pick(pick["step"], printable(_get(pick, "reason", str, ""), 2000)) if pick is not None else None
+    except ValueError as e:
+        raise damaged(folder, str(e)) from None
+    if len({r.step for r in rows}) != len(rows):
+        raise damaged(folder, "a step is listed twice")
+    return sorted(rows, key=lambda r: r.step), pick
+
+
+def weights(folder: Path, row: Row) -> Path | None:
+    """The kept weights of ``row``: ``rounds/step-N.safetensors`` of ``folder`` (derived from the
+    step, never from a stored path, so a renamed or moved adapter finds its own), a plain file;
+    None when the round kept none or it is missing."""
+    path = Path(folder) / "rounds" / f"step-{row.step:07d}.safetensors"
+    return path if row.adapter and path.is_file() and not path.is_symlink() else None
 
 
 def shown(v: float | None, fmt: str) -> str:
@@ -167,6 +239,6 @@ def table(rows: list[Row], pick: Pick | None) -> str:
 
 
 def prompts_of(folder: Path) -> list[str]:
-    """The judged prompts (captions, then trigger-free ones) of a trained adapter."""
-    path = Path(folder) / FILE
-    return list(json.loads(path.read_text(encoding="utf-8")).get("prompts", [])) if path.is_file() else []
+    """The judged prompts (captions, then trigger-free ones) of a trained adapter (texts only)."""
+    prompts = _read(folder).get("prompts", [])
+    return [p for p in prompts if isinstance(p, str)] if isinstance(prompts, list) else []

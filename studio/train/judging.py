@@ -150,7 +150,8 @@ class Rounds:
         """Judge ``after`` as checkpoint ``step``: a scorecard row, the pick, events, the stop rule."""
         t = self.t
         val = t.validator.history[-1] if t.validator and t.validator.history else None
-        row = self.judge.row(step, after, val, weights_path)
+        kept = Path(weights_path).relative_to(t.out).as_posix() if weights_path else ""
+        row = self.judge.row(step, after, val, kept)
         self.rows = [r for r in self.rows if r.step != step] + [row]
         self.pick = scorecard.recommend(self.rows, t.s.plateau_delta)
         scorecard.save(t.out, self.rows, self.pick, [*self.judge.prompts.styled, *self.judge.prompts.free])
@@ -185,7 +186,7 @@ class Rounds:
         seeds) are not drawn again: the base images are the rounds' own and each close call's come
         from its saved previews; only the rest are drawn."""
         t, s = self.t, self.t.s
-        close = scorecard.close_calls(self.rows, self.pick, s.plateau_delta)
+        close = [r for r in scorecard.close_calls(self.rows, self.pick, s.plateau_delta) if scorecard.weights(t.out, r)]
         if s.final != "recommended" or not s.judge_confirm or not close:
             return
         from safetensors.torch import load_file
@@ -207,7 +208,7 @@ class Rounds:
         scores = {}
         try:
             for r in close:
-                lora_state.load(t.unet, t.tes, load_file(r.adapter))
+                lora_state.load(t.unet, t.tes, load_file(scorecard.weights(t.out, r)))
                 kept = self._kept(r.step, k)
                 after = Drawn(kept + rest(), []) if kept is not None else judge.draw(draw)
                 scores[r.step] = judge.row(r.step, after).style
@@ -242,4 +243,4 @@ class Rounds:
         if not self.pick:
             return None
         row = next((r for r in self.rows if r.step == self.pick.step), None)
-        return Path(row.adapter) if row and row.adapter and Path(row.adapter).is_file() else None
+        return scorecard.weights(self.t.out, row) if row else None

@@ -235,8 +235,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> TrainResult:
+        from ..adapters import busy
+
         t0 = time.perf_counter()
         self._setup()
+        with busy.training(self.out) if self.acc.is_main_process else contextlib.nullcontext():
+            return self._run(resume, t0)
+
+    def _run(self, resume: bool, t0: float) -> TrainResult:
         self.best_val, self.train_ema, bad = None, [], 0
         start = self._resume() if resume else 0
         if start:

@@ -87,7 +87,7 @@ def use(services, snap: Any | None, step, new_name: str) -> str:
     if snap.live:
         raise StudioError(f"The run of {snap.adapter!r} is still going: it writes its own adapter at the end.",
                           "Wait until it ends (or press Stop), then use a checkpoint.")
-    done = use_checkpoint(snap.adapter, int(step), (new_name or "").strip(), services.ws)
+    done = use_checkpoint(snap.adapter, int(step), (new_name or "").strip() or None, services.ws)
     if done == snap.adapter and services.engine is not None:
         services.engine.unload(done)  # the Generate tab draws the new weights, not the loaded old ones
     where = f"as **{done}**" if done == snap.adapter else f"as the new adapter **{done}**"
