@@ -111,19 +111,19 @@ def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch
     monkeypatch.setattr(est.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(est.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
     idle = time_text(services, s)
-    assert "a typical figure" in idle and "busy" not in idle and "starts after" not in idle
+    assert "a typical figure" in idle and "busy" not in idle and "would wait" not in idle
     monkeypatch.setattr(est.os, "getloadavg", lambda: (6.6, 5.0, 4.0))
     assert "busy with other programs now (load 6.6 on 2 cores)" in time_text(services, s)
     runner.live = [dict(adapter="sepia-shop", status="running", eta_s=125.0, device="cpu")]
     said = time_text(services, s)
-    assert "It starts after the training of **sepia-shop** (running, about 2 min 05 s left)." in said
+    assert "Started now, another run would wait for the training of **sepia-shop** (running, about 2 min 05 s left)." in said
     assert "busy" not in said  # that training is what keeps the CPU busy
     runner.live.append(dict(adapter="ink", status="queued", eta_s=None, device="cpu"))
     assert "(running, about 2 min 05 s left) and 1 queued before it." in time_text(services, s)
     runner.live = [dict(adapter="ink", status="queued", eta_s=None, device="cpu")]
-    assert "It starts after 1 queued training." in time_text(services, s)
+    assert "Started now, another run would wait for 1 queued training." in time_text(services, s)
     runner.live = [dict(adapter="big", status="running", eta_s=60.0, device="cuda:1")]
-    assert "starts after" not in time_text(services, s)  # another device's run does not delay this one
+    assert "would wait" not in time_text(services, s)  # another device's run does not delay this one
     services.on_gpu, runner.live = True, []
     assert "busy" not in time_text(services, s)  # on a GPU the CPU load is not the training's time
 

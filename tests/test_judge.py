@@ -180,7 +180,9 @@ def test_a_style_the_base_model_already_draws_is_cannot_tell_not_a_wild_percenta
     assert math.isfinite(meters.style_percent(ref, _groups(rng, 6, 0.0), nudged))  # a base far away: measured
     rows = [Row(s, math.nan, 1.2, math.nan, None, False) for s in (20, 50, 100)]
     pick = scorecard.recommend(rows, 5)
-    assert pick.step == 100 and "cannot tell" in pick.reason
+    assert pick.step == 100 and "cannot tell" in pick.reason and "the last checkpoint —" in pick.reason
+    copied = rows + [Row(150, math.nan, 0.3, math.nan, None, True)]  # the last one copies: not "the last"
+    assert "the last checkpoint that does not copy" in scorecard.recommend(copied, 5).reason
     assert not scorecard.plateaued(rows, rounds=2, delta=5)
     line = scorecard.table(rows, pick).splitlines()[1].split()
     assert line[:4] == ["20", "-", "1.20", "-"], line

@@ -73,7 +73,8 @@ def test_final_recommended_writes_the_marked_checkpoint_and_a_before_after_previ
     if pick.step != result.steps:  # and not the last weights
         last = load_file(str(folder / "rounds" / f"step-{result.steps:07d}.safetensors"))
         assert any((last[k] != written[k]).any() for k in last)
-    assert json.loads((folder / "adapter.json").read_text())["recommended"]["step"] == pick.step
+    info = json.loads((folder / "adapter.json").read_text())
+    assert info["recommended"]["step"] == pick.step == info["steps"] and info["trained_steps"] == result.steps
     with Image.open(folder / "preview.png") as im:
         assert im.size == (2 * 64 + 2, 64)  # the base model's image | the adapter's
     samples = sink.of(ev.Sample)[0]

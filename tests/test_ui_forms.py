@@ -188,18 +188,35 @@ _NAMES = st.lists(st.text(alphabet="abcde", min_size=1, max_size=3), max_size=6,
 def test_a_refresh_never_sends_back_a_value_that_is_still_a_choice(names, current, fallback):
     """The value a refresh carries is the page's value when it was sent; the user may have picked
     another before the answer arrives (CI run 23: adding photos selected the new set, a refresh sent
-    just before put the old one back). Only a value that is gone is replaced."""
-    from studio.ui.page_state import pick_update, select_update
+    just before put the old one back; CI 2026-12-05: a rename selected the new name, a refresh that
+    left with the old one cleared it). So a refresh never sets a value: a gone one (or none, given a
+    fallback) comes with a plan the page applies only if it still shows that value."""
+    from studio.ui.page_state import REPLACE, pick_update, select_update
 
     u = pick_update(names, current, fallback)
-    assert u["choices"] == names
-    if current in names:
-        assert "value" not in u
+    assert u["choices"] == names and "value" not in u
+    to = fallback if fallback in names else None
+    if current in names or (current in (None, "") and to is None):
+        assert REPLACE not in u
     else:
-        assert u["value"] == (fallback if fallback in names else None)
+        assert u[REPLACE] == {"gone": current, "to": to}
     kept = names[:2]
     assert "value" not in pick_update(names, kept, multiselect=True)
-    assert pick_update(names[1:], kept, multiselect=True).get("value", kept) == [n for n in kept if n in names[1:]]
+    assert REPLACE not in pick_update(names, kept, multiselect=True)
+    gone = pick_update(names[1:], kept, multiselect=True)
+    assert "value" not in gone and gone.get(REPLACE, {"drop": []})["drop"] == [n for n in kept if n not in names[1:]]
     if names:  # an action's own result (a set just added) is selected outright
         assert select_update(names, names[-1])["value"] == names[-1]
     assert select_update(names, "zzz")["value"] is None
+
+
+@pytest.mark.parametrize("sets, first", [((), 20), (("judge_first=0",), 50), (("judge_first=0", "sample_every=0"), None),
+                                         (("judge_first=70", "sample_every=50"), 50), (("steps=10",), None)])
+def test_the_run_card_names_the_step_of_the_first_preview_round(sets, first):
+    from types import SimpleNamespace
+
+    from studio.jobs.types import TrainRequest
+    from studio.ui.train import first_preview_step
+
+    snap = SimpleNamespace(request=TrainRequest("a", "b", "tiny-cpu", ("sample_every=50", *sets)))
+    assert first_preview_step(snap) == first

@@ -58,8 +58,10 @@ def recommend(rows: list[Row], delta: float) -> Pick | None:
     measured = [r for r in clean if math.isfinite(r.style)]
     if not measured:
         last = max(clean, key=lambda r: r.step)
+        which = ("the last checkpoint" if last.step == max(r.step for r in rows) else
+                 "the last checkpoint that does not copy its training photos")
         return Pick(last.step, "the style meter cannot tell this set's style from the base model's own images "
-                               "(their colours, contrast and texture already match the set's); the last checkpoint "
+                               f"(their colours, contrast and texture already match the set's); {which} "
                                "— compare the previews by eye")
     best = max(measured, key=lambda r: r.style)
     if best.style < MIN_LEARNED:

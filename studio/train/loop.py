@@ -376,7 +376,10 @@ class Trainer:
 
     def _write_info(self, step: int, chosen: str, stopped: bool) -> None:
         pick = self.rounds.pick
-        info = {"name": self.name, "steps": step, "chosen": chosen, "stopped_early": stopped,
+        # "steps": the steps the written weights were trained for (a recommended checkpoint's own, not
+        # the run's last step: the Library would call step-150 weights "200 steps"); the run's own too
+        held = pick.step if chosen == "recommended" and pick else step
+        info = {"name": self.name, "steps": held, "trained_steps": step, "chosen": chosen, "stopped_early": stopped,
                 "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
                 "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "source": "trained", "trigger": self.manifest.trigger, "settings": asdict(self.s),

@@ -71,7 +71,8 @@ def _caption(r, i: int) -> str:
 def _status(r) -> str:
     w, h = r.images[0].size
     fused = " (fused)" if getattr(r, "fused", False) else ""
-    lines = [f"{len(r.images)} image(s), {w}×{h}, seed {r.seeds[0]}, {r.seconds:.2f} s — {_adapters(r)}{fused}"]
+    n = len(r.images)
+    lines = [f"{n} image{'' if n == 1 else 's'}, {w}×{h}, seed {r.seeds[0]}, {r.seconds:.2f} s — {_adapters(r)}{fused}"]
     lines += [f"⚠ {w}" for w in r.warnings]
     return "\n\n".join(lines)
 
@@ -302,7 +303,7 @@ def compare_run(services: "Services", values: list, picks: list, past: list | No
     before = run(services, [plain.strip() or values[0], *values[1:]], [], past, triggers)
     after = run(services, values, picks, before[2], triggers)
     items = [(before[0][0][0], "before: " + before[0][0][1]), (after[0][0][0], "after: " + after[0][0][1])]
-    return items, after[1], after[2]
+    return items, "Before | after: the same prompt and seed without the adapters, then with them. " + after[1], after[2]
 
 
 def _history_view():

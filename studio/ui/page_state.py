@@ -132,18 +132,22 @@ class PageState:
         keys = [gr.State(None) for _ in self._parts]
         inputs = [*keys, *(i for p in self._parts for i in p.inputs)]
         outputs = [*keys, *(o for p in self._parts for o in p.outputs)]
-        refresh = guard(self._refresher(len(keys)))
+        pickers = [o for o in outputs if isinstance(o, Picker)]
+        plans = gr.JSON(visible=False, elem_id="page-plans")  # pick_update's replacements, per picker
+        refresh = guard(self._refresher(len(keys), [outputs.index(o) for o in pickers]))
         # clicked by the page's poller (changes.JS_POLL) when the fingerprint changed; never shown
         trigger = gr.Button("Refresh", elem_id="page-refresh", elem_classes=["page-refresh"])
         # queued (not queue=False): only a queued event tells the browser which gr.State changed,
         # and the Generate tab's adapter list is drawn by @gr.render from one. No concurrency
         # limit: a refresh is a few stat calls and must not wait behind a drawing.
         kw = {"show_progress": "hidden", "concurrency_limit": None}
-        app.load(refresh, inputs, outputs, **kw)
-        tabs.select(refresh, inputs, outputs, **kw)
-        trigger.click(refresh, inputs, outputs, api_name="page_state", **kw)
+        for event in (app.load(refresh, inputs, [*outputs, plans], **kw),
+                      tabs.select(refresh, inputs, [*outputs, plans], **kw),
+                      trigger.click(refresh, inputs, [*outputs, plans], api_name="page_state", **kw)):
+            # in the browser, against the values shown now (pick_update): no server round trip
+            event.then(None, [plans, *pickers], pickers, js=JS_REPLACE, show_progress="hidden", queue=False)
 
-    def _refresher(self, n: int) -> Callable:
+    def _refresher(self, n: int, picker_at: list[int]) -> Callable:
         def refresh(*values):
             keys, rest = values[:n], list(values[n:])
             new_keys, updates = [], []
@@ -156,7 +160,10 @@ class PageState:
                 else:
                     new_keys.append(out[0])
                     updates += list(out[1:])
-            return (*new_keys, *updates)
+            result = [*new_keys, *updates]
+            plans = [_plan(result, i) for i in range(len(result))]  # (taken out of every output)
+            plans = [plans[i] for i in picker_at]
+            return (*result, plans if any(plans) else gr.skip())
         return refresh
 
     def _lists_part(self, last, *values):
@@ -170,6 +177,12 @@ class PageState:
             got = f.fn(lists, last, *args)
             out += list(got) if isinstance(got, (tuple, list)) and len(f.outputs) > 1 else [got]
         return (lists, *out)
+
+
+def _plan(result: list, i: int) -> dict | None:
+    """Takes pick_update's replacement plan out of output ``i`` (Gradio must not see the key)."""
+    u = result[i]
+    return u.pop(REPLACE, None) if isinstance(u, dict) else None
 
 
 class Picker(gr.Dropdown):
@@ -203,18 +216,40 @@ class Picker(gr.Dropdown):
         return payload if self._known(payload) else None  # on disk now: the callback checks it further
 
 
+REPLACE = "__studio_replace__"  # key of a pick_update that asks the page to replace a value (see wire)
+
+
 def pick_update(names: Sequence[str], current: Any, fallback: str | None = None, multiselect: bool = False):
     """New choices for a dropdown that a refresh follows. ``current`` is the value the page sent with
-    the refresh; while it is still a choice no value is sent at all, so whatever the page shows when
-    the answer arrives stays: the user may have picked another meanwhile (adding photos to a new set
-    selects it), and sending back the value of the moment the refresh left undid that pick (CI run 23:
-    the Images tab jumped back to the set shown before). Only a value that is gone is replaced, by
-    ``fallback`` (or nothing)."""
+    the refresh; the answer never sets a value itself, because the page may show another by the time
+    it arrives: the user picked one (adding photos to a new set selects it; CI run 23: the Images tab
+    jumped back to the set shown before), or an action's answer set one (a rename selects the new
+    name; a refresh sent a moment before it still carried the old, gone name and cleared the pick).
+    A value that is gone (or none, when there is a ``fallback``) is replaced only if the page still
+    shows it when the answer arrives: the update carries the plan (:data:`REPLACE`) and the page
+    applies it in the browser (:meth:`PageState.wire`)."""
     names = list(names)
     if multiselect:
-        kept = [v for v in (current or []) if v in names]
-        return gr.update(choices=names) if len(kept) == len(current or []) else gr.update(choices=names, value=kept)
-    return gr.update(choices=names) if current in names else select_update(names, fallback)
+        drop = [v for v in (current or []) if v not in names]
+        return gr.update(choices=names, **({REPLACE: {"drop": drop}} if drop else {}))
+    if current in names:
+        return gr.update(choices=names)
+    to = fallback if fallback in names else None
+    if to is None and current in (None, ""):
+        return gr.update(choices=names)  # nothing shown, nothing to show: leave whatever the page shows now
+    return gr.update(choices=names, **{REPLACE: {"gone": current, "to": to}})
+
+
+# The plans of a refresh applied against what the page shows when its answer arrives.
+JS_REPLACE = """
+(plans, ...values) => values.map((v, i) => {
+  const p = plans && plans[i];
+  if (!p) return v;
+  if (p.drop) return Array.isArray(v) ? v.filter(x => !p.drop.includes(x)) : v;
+  const empty = x => x === null || x === undefined || x === "" || (Array.isArray(x) && !x.length);
+  return (v === p.gone || (empty(v) && empty(p.gone))) ? p.to : v;
+})
+"""
 
 
 def select_update(names: Sequence[str], value: str | None):

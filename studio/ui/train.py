@@ -109,9 +109,10 @@ def _waits(services: Services) -> str:
     if running:
         snap = running[0]
         left = f", about {view.duration(snap.eta_s)} left" if snap.eta_s else ""
-        return f" It starts after the training of **{snap.adapter}** ({snap.status}{left}){more}."
+        # (said of a run started now: the one going may be the run this form just started)
+        return f" Started now, another run would wait for the training of **{snap.adapter}** ({snap.status}{left}){more}."
     if queued:
-        return f" It starts after {queued} queued training{'s' if queued > 1 else ''}."
+        return f" Started now, another run would wait for {queued} queued training{'s' if queued > 1 else ''}."
     busy = None if services.on_gpu else est.machine_busy()
     if busy:
         return (f" This computer is busy with other programs now (load {busy[0]:.1f} on {busy[1]} cores): "
@@ -175,7 +176,9 @@ def first_preview_step(snap) -> int | None:
         s = apply_sets(preset_settings(req.preset or presets.DEFAULT_FOR_FAMILY["tiny"]), list(req.sets))
     except StudioError:
         return None
-    return s.sample_every if s.sample_every and s.sample_every <= s.steps else None
+    from ..jobs.estimate import rounds
+
+    return next(iter(rounds(s)), None)  # (judge_first's early look, else the first sample_every)
 
 
 def train_tab(services: Services, page: PageState) -> None:

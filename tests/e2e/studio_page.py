@@ -116,9 +116,44 @@ def _survives_self_check(proc: subprocess.Popen, url: str, log: Path, grace_s: f
     return url
 
 
+# Gradio's event stream, teed in the page: every message of a failed event (success false, an
+# unexpected error) is kept in window.__studioEventErrors for the failure report. A bare "Error" on
+# the page with no traceback in the server log comes from such a message or from the page itself.
+TEE_EVENTS = """
+(() => {
+  window.__studioEventErrors = [];
+  const real = window.fetch;
+  window.fetch = async (...args) => {
+    const r = await real(...args);
+    const url = String(args[0] && args[0].url || args[0]);
+    if (!url.includes("queue/data") || !r.body) return r;
+    const [mine, theirs] = r.body.tee();
+    (async () => {
+      const reader = mine.getReader(), dec = new TextDecoder();
+      let text = "";
+      for (;;) {
+        const {value, done} = await reader.read();
+        if (done) break;
+        text += dec.decode(value, {stream: true});
+        let i;
+        while ((i = text.indexOf("\\n")) >= 0) {
+          const line = text.slice(0, i); text = text.slice(i + 1);
+          if (/"success":\\s*false|unexpected_error|"msg":\\s*"error"/.test(line))
+            window.__studioEventErrors.push(new Date().toISOString() + " " + line.slice(0, 600));
+        }
+      }
+    })().catch(e => e.name === "AbortError" || window.__studioEventErrors.push("tee failed: " + e));
+    return new Response(theirs, {status: r.status, statusText: r.statusText, headers: r.headers});
+  };
+})();
+"""
+
+
 def watch(page):
     """``page``, its console, errors and failed requests noted for :func:`failure_report` until :func:`unwatch`."""
     notes: list[str] = []
+    page.add_init_script(TEE_EVENTS)
+    page.on("response", lambda r: r.status >= 400 and notes.append(f"HTTP {r.status}: {r.request.method} {r.url}"[:500]))
     page.on("console", lambda m: notes.append(f"console {m.type}: {m.text}"[:500]))
     page.on("pageerror", lambda e: notes.append(f"page error: {e}"[:500]))
     page.on("crash", lambda _: notes.append("RENDERER CRASHED"))
@@ -189,6 +224,8 @@ def failure_report(tail_lines: int = 250) -> list[tuple[str, str]]:
         try:
             shown = page.evaluate("""() => [...document.querySelectorAll('#status, #run-status, .error, .toast-body')]
                 .map(e => `${e.id || e.className}: ${e.innerText.slice(0, 300)}`).join('\\n')""")
+            shown += "\n--- failed events (Gradio's stream):\n" + "\n".join(
+                page.evaluate("() => (window.__studioEventErrors || []).slice(-20)"))
         except Exception as e:  # noqa: BLE001 - a crashed or closed page: say so
             shown = f"(page unreadable: {e})"
         out.append((f"page {i} {getattr(page, 'url', '?')}", f"{shown}\n--- last console/network notes:\n"

@@ -144,3 +144,34 @@ def test_rename_then_delete(page, workspace):
     page.locator("#library-message").get_by_text("Deleted").wait_for(timeout=WAIT_MS)
     assert not (workspace / "adapters" / "spare2").exists()
     page.locator("#library-cards").get_by_text("spare2 ·").wait_for(state="detached", timeout=WAIT_MS)
+
+
+def test_a_refresh_that_left_before_a_rename_does_not_undo_it(page, server, workspace):
+    """A refresh carries the page's values of the moment it left. Sent just before a rename's answer
+    arrived, it still named the old adapter; answered after the rename, it found that name gone and
+    cleared the pick: Delete stayed disabled (CI, 2026-12-05, under load). Made certain here: the
+    refresh's request is held until the rename is done and shown."""
+    held, holding = [], [True]
+
+    def hold(route):
+        body = json.loads(route.request.post_data or "{}")
+        (held.append if holding[0] and body.get("fn_index") in refreshes else lambda r: r.continue_())(route)
+
+    with another_page(page, server) as pg:
+        refreshes = pg.evaluate("() => window.gradio_config.dependencies.filter(d => d.api_name === 'page_state')"
+                                ".map(d => d.id)")
+        assert refreshes
+        _choose(pg, "pastel")
+        pg.get_by_label("New name").fill("pastel-b")
+        pg.route("**/queue/join*", hold)
+        pg.get_by_role("button", name="Rename").click()
+        pg.evaluate("() => document.getElementById('page-refresh').click()")  # the poller's click, now
+        pg.locator("#library-message").get_by_text("Renamed").wait_for(timeout=WAIT_MS)
+        assert held, "the refresh was not sent"
+        assert (workspace / "adapters" / "pastel-b").is_dir()
+        holding[0] = False
+        for route in held:
+            route.continue_()  # answered now: it names "pastel", which is gone
+        pg.wait_for_timeout(3000)
+        assert pg.locator("#library-delete").is_enabled()
+        pg.locator("#library-summary").get_by_text("pastel-b").first.wait_for(timeout=WAIT_MS)
