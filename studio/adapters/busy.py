@@ -1,4 +1,4 @@
-"""An adapter folder being trained: the training process holds ``.training.lock`` in it (an
+"""An adapter folder being trained: the training process holds ``.lock`` in it (an
 advisory ``flock``, released by the OS when the process ends, however it ends). Whatever would
 change the adapter under a running training (\"Use this checkpoint\", a second training of the
 same name) checks it first, from the page, the CLI or another server alike."""
@@ -11,7 +11,7 @@ from typing import Iterator
 
 from ..errors import StudioError
 
-LOCK = ".training.lock"
+LOCK = ".lock"  # the one name every studio lock file has (runs/, datasets/NAME/)
 
 
 def _busy_error(folder: Path, doing: str) -> StudioError:
