@@ -173,7 +173,7 @@ def test_the_page_says_where_runs_like_it_stopped(tmp_path):
     assert "up to about" in time_text(services, s, "shop")
     _stopped_at(ws, "a", 100, "shop", 1)
     said = time_text(services, s, "shop")
-    assert "on this image set the last run learned the style by step 100 and stopped (at most" in said, said
+    assert "on this image set the last run stopped early, at step 100 (at most" in said, said
     assert "up to about" in time_text(services, s, "other")
 
 

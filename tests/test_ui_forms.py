@@ -85,6 +85,8 @@ def test_run_view_says_what_happened():
     plot = view.loss_plot(snap)
     assert plot["data"] == [[1, 0.9, "training"], [2, 0.7, "training"], [2, 0.8, "validation"]]
     assert view.loss_plot(None) is None
+    snap.val_losses = []  # before the first held-out check: the series is there, as a gap
+    assert view.loss_plot(snap)["data"][-1] == [1, None, "validation"]
     assert view.run_rows([snap])[0][3] == "failed" and "not finite" in view.run_rows([snap])[0][-1]
     assert view.duration(3725) == "1 h 02 min" and view.duration(None) == "–"
 
@@ -220,3 +222,16 @@ def test_the_run_card_names_the_step_of_the_first_preview_round(sets, first):
 
     snap = SimpleNamespace(request=TrainRequest("a", "b", "tiny-cpu", ("sample_every=50", *sets)))
     assert first_preview_step(snap) == first
+
+
+def test_every_plot_line_is_in_the_first_value_a_page_draws():
+    """Gradio's chart keeps the series of the first value it drew (tests/e2e/test_scorecard.py shows
+    it in Chromium): a line that has no point yet is sent as one gap, never left out."""
+    from studio.ui import scorecard as ui_scorecard
+
+    first_round = [{"step": 20, "style": 12.0, "leak": float("nan")}]  # the leak meter could not tell yet
+    snap = type("Snap", (), dict(scorecard=first_round))()
+    data = ui_scorecard.plot(snap)["data"]
+    assert data == [[20, 12.0, "style %"], [20, None, "leak %"]]
+    snap.scorecard = [{"step": 20, "style": float("nan"), "leak": float("nan")}]
+    assert ui_scorecard.plot(snap) is None  # nothing to draw yet: no chart at all

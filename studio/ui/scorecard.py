@@ -18,6 +18,7 @@ from ..judge.scorecard import leak_words, shown
 from .common import guard
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
+from .train_view import line_plot
 
 HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
 COLORS = {"style %": "#7c3aed", "leak %": "#94a3b8"}
@@ -51,10 +52,7 @@ def plot(snap: Any | None) -> dict | None:
     rows = [[int(r["step"]), float(r[k]), name] for r in snap.scorecard for k, name in (("style", "style %"),
                                                                                           ("leak", "leak %"))
             if r[k] is not None and math.isfinite(float(r[k]))]  # a figure the meter could not tell is left out
-    if not rows:
-        return None
-    return {"columns": ["step", "percent", "series"], "data": rows, "mark": "line",
-            "datatypes": {"step": "quantitative", "percent": "quantitative", "series": "nominal"}}
+    return line_plot(rows, "percent", COLORS)
 
 
 def verdict(snap: Any | None) -> str:
@@ -138,10 +136,11 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
             ckpt = Picker([], value=None, label="Checkpoint", elem_id="scorecard-checkpoint", min_width=160)
             new_name = gr.Textbox(label="Save as new adapter (empty = replace the adapter)",
                                   elem_id="scorecard-new-name", min_width=200)
-            use_btn = gr.Button("Use this checkpoint", elem_id="use-checkpoint", min_width=160)
+            use_btn = gr.Button("Use this checkpoint", elem_id="use-checkpoint", min_width=160, interactive=False)
         message = gr.Markdown(elem_id="scorecard-message")
         with gr.Row():
-            grid_btn = gr.Button("Compare checkpoints", elem_id="compare-checkpoints", min_width=160, scale=0)
+            grid_btn = gr.Button("Compare checkpoints", elem_id="compare-checkpoints", min_width=160, scale=0,
+                                 interactive=False)
             gr.Markdown("One picture per checkpoint, side by side: the base model first, then each "
                         "judged checkpoint (columns) for a few of your captions (rows), all at one seed.",
                         elem_classes=["muted"])
@@ -155,10 +154,11 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
             return None  # nothing new: the page sends nothing
         choices = checkpoint_choices(snap)
         value = snap.recommended[0] if snap and snap.recommended and choices else None
-        return key, plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value)
+        usable = gr.update(interactive=bool(choices))  # nothing to use or compare before a judged round
+        return key, plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value), usable, usable
 
     # read by the page's one refresh (page load, tab select, timer): see studio/ui/page_state.py
-    outs = [meter, verdict_md, rows, ckpt]
+    outs = [meter, verdict_md, rows, ckpt, use_btn, grid_btn]
     page.view(outs, refresh, [run_pick])
     run_pick.change(guard(lambda pick_id: refresh(None, pick_id)[1:]), [run_pick], outs, show_progress="hidden")
     use_btn.click(guard(lambda p, step, name: use(services, shown_run(services, p)[0], step, name)),

@@ -85,8 +85,8 @@ def time_text(services: Services, s: TrainSettings, dataset: str | None = None) 
              if e.first_preview_s is not None else "; no previews (they are off)")
     if e.stop:
         runs = "the last run" if e.stop.runs == 1 else f"the last {e.stop.runs} runs"
-        how_long = (f"about **{view.duration(e.total_s)}** on this {where}: on this image set {runs} learned the "
-                    f"style by step {e.stop.step} and stopped (at most {view.duration(e.longest_s)}, all "
+        how_long = (f"about **{view.duration(e.total_s)}** on this {where}: on this image set {runs} stopped early, "
+                    f"at step {e.stop.step} (at most {view.duration(e.longest_s)}, all "
                     f"{s.steps} steps)")
     elif e.may_stop_early:
         how_long = (f"up to about **{view.duration(e.total_s)}** on this {where} (it stops earlier once the style "

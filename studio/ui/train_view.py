@@ -107,17 +107,26 @@ def _queue_list(queued: list) -> str:
 
 
 
+def line_plot(rows: list[list[Any]], y: str, series: Any) -> dict | None:
+    """Rows of ``[step, y, series name]`` as Gradio's line-plot data (columns + rows: no pandas
+    needed). None while there is no point yet (an empty first value leaves Gradio's chart without
+    its lines). Every name in ``series`` is in it from the first value on, an empty one as a gap
+    (null): Gradio's chart keeps the series of the first value it drew, so a line that appears
+    later (the held-out loss, from its first check) was never drawn in a page that watched the run."""
+    if not rows:
+        return None
+    rows = rows + [[rows[0][0], None, name] for name in series if all(r[2] != name for r in rows)]
+    return {"columns": ["step", y, "series"], "data": rows, "mark": "line",
+            "datatypes": {"step": "quantitative", y: "quantitative", "series": "nominal"}}
+
+
 def loss_plot(snap: Any | None) -> dict | None:
-    """The loss curves as Gradio's plot data (columns + rows): no pandas needed. None while
-    there is no point yet (an empty first value leaves Gradio's chart without its lines)."""
+    """The loss curves: training and held-out."""
     rows: list[list[Any]] = []
     if snap is not None:
         rows += [[int(s), float(v), "training"] for s, v in snap.losses]
         rows += [[int(s), float(v), "validation"] for s, v in snap.val_losses]
-    if not rows:
-        return None
-    return {"columns": ["step", "loss", "series"], "data": rows, "mark": "line",
-            "datatypes": {"step": "quantitative", "loss": "quantitative", "series": "nominal"}}
+    return line_plot(rows, "loss", COLORS)
 
 
 def warnings_md(snap: Any | None) -> str:
