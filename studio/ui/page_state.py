@@ -163,7 +163,10 @@ class PageState:
             result = [*new_keys, *updates]
             plans = [_plan(result, i) for i in range(len(result))]  # (taken out of every output)
             plans = [plans[i] for i in picker_at]
-            return (*result, plans if any(plans) else gr.skip())
+            # always sent, empty ones too: a skipped update left the last refresh's plans in the
+            # page, and the browser step after every refresh ran them again (a name deleted once,
+            # made again and picked, was unpicked by the next refresh)
+            return (*result, plans)
         return refresh
 
     def _lists_part(self, last, *values):

@@ -61,6 +61,33 @@ def test_an_adapter_made_in_a_terminal_is_usable_in_pages_open_before_and_after(
         assert page.get_by_text(STALE).count() == 0
 
 
+def test_a_name_deleted_in_a_terminal_made_again_and_picked_stays_picked(server, workspace):
+    """The page unpicks a deleted adapter once; that instruction must not run again on later refreshes
+    (it did: the next refresh unpicked the name made again and picked, and Delete went grey)."""
+    with browser_page(server) as page:
+        library = tab(page, "Library")
+        studio_cli(workspace, "adapters", "duplicate", "neon", "back")
+        cards(page).get_by_text("back ·").first.click()
+        delete = library.get_by_role("button", name="Delete…")
+        expect_enabled(delete)
+        studio_cli(workspace, "adapters", "delete", "back")  # the page unpicks it
+        page.wait_for_function("() => !document.querySelector('#library-adapter input').value", timeout=WAIT_MS)
+        studio_cli(workspace, "adapters", "duplicate", "neon", "back")  # made again, and picked
+        cards(page).get_by_text("back ·").first.click()
+        expect_enabled(delete)
+        studio_cli(workspace, "adapters", "duplicate", "neon", "other")  # a refresh that unpicks nothing
+        cards(page).get_by_text("other ·").first.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1000)  # (the browser step after the refresh)
+        assert page.locator("#library-adapter input").input_value() == "back"
+        expect_enabled(delete)
+        studio_cli(workspace, "adapters", "delete", "other")
+        studio_cli(workspace, "adapters", "delete", "back")
+
+
+def expect_enabled(button) -> None:
+    button.page.wait_for_function("el => !el.disabled", arg=button.element_handle(), timeout=WAIT_MS)
+
+
 def export_and_load(page, library, tiny_model, tmp_path) -> None:
     library.get_by_role("button", name="Export", exact=True).click()
     link = library.get_by_role("button", name=re.compile(r"^Download .+\.safetensors$"))
