@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from .errors import StudioError
 
@@ -264,3 +265,45 @@ def png_bytes(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+LOCK = ".lock"  # the one name every studio lock file has (runs/, datasets/NAME/, adapters/NAME/)
+
+
+@contextlib.contextmanager
+def flocked(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold ``folder/.lock`` (an advisory ``flock``: across threads and processes, released by
+    the OS when its holder ends, however it ends; the file itself is never deleted).
+
+    Yields True while held; with ``wait=False`` it yields False at once if someone else holds it.
+    A link put in the lock's place is never followed (it would switch the lock off, or create a
+    file where it points): it is replaced by a plain lock file. A folder there: a StudioError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, flags = folder / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            path.unlink()  # a link in the lock's place: no holder ever holds one (never followed)
+            fd = os.open(path, flags | os.O_EXCL, 0o644)
+    except OSError as e:
+        raise StudioError(f"{path} cannot be used as a lock file ({os.strerror(e.errno)}).",
+                          "Remove it; studio makes it again.") from None
+    try:
+        yield _flock(fd, wait)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _flock(fd: int, wait: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock; one writer at a time is up to the user
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True

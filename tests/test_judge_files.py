@@ -3,6 +3,7 @@ as someone else may have left them (garbage, links, NaN, another base model, edi
 adapter renamed or its workspace moved after training, a training still writing. "Use this
 checkpoint" and the scorecard refuse with one clear line and change nothing. No model is loaded."""
 
+import contextlib
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from studio.adapters.library import Library
 from studio.errors import StudioError
 from studio.judge import scorecard
 from studio.judge.scorecard import Pick, Row
+from studio.judge.grid import checkpoint_grid
 from studio.judge.use import use_checkpoint
 from studio.paths import Workspace
 
@@ -91,15 +93,34 @@ def _foreign_layout(path):
     save_file({"some.weight": torch.zeros(2, 2)}, str(path))
 
 
-@pytest.mark.parametrize("spoil, words", [(_garbage, "cannot be used"), (_link_elsewhere, "not a plain file"),
+class _Columns:
+    """An engine that draws nothing: its grid is the columns it was asked for."""
+
+    @contextlib.contextmanager
+    def borrow(self, library):
+        yield self
+
+    def grid(self, prompts, sets, s, col_labels):
+        return col_labels
+
+
+@pytest.mark.parametrize("spoil, words", [(_garbage, "header is not valid JSON"),
+                                          (_link_elsewhere, r"are missing \(or not a plain file\)"),
                                           (_nan, "NaN or Inf"), (_sd1, "they are for SD 1.x, the adapter is for the tiny model"),
-                                          (_foreign_layout, "cannot be used")])
-@pytest.mark.parametrize("new_name", [None, "shop-copy"])
-def test_a_spoilt_round_is_refused_and_nothing_changes(ws, spoil, words, new_name):
+                                          (_foreign_layout, "'some.weight' is not in the studio's kohya layout")])
+@pytest.mark.parametrize("use", [None, "shop-copy", "compare"])
+def test_a_spoilt_round_is_refused_and_nothing_changes(ws, spoil, words, use):
+    """Used as the adapter, as a new one, or compared (Compare checkpoints): one gate, one message."""
     spoil(ws.adapters / "shop" / "rounds" / "step-0000020.safetensors")
     before = _adapter_bytes(ws)
-    with pytest.raises(StudioError, match=words):
-        use_checkpoint("shop", 20, new_name, ws)
+    if use == "compare" and spoil is _link_elsewhere:  # a round whose file is gone is left out
+        assert "step 20" not in checkpoint_grid(_Columns(), "shop", ws=ws)
+    else:
+        with pytest.raises(StudioError, match=f"^The weights of step 20 .*{words}"):
+            if use == "compare":
+                checkpoint_grid(_Columns(), "shop", ws=ws)  # refused before anything is drawn
+            else:
+                use_checkpoint("shop", 20, use, ws)
     assert _adapter_bytes(ws) == before and Library(ws).names() == ["shop"]
 
 

@@ -145,3 +145,38 @@ def test_bf16_weights_train_validate_and_preview(ws):
     assert all(torch.isfinite(w.float()).all() for w in weights.values())
     assert any(w.abs().max() > 0 for k, w in weights.items() if "lora_up" in k)
     assert (out / "preview.png").is_file()
+
+
+def test_final_best_is_written_with_its_own_step(ws, monkeypatch):
+    """final=best writes the lowest-validation weights: their step (not the run's last) goes into
+    adapter.json's "steps" and the file's ss_steps, and the weights are best.safetensors' own."""
+    from safetensors import safe_open
+
+    from studio.train import validation
+
+    losses = iter([0.3, 0.1, 0.2])  # validations at steps 2, 4, 6: the best is step 4
+
+    def loss(self, *args):
+        self.history.append(value := next(losses))
+        return value
+
+    monkeypatch.setattr(validation.Validator, "loss", loss)
+    r = _train(ws, "best", ["steps=6", "final=best", "checkpoint_every=0"])
+    info = __import__("json").loads((r.adapter.parent / "adapter.json").read_text())
+    assert r.chosen == "best" and info["steps"] == 4 and info["trained_steps"] == 6
+    with safe_open(str(r.adapter), "pt") as f:
+        assert f.metadata()["ss_steps"] == "4"
+    best, written = load_file(str(r.adapter.parent / "best.safetensors")), load_file(str(r.adapter))
+    assert best.keys() == written.keys() and all(torch.equal(best[k], written[k]) for k in best)
+
+
+def test_a_second_training_of_a_held_name_is_refused_before_the_model_is_set_up(ws, monkeypatch):
+    from studio.adapters import busy
+
+    def no_setup(self):
+        raise AssertionError("the model was set up under a lock held by another training")
+
+    monkeypatch.setattr(Trainer, "_setup", no_setup)
+    with busy.training(ws.adapters / "held"):
+        with pytest.raises(StudioError, match="another training writes into it"):
+            _train(ws, "held", ["steps=2"])

@@ -1,7 +1,8 @@
-"""An adapter folder being trained: the training process holds ``.lock`` in it (an
-advisory ``flock``, released by the OS when the process ends, however it ends). Whatever would
-change the adapter under a running training (\"Use this checkpoint\", a second training of the
-same name) checks it first, from the page, the CLI or another server alike."""
+"""An adapter folder being trained: the training process holds ``.lock`` in it (an advisory
+``flock``, released by the OS when the process ends, however it ends). Whatever would change the
+adapter under a running training ("Use this checkpoint", a second training of the same name, a
+fresh start clearing the last run's checkpoints) holds the same lock while it writes, from the
+page, the CLI or another server alike: a training cannot start in the middle of it either."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import StudioError
+from ..paths import LOCK, flocked
 
-LOCK = ".lock"  # the one name every studio lock file has (runs/, datasets/NAME/)
+__all__ = ["LOCK", "training", "holding", "check_idle"]
 
 
 def _busy_error(folder: Path, doing: str) -> StudioError:
@@ -19,33 +21,23 @@ def _busy_error(folder: Path, doing: str) -> StudioError:
                        "Wait until its training ends (or stop it), then try again.")
 
 
-def _take(f) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no check
-        return True
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
-def training(folder: Path) -> Iterator[None]:
-    """Held for the whole of a training into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a+") as f:
-        if not _take(f):
-            raise _busy_error(folder, "another training writes into it")
+def holding(folder: Path, doing: str) -> Iterator[None]:
+    """Hold ``folder``'s lock for a change to it, or refuse at once (``doing``: what was refused)
+    while a training (or another change) holds it."""
+    with flocked(folder, wait=False) as held:
+        if not held:
+            raise _busy_error(folder, doing)
         yield
 
 
+def training(folder: Path) -> Iterator[None]:
+    """Held for the whole of a training into ``folder``."""
+    return holding(folder, "another training writes into it")
+
+
 def check_idle(folder: Path, doing: str) -> None:
-    """A :class:`StudioError` while a training holds ``folder`` (``doing``: what was refused)."""
-    path = folder / LOCK
-    if path.is_symlink() or not path.is_file():
-        return
-    with open(path, "a+") as f:  # (taken and at once released by closing)
-        if not _take(f):
-            raise _busy_error(folder, doing)
+    """Refuse now (a :class:`StudioError`) what a training of ``folder`` would not allow."""
+    if folder.is_dir():
+        with holding(folder, doing):
+            pass

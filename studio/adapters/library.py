@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import StudioError
 from ..paths import Workspace
+from . import busy
 from .records import AdapterRecord, LayerGroup, printable, read_record
 
 __all__ = ["AdapterRecord", "LayerGroup", "Library", "check_name"]
@@ -113,14 +114,15 @@ class _Changes:
 
         sd, meta = self.read(old)
         target, folder = self._free(check_name(new)), self.folder(old)
-        info = {**_read_json(folder / "adapter.json"), "name": new}
-        _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: folder stays valid
-        try:
-            os.rename(folder, target)
-        except BaseException:
-            (folder / f"{new}.safetensors").unlink(missing_ok=True)
-            raise
-        (target / f"{old}.safetensors").unlink(missing_ok=True)
+        with busy.holding(folder, "it cannot be renamed now"):  # (its training would lose its folder)
+            info = {**_read_json(folder / "adapter.json"), "name": new}
+            _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: stays valid
+            try:
+                os.rename(folder, target)
+            except BaseException:
+                (folder / f"{new}.safetensors").unlink(missing_ok=True)
+                raise
+            (target / f"{old}.safetensors").unlink(missing_ok=True)
         return self.get(new)
 
     def duplicate(self, name: str, new: str) -> AdapterRecord:
@@ -147,8 +149,9 @@ class _Changes:
         import shutil
 
         self.record(name)  # exists (usable or damaged), or a StudioError listing the known names
-        trash = staging_folder(self.root) / name
-        os.rename(self.folder(name), trash)  # gone from the library in one step
+        with busy.holding(self.folder(name), "it cannot be deleted now"):
+            trash = staging_folder(self.root) / name
+            os.rename(self.folder(name), trash)  # gone from the library in one step
         shutil.rmtree(trash.parent, ignore_errors=True)
 
 

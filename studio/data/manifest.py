@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..adapters.library import _RESERVED as RESERVED_NAMES
 from ..errors import StudioError
-from ..paths import Workspace, atomic_write_bytes
+from ..paths import Workspace, atomic_write_bytes, flocked
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" would let a trailing newline in
 
@@ -85,16 +85,8 @@ def locked(name: str, ws: Workspace | None = None) -> Iterator[None]:
     would each load the manifest, add their images and save: the last save dropped the other's
     items and left their images on disk unlisted. The lock (``datasets/NAME/.lock``, an flock:
     across threads and processes) makes them take turns; both are kept."""
-    folder = dataset_dir(name, ws)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as f:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: one writer at a time is up to the user
-            yield
-            return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
+    with flocked(dataset_dir(name, ws)):
+        yield
 
 
 def set_caption(name: str, file: str, caption: str, ws: Workspace | None = None) -> Manifest:

@@ -62,11 +62,17 @@ def check_new_adapter(req: TrainRequest, ws: Workspace) -> None:
 
 def clear_leftovers(adapter: str, ws: Workspace) -> None:
     """Before a fresh run: a previous run's checkpoints, best weights and previews would be
-    taken for this run's (resume, final=best, the preview gallery)."""
+    taken for this run's (resume, final=best, the preview gallery). Never under a training of the
+    same name that this server does not know of (the CLI, another server): refused, nothing lost."""
+    from ..adapters import busy
+
     folder = ws.adapters / adapter
-    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-    shutil.rmtree(folder / "samples", ignore_errors=True)
-    (folder / "best.safetensors").unlink(missing_ok=True)
+    if not folder.is_dir():
+        return
+    with busy.holding(folder, "a new training of it would clear its checkpoints"):
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+        shutil.rmtree(folder / "samples", ignore_errors=True)
+        (folder / "best.safetensors").unlink(missing_ok=True)
 
 
 def command(args: list[str], events: Path) -> list[str]:
@@ -93,10 +99,3 @@ def child_env(ws: Workspace) -> dict[str, str]:
         env["PYTHONPATH"] = str(checkout) + (os.pathsep + path if path else "")
     return env
 
-
-def flock(f) -> None:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: one server per workspace
-        return
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)

@@ -18,7 +18,8 @@ from typing import Iterator
 
 from ..config import JobSettings
 from ..errors import StudioError
-from ..paths import Workspace
+from ..adapters import busy
+from ..paths import Workspace, flocked
 from . import records as rr
 from . import launch
 from .progress import Follower, Progress, derive_status
@@ -53,6 +54,7 @@ class JobRunner:
             req = dataclasses.replace(req, sets=tuple(req.sets))
         device = launch.check_request(req, self.ws)
         launch.check_new_adapter(req, self.ws)
+        busy.check_idle(self.ws.adapters / req.adapter, "a new training of it would clear its checkpoints")
         with self._locked():
             self._refresh_all()
             return self._snapshot(self._create(req, device, resume=False, resume_of=None))
@@ -144,9 +146,7 @@ class JobRunner:
                 finally:
                     self._depth -= 1
                 return
-            self.ws.runs.mkdir(parents=True, exist_ok=True)
-            with open(self.ws.runs / ".lock", "a+") as f:
-                launch.flock(f)
+            with flocked(self.ws.runs):
                 self._depth = 1
                 try:
                     yield
@@ -292,7 +292,7 @@ class JobRunner:
             with open(folder / rr.STDOUT, "ab") as out, open(folder / rr.STDERR, "ab") as err:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                         start_new_session=True, env=launch.child_env(self.ws))
-        except OSError as e:
+        except (OSError, StudioError) as e:  # (a queued run whose adapter a CLI training holds now)
             rec.status, rec.error, rec.ended, rec.pid_gone = "failed", f"Could not start training: {e}", \
                 time.time(), True
             self._save(rec)

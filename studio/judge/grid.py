@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 from ..adapters.library import Library, staging_folder
-from ..adapters.records import Damaged, check_layout
 from ..config import GenerateSettings
 from ..errors import StudioError
 from ..paths import Workspace
 from . import scorecard
+from .use import checked_round
 
 
 def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: GenerateSettings | None = None,
@@ -27,7 +27,8 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
     from ..generate.tags import LoraWeight
 
     lib = Library(ws)
-    folder = lib.folder(lib.get(name).name)
+    record = lib.get(name)
+    folder = lib.folder(record.name)
     rows, _ = scorecard.load(folder)
     kept = [(r.step, path) for r in rows if (path := scorecard.weights(folder, r))]
     if not kept:
@@ -35,12 +36,9 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
                           "Train it with preview rounds (sample_every > 0), or use `studio grid --lora-set`.")
     if len(kept) > max_columns:  # evenly spread, the last always shown
         kept = [kept[round(i * (len(kept) - 1) / (max_columns - 1))] for i in range(max_columns)]
-    for step, path in kept:  # the gate of every library entry, named by its step (not the throw-away name)
-        try:
-            check_layout(path)
-        except Damaged as e:
-            raise StudioError(f"The weights of step {step} of {name!r} cannot be drawn: {e}.",
-                              "Compare the other checkpoints with `studio grid --lora-set`, or train again.") from None
+    for step, path in kept:  # the gate of Use this checkpoint, named by its step (not the throw-away name)
+        checked_round(path, step, record.family, "Nothing was compared: train the adapter again to compare "
+                      "its checkpoints (the others can still be used one by one).")
     prompts = prompts or scorecard.prompts_of(folder)[:4] or ["a photo"]
     # The throw-away library lives in a staging folder of the library itself: inside outputs/, never
     # listed, and removed by the next start if this process dies before it does (adapters/stale.py).

@@ -34,16 +34,17 @@ def checkpoint_file(lib: Library, name: str, step: int) -> Path:
     return path
 
 
-def _checked(path: Path, step: int, family: str) -> tuple[dict, dict[str, str]]:
+def checked_round(path: Path, step: int, family: str, fix: str = "Pick another checkpoint.") -> tuple[dict, dict[str, str]]:
     """The tensors and metadata of a round's file, every check of a library entry and of an import
-    passed (header, caps, layout, finite values, the modules' shapes fit the adapter's base model)."""
+    passed (header, caps, layout, finite values, the modules' shapes fit the adapter's base model).
+    Used, compared or judged, a round's file is trusted only through this."""
     from ..adapters import validate
     from ..adapters.canonical import FAMILY_LABEL
     from ..adapters.importer import fitted
     from ..config import ImportSettings
 
     def refused(why: str) -> StudioError:
-        return StudioError(f"The weights of step {step} cannot be used: {why}.", "Pick another checkpoint.")
+        return StudioError(f"The weights of step {step} cannot be used: {why}.", fix)
 
     try:
         check_layout(path)
@@ -67,17 +68,17 @@ def use_checkpoint(name: str, step: int, new_name: str | None = None, ws: Worksp
     folder = lib.folder(name)
     if new_name is not None:
         check_name(new_name)
-    busy.check_idle(folder, "its checkpoints are not final yet")
-    sd, meta = _checked(checkpoint_file(lib, name, step), step, record.family)
-    preview = preview_path(folder, step, 0)
-    info = {**read_info(folder), "steps": step, "chosen": f"step {step}"}
-    if new_name is None:
-        lib.overwrite(name, sd, meta, info)
+    with busy.holding(folder, "its checkpoints are not final yet"):  # (no training starts meanwhile)
+        sd, meta = checked_round(checkpoint_file(lib, name, step), step, record.family)
+        preview = preview_path(folder, step, 0)
+        info = {**read_info(folder), "steps": step, "chosen": f"step {step}"}
+        if new_name is None:
+            lib.overwrite(name, sd, meta, info)
+            if preview.is_file() and not preview.is_symlink():
+                atomic_write_bytes(folder / "preview.png", preview.read_bytes())
+            return name
+        lib.add(new_name, sd, meta, {**info, "checkpoint_of": name})
         if preview.is_file() and not preview.is_symlink():
-            atomic_write_bytes(folder / "preview.png", preview.read_bytes())
-        return name
-    lib.add(new_name, sd, meta, {**info, "checkpoint_of": name})
-    if preview.is_file() and not preview.is_symlink():
-        shutil.copyfile(preview, lib.folder(new_name) / "preview.png")
-    return new_name
+            shutil.copyfile(preview, lib.folder(new_name) / "preview.png")
+        return new_name
 

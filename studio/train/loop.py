@@ -235,11 +235,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def run(self, resume: bool = False) -> TrainResult:
+        from accelerate import PartialState
+
         from ..adapters import busy
 
         t0 = time.perf_counter()
-        self._setup()
-        with busy.training(self.out) if self.acc.is_main_process else contextlib.nullcontext():
+        # the lock first: a second training of this name is refused before minutes of model set-up
+        with busy.training(self.out) if PartialState().is_main_process else contextlib.nullcontext():
+            self._setup()
             return self._run(resume, t0)
 
     def _run(self, resume: bool, t0: float) -> TrainResult:
@@ -354,31 +357,33 @@ class Trainer:
             with self.rounds.drawing():
                 self.rounds.confirm()  # final=recommended: close calls judged again on more captions
             chosen, source = self._chosen()
-            preview_step = step
+            preview_step = held = step  # held: the steps the written weights were trained for
             if source is not None:
+                from safetensors import safe_open
                 from safetensors.torch import load_file
 
                 lora_state.load(self.unet, self.tes, load_file(str(source)))
                 if chosen == "recommended":
-                    preview_step = self.rounds.pick.step
+                    preview_step = held = self.rounds.pick.step
                 elif chosen == "best":
+                    with safe_open(str(source), "pt") as f:  # (written by _periodic: its step is in it)
+                        held = int((f.metadata() or {}).get("ss_steps", step))
                     self.rounds.preview(step, record=False)  # the best weights' before|after
             first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
             # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
             # folder with the file but no adapter.json counts as half-written (damaged)
-            self._write_info(step, chosen, stopped)
-            self._write_adapter(self._weights(), path, step)
+            self._write_info(held, step, chosen, stopped)
+            self._write_adapter(self._weights(), path, held)
         seconds = time.perf_counter() - t0
         self._emit(ev.Saved(step, str(path), "adapter"))
         self._emit(ev.Finished(step, str(path), chosen, stopped, seconds))
         return TrainResult(path, step, chosen, stopped, self.best_val, seconds)
 
-    def _write_info(self, step: int, chosen: str, stopped: bool) -> None:
+    def _write_info(self, held: int, step: int, chosen: str, stopped: bool) -> None:
         pick = self.rounds.pick
-        # "steps": the steps the written weights were trained for (a recommended checkpoint's own, not
-        # the run's last step: the Library would call step-150 weights "200 steps"); the run's own too
-        held = pick.step if chosen == "recommended" and pick else step
+        # "steps": the steps the written weights were trained for (a recommended or best checkpoint's
+        # own, not the run's last step: the Library would call step-150 weights "200 steps"); the run's too
         info = {"name": self.name, "steps": held, "trained_steps": step, "chosen": chosen, "stopped_early": stopped,
                 "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
                 "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

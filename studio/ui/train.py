@@ -105,14 +105,14 @@ def _waits(services: Services) -> str:
         if services.runner is not None else []  # runs on another device (a CLI run on cuda:1) do not delay it
     running = [r for r in ahead if r.status == "running"]
     queued = len(ahead) - len(running)
-    more = f" and {queued} queued before it" if queued else ""
+    more = f" and {queued} queued" if queued else ""
     if running:
         snap = running[0]
         left = f", about {view.duration(snap.eta_s)} left" if snap.eta_s else ""
         # (said of a run started now: the one going may be the run this form just started)
-        return f" Started now, another run would wait for the training of **{snap.adapter}** ({snap.status}{left}){more}."
+        return f" A run started now would first wait for the training of **{snap.adapter}** ({snap.status}{left}){more}."
     if queued:
-        return f" Started now, another run would wait for {queued} queued training{'s' if queued > 1 else ''}."
+        return f" A run started now would first wait for {queued} queued training{'s' if queued > 1 else ''}."
     busy = None if services.on_gpu else est.machine_busy()
     if busy:
         return (f" This computer is busy with other programs now (load {busy[0]:.1f} on {busy[1]} cores): "

@@ -1,0 +1,123 @@
+"""Folder locks (``NAME/.lock``): one mechanism for runs/, datasets/NAME/ and adapters/NAME/.
+Whatever changes an adapter's folder (a fresh start clearing the last run, Use this checkpoint,
+rename, delete) is refused while a training it does not know of holds the folder: a training
+started from the CLI or another server, a process this one cannot see."""
+
+import multiprocessing as mp
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from studio.adapters import busy
+from studio.adapters.library import Library
+from studio.errors import StudioError
+from studio.jobs import launch
+from studio.paths import LOCK, Workspace, flocked
+
+
+def _hold(folder, ready, done):  # another process: a training the caller cannot see
+    with busy.training(folder):
+        ready.set()
+        done.wait(30)
+
+
+@pytest.fixture
+def held_elsewhere():
+    ctx = mp.get_context("spawn")
+    procs = []
+
+    def hold(folder):
+        ready, done = ctx.Event(), ctx.Event()
+        p = ctx.Process(target=_hold, args=(folder, ready, done))
+        p.start()
+        assert ready.wait(60)
+        procs.append((p, done))
+        return done
+
+    yield hold
+    for p, done in procs:
+        done.set()
+        p.join(10)
+
+
+def _adapter(ws: Workspace, name: str) -> None:
+    lib = Library(ws)
+    sd = {"lora_unet_x.lora_down.weight": torch.ones(2, 4), "lora_unet_x.lora_up.weight": torch.ones(4, 2)}
+    lib.add(name, sd, {"ss_network_dim": "2"}, {"family": "tiny"})
+    folder = lib.folder(name)
+    (folder / "checkpoints" / "step-0000010").mkdir(parents=True)
+    save_file(sd, str(folder / "checkpoints" / "step-0000010" / "lora.safetensors"))
+    (folder / "samples").mkdir()
+    (folder / "samples" / "x.png").write_bytes(b"png")
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != LOCK)
+
+
+def test_nothing_changes_an_adapter_that_another_process_trains(tmp_path, held_elsewhere):
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    folder = ws.adapters / "shop"
+    before = _files(folder)
+    done = held_elsewhere(folder)
+    lib = Library(ws)
+    for change, words in [(lambda: launch.clear_leftovers("shop", ws), "would clear its checkpoints"),
+                          (lambda: lib.rename("shop", "shop2"), "cannot be renamed"),
+                          (lambda: lib.delete("shop"), "cannot be deleted"),
+                          (lambda: busy.check_idle(folder, "x"), "being trained right now")]:
+        with pytest.raises(StudioError, match=words):
+            change()
+        assert _files(folder) == before and lib.names() == ["shop"]
+    done.set()
+    launch.clear_leftovers("shop", ws)  # free again: the last run's checkpoints go
+    assert not (folder / "checkpoints").exists() and not (folder / "samples").exists()
+    lib.rename("shop", "shop2")
+    lib.delete("shop2")
+    assert lib.names() == []
+
+
+def test_the_server_refuses_a_fresh_start_of_a_name_the_cli_trains(tmp_path, held_elsewhere):
+    from studio.jobs.runner import JobRunner
+    from studio.jobs.types import TrainRequest
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.data.ingest import ingest
+
+    ws = Workspace(tmp_path / "outputs")
+    write_style_set(tmp_path / "neon", "neon", 4)
+    ingest("neon", [tmp_path / "neon"], ws=ws)
+    _adapter(ws, "shop")
+    before = _files(ws.adapters / "shop")
+    held_elsewhere(ws.adapters / "shop")
+    runner = JobRunner(ws)
+    with pytest.raises(StudioError, match="being trained right now"):
+        runner.start(TrainRequest(adapter="shop", dataset="neon", model="tiny", device="cpu", replace=True))
+    assert _files(ws.adapters / "shop") == before and runner.runs() == []
+
+
+@pytest.mark.parametrize("planted", ["link-to-file", "dangling-link", "link-to-folder"])
+def test_a_link_in_the_locks_place_is_never_followed(tmp_path, planted):
+    folder, outside = tmp_path / "adapters" / "shop", tmp_path / "outside"
+    folder.mkdir(parents=True)
+    outside.mkdir()
+    target = {"link-to-file": outside / "victim", "dangling-link": outside / "made-through-link",
+              "link-to-folder": outside}[planted]
+    if planted == "link-to-file":
+        target.write_bytes(b"keep")
+    os.symlink(target, folder / LOCK)
+    with busy.training(folder):  # a real lock in its place, held
+        assert not (folder / LOCK).is_symlink() and (folder / LOCK).is_file()
+        with pytest.raises(StudioError, match="being trained right now"):
+            busy.check_idle(folder, "x")
+    assert sorted(p.name for p in outside.iterdir()) == (["victim"] if planted == "link-to-file" else [])
+    if planted == "link-to-file":
+        assert target.read_bytes() == b"keep"
+
+
+def test_a_folder_in_the_locks_place_is_a_clear_error(tmp_path):
+    (tmp_path / LOCK).mkdir()
+    with pytest.raises(StudioError, match="cannot be used as a lock file"):
+        with flocked(tmp_path):
+            pass
