@@ -151,11 +151,20 @@ def test_a_refresh_that_left_before_a_rename_does_not_undo_it(page, server, work
     arrived, it still named the old adapter; answered after the rename, it found that name gone and
     cleared the pick: Delete stayed disabled (CI, 2026-12-05, under load). Made certain here: the
     refresh's request is held until the rename is done and shown."""
-    held, holding = [], [True]
+    held, holding = [], [True]  # (is a refresh, route, its values): held while the test orders them
 
     def hold(route):
+        if not holding[0]:
+            return route.continue_()
         body = json.loads(route.request.post_data or "{}")
-        (held.append if holding[0] and body.get("fn_index") in refreshes else lambda r: r.continue_())(route)
+        held.append((body.get("fn_index") in refreshes, route, body.get("data")))
+
+    def sent(pg, refresh: bool):
+        for _ in range(WAIT_MS // 100):  # (route handlers run only inside Playwright calls)
+            if any(r == refresh for r, _, _ in held):
+                return
+            pg.wait_for_timeout(100)
+        raise AssertionError(f"the {'refresh' if refresh else 'rename'} was not sent: {held}")
 
     with another_page(page, server) as pg:
         refreshes = pg.evaluate("() => window.gradio_config.dependencies.filter(d => d.api_name === 'page_state')"
@@ -165,12 +174,18 @@ def test_a_refresh_that_left_before_a_rename_does_not_undo_it(page, server, work
         pg.get_by_label("New name").fill("pastel-b")
         pg.route("**/queue/join*", hold)
         pg.get_by_role("button", name="Rename").click()
+        sent(pg, refresh=False)
         pg.evaluate("() => document.getElementById('page-refresh').click()")  # the poller's click, now
+        sent(pg, refresh=True)
+        holding[0] = False  # (unroute would let the held ones go on its own)
+        refresh = [(route, data) for r, route, data in held if r]
+        assert all("pastel" in data and "pastel-b" not in data for _, data in refresh)  # it names the old one
+        for r, route, _ in held:
+            if not r:
+                route.continue_()  # the rename (and whatever else its click sent) first
         pg.locator("#library-message").get_by_text("Renamed").wait_for(timeout=WAIT_MS)
-        assert held, "the refresh was not sent"
         assert (workspace / "adapters" / "pastel-b").is_dir()
-        holding[0] = False
-        for route in held:
+        for route, _ in refresh:
             route.continue_()  # answered now: it names "pastel", which is gone
         pg.wait_for_timeout(3000)
         assert pg.locator("#library-delete").is_enabled()
