@@ -271,30 +271,67 @@ LOCK = ".lock"  # the one name every studio lock file has (runs/, datasets/NAME/
 
 
 @contextlib.contextmanager
-def flocked(folder: Path, wait: bool = True) -> Iterator[bool]:
+def flocked(folder: Path, wait: bool = True, create: bool = True) -> Iterator[bool]:
     """Hold ``folder/.lock`` (an advisory ``flock``: across threads and processes, released by
     the OS when its holder ends, however it ends; the file itself is never deleted).
 
     Yields True while held; with ``wait=False`` it yields False at once if someone else holds it.
+    ``create=False``: the folder must exist (a StudioError says it is gone: renamed or deleted
+    meanwhile), it is never made again. What is held is the file at ``folder/.lock`` when the lock
+    was taken (a folder moved between opening and locking is noticed, and the lock taken again).
     A link put in the lock's place is never followed (it would switch the lock off, or create a
     file where it points): it is replaced by a plain lock file. A folder there: a StudioError."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path, flags = folder / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    for _ in range(100):
+        fd = _open_lock(path)
+        try:
+            held = _flock(fd, wait)
+            if held and not _same_file(fd, path):  # moved or replaced meanwhile: not its lock any more
+                if not create and not folder.is_dir():
+                    raise _gone(folder)
+                continue
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            yield held
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    raise StudioError(f"{path} keeps changing: it cannot be locked.", "Try again.")
+
+
+def _gone(folder: Path) -> StudioError:
+    return StudioError(f"{folder.name!r} is gone (renamed or deleted a moment ago).", "Refresh and pick it again.")
+
+
+def _open_lock(path: Path) -> int:
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     try:
         try:
-            fd = os.open(path, flags, 0o644)
+            return os.open(path, flags, 0o644)
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
-            path.unlink()  # a link in the lock's place: no holder ever holds one (never followed)
-            fd = os.open(path, flags | os.O_EXCL, 0o644)
+            if os.path.islink(path):  # a link in the lock's place: no holder ever holds one
+                path.unlink(missing_ok=True)
+            return os.open(path, flags, 0o644)  # (made by whoever comes first: no O_EXCL needed)
+    except FileNotFoundError:
+        raise _gone(path.parent) from None
     except OSError as e:
         raise StudioError(f"{path} cannot be used as a lock file ({os.strerror(e.errno)}).",
                           "Remove it; studio makes it again.") from None
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        yield _flock(fd, wait)
-    finally:
-        os.close(fd)  # releases the lock
+        st = os.lstat(path)
+    except OSError:
+        return False
+    me = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino)
 
 
 def _flock(fd: int, wait: bool) -> bool:

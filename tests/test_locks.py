@@ -25,6 +25,8 @@ def _hold(folder, ready, done):  # another process: a training the caller cannot
 
 @pytest.fixture
 def held_elsewhere():
+    """``hold(folder)`` makes another process train into ``folder``; returns ``release()``, which
+    returns once that process has ended (its lock released)."""
     ctx = mp.get_context("spawn")
     procs = []
 
@@ -32,14 +34,22 @@ def held_elsewhere():
         ready, done = ctx.Event(), ctx.Event()
         p = ctx.Process(target=_hold, args=(folder, ready, done))
         p.start()
-        assert ready.wait(60)
         procs.append((p, done))
-        return done
+        assert ready.wait(60), "the holding process did not start"
+
+        def release():
+            done.set()
+            p.join(30)
+            assert p.exitcode == 0
+
+        return release
 
     yield hold
     for p, done in procs:
         done.set()
         p.join(10)
+        if p.is_alive():
+            p.kill()
 
 
 def _adapter(ws: Workspace, name: str) -> None:
@@ -62,16 +72,16 @@ def test_nothing_changes_an_adapter_that_another_process_trains(tmp_path, held_e
     _adapter(ws, "shop")
     folder = ws.adapters / "shop"
     before = _files(folder)
-    done = held_elsewhere(folder)
+    release = held_elsewhere(folder)
     lib = Library(ws)
-    for change, words in [(lambda: launch.clear_leftovers("shop", ws), "would clear its checkpoints"),
-                          (lambda: lib.rename("shop", "shop2"), "cannot be renamed"),
-                          (lambda: lib.delete("shop"), "cannot be deleted"),
-                          (lambda: busy.check_idle(folder, "x"), "being trained right now")]:
-        with pytest.raises(StudioError, match=words):
+    for change, words in [(lambda: launch.clear_leftovers("shop", ws), "a new training of it was not started"),
+                          (lambda: lib.rename("shop", "shop2"), "it was not renamed"),
+                          (lambda: lib.delete("shop"), "it was not deleted"),
+                          (lambda: busy.check_idle(folder, "x"), ": x")]:
+        with pytest.raises(StudioError, match="^Adapter 'shop' is in use right now .*" + words):
             change()
         assert _files(folder) == before and lib.names() == ["shop"]
-    done.set()
+    release()
     launch.clear_leftovers("shop", ws)  # free again: the last run's checkpoints go
     assert not (folder / "checkpoints").exists() and not (folder / "samples").exists()
     lib.rename("shop", "shop2")
@@ -92,7 +102,7 @@ def test_the_server_refuses_a_fresh_start_of_a_name_the_cli_trains(tmp_path, hel
     before = _files(ws.adapters / "shop")
     held_elsewhere(ws.adapters / "shop")
     runner = JobRunner(ws)
-    with pytest.raises(StudioError, match="being trained right now"):
+    with pytest.raises(StudioError, match="in use right now .*a new training of it was not started"):
         runner.start(TrainRequest(adapter="shop", dataset="neon", model="tiny", device="cpu", replace=True))
     assert _files(ws.adapters / "shop") == before and runner.runs() == []
 
@@ -109,7 +119,7 @@ def test_a_link_in_the_locks_place_is_never_followed(tmp_path, planted):
     os.symlink(target, folder / LOCK)
     with busy.training(folder):  # a real lock in its place, held
         assert not (folder / LOCK).is_symlink() and (folder / LOCK).is_file()
-        with pytest.raises(StudioError, match="being trained right now"):
+        with pytest.raises(StudioError, match="in use right now"):
             busy.check_idle(folder, "x")
     assert sorted(p.name for p in outside.iterdir()) == (["victim"] if planted == "link-to-file" else [])
     if planted == "link-to-file":
@@ -121,3 +131,46 @@ def test_a_folder_in_the_locks_place_is_a_clear_error(tmp_path):
     with pytest.raises(StudioError, match="cannot be used as a lock file"):
         with flocked(tmp_path):
             pass
+
+
+def test_a_change_to_an_adapter_gone_meanwhile_never_makes_its_folder_again(tmp_path):
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    folder = ws.adapters / "shop"
+    lib = Library(ws)
+    lib.record("shop")
+    os.rename(folder, ws.adapters / "elsewhere")  # renamed by another process after the name was read
+    with pytest.raises(StudioError, match="'shop' is gone"):
+        with busy.holding(folder, "x"):
+            pass
+    assert not folder.exists()
+
+
+def test_a_folder_left_with_only_its_lock_is_a_free_name(tmp_path):
+    """A training that failed before it wrote anything leaves adapters/NAME/.lock: no adapter, so
+    an import, blend, copy or rename to NAME is not refused with 'already exists'."""
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    with busy.training(ws.adapters / "failed"):
+        with pytest.raises(StudioError, match="already exists"):  # held: a training is starting
+            Library(ws).duplicate("shop", "failed")
+    Library(ws).duplicate("shop", "failed")
+    assert Library(ws).names() == ["failed", "shop"]
+
+
+def test_the_cli_refuses_to_train_a_name_held_elsewhere_and_changes_nothing(tmp_path, held_elsewhere):
+    from conftest import run_cli
+
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    before = _files(ws.adapters / "shop")
+    held_elsewhere(ws.adapters / "shop")
+    from studio.data.ingest import ingest
+    from studio.models.tiny.sample_data import write_style_set
+
+    write_style_set(tmp_path / "neon", "neon", 4)
+    ingest("neon", [tmp_path / "neon"], ws=ws)
+    r = run_cli("train", "--dataset", "neon", "--name", "shop", "--model", "tiny", "--device", "cpu",
+                "--set", "steps=2", env={"STUDIO_OUTPUTS": str(ws.root)})
+    assert r.returncode != 0 and "is in use right now" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert _files(ws.adapters / "shop") == before

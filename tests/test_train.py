@@ -178,5 +178,5 @@ def test_a_second_training_of_a_held_name_is_refused_before_the_model_is_set_up(
 
     monkeypatch.setattr(Trainer, "_setup", no_setup)
     with busy.training(ws.adapters / "held"):
-        with pytest.raises(StudioError, match="another training writes into it"):
+        with pytest.raises(StudioError, match="a second training of it was not started"):
             _train(ws, "held", ["steps=2"])

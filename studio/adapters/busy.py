@@ -1,8 +1,9 @@
-"""An adapter folder being trained: the training process holds ``.lock`` in it (an advisory
-``flock``, released by the OS when the process ends, however it ends). Whatever would change the
-adapter under a running training ("Use this checkpoint", a second training of the same name, a
-fresh start clearing the last run's checkpoints) holds the same lock while it writes, from the
-page, the CLI or another server alike: a training cannot start in the middle of it either."""
+"""An adapter folder in use: a training holds ``.lock`` in it for its whole run (an advisory
+``flock``, released by the OS when the process ends, however it ends). Whatever changes the
+folder ("Use this checkpoint", rename, delete, a fresh start clearing the last run's checkpoints)
+holds the same lock while it writes, from the page, the CLI or another server alike, and is
+refused at once while someone else holds it: no training starts in the middle of such a change,
+and no change lands in the middle of a training."""
 
 from __future__ import annotations
 
@@ -16,24 +17,24 @@ from ..paths import LOCK, flocked
 __all__ = ["LOCK", "training", "holding", "check_idle"]
 
 
-def _busy_error(folder: Path, doing: str) -> StudioError:
-    return StudioError(f"Adapter {folder.name!r} is being trained right now: {doing}.",
-                       "Wait until its training ends (or stop it), then try again.")
+def _in_use(folder: Path, doing: str) -> StudioError:
+    return StudioError(f"Adapter {folder.name!r} is in use right now (being trained, or changed from another "
+                       f"window or terminal): {doing}.", "Try again once that has ended.")
 
 
 @contextlib.contextmanager
-def holding(folder: Path, doing: str) -> Iterator[None]:
-    """Hold ``folder``'s lock for a change to it, or refuse at once (``doing``: what was refused)
-    while a training (or another change) holds it."""
-    with flocked(folder, wait=False) as held:
+def holding(folder: Path, doing: str, create: bool = False) -> Iterator[None]:
+    """Hold ``folder``'s lock for a change to it, or refuse at once (``doing``: what was refused,
+    e.g. "it was not renamed") while someone else holds it. The folder must exist unless ``create``."""
+    with flocked(folder, wait=False, create=create) as held:
         if not held:
-            raise _busy_error(folder, doing)
+            raise _in_use(folder, doing)
         yield
 
 
 def training(folder: Path) -> Iterator[None]:
-    """Held for the whole of a training into ``folder``."""
-    return holding(folder, "another training writes into it")
+    """Held for the whole of a training into ``folder`` (made if new)."""
+    return holding(folder, "a second training of it was not started", create=True)
 
 
 def check_idle(folder: Path, doing: str) -> None:

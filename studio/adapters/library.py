@@ -59,6 +59,30 @@ def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], 
     atomic_write_bytes(folder / "adapter.json", json.dumps(info, indent=1, default=str).encode())
 
 
+def _drop_if_only_lock(folder: Path) -> bool:
+    """A folder holding nothing but an idle lock file (a training that failed before it wrote
+    anything) is no adapter: removed, and True. Anything else in it, or the lock held: False."""
+    from ..paths import flocked
+
+    def only_lock() -> bool:
+        try:
+            return folder.is_dir() and not folder.is_symlink() and os.listdir(folder) == [busy.LOCK]
+        except OSError:
+            return False
+
+    if not only_lock():
+        return False
+    try:
+        with flocked(folder, wait=False, create=False) as held:
+            if not (held and only_lock()):
+                return False
+            os.unlink(folder / busy.LOCK)  # (whoever opened it meanwhile notices: paths.flocked)
+            os.rmdir(folder)
+    except (OSError, StudioError):
+        return False
+    return True
+
+
 def _retitled(metadata: dict[str, str], name: str) -> dict[str, str]:
     return {**metadata, "ss_output_name": name, "modelspec.title": name}
 
@@ -69,7 +93,7 @@ class _Changes:
 
     def _free(self, name: str) -> Path:
         folder = self.folder(name)
-        if folder.exists():
+        if folder.exists() and not _drop_if_only_lock(folder):
             raise StudioError(f"An adapter named {name!r} already exists.", "Pick another name.")
         return folder
 
@@ -112,9 +136,11 @@ class _Changes:
     def rename(self, old: str, new: str) -> AdapterRecord:
         import os
 
-        sd, meta = self.read(old)
-        target, folder = self._free(check_name(new)), self.folder(old)
-        with busy.holding(folder, "it cannot be renamed now"):  # (its training would lose its folder)
+        self.record(old)  # exists, or a StudioError listing the known names
+        folder = self.folder(old)
+        with busy.holding(folder, "it was not renamed"):  # (its training would lose its folder)
+            sd, meta = self.read(old)
+            target = self._free(check_name(new))
             info = {**_read_json(folder / "adapter.json"), "name": new}
             _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: stays valid
             try:
@@ -149,7 +175,7 @@ class _Changes:
         import shutil
 
         self.record(name)  # exists (usable or damaged), or a StudioError listing the known names
-        with busy.holding(self.folder(name), "it cannot be deleted now"):
+        with busy.holding(self.folder(name), "it was not deleted"):
             trash = staging_folder(self.root) / name
             os.rename(self.folder(name), trash)  # gone from the library in one step
         shutil.rmtree(trash.parent, ignore_errors=True)

@@ -4,6 +4,7 @@ before torch and the model load; events go to a tqdm bar and optionally a JSON-l
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,20 @@ def _train(args: argparse.Namespace, events: Any) -> int:
     from .. import quiet
 
     quiet.libraries(args.verbose)
+    from accelerate import PartialState
+
+    from ..adapters import busy
+
+    # the adapter folder's lock before the model loads (minutes on SD): a training of the same name
+    # elsewhere, a rename or a Use of it is refused now, not after the load. Main process only.
+    main = PartialState(cpu=device.type == "cpu").is_main_process  # (cpu= as the trainer's Accelerator)
+    with busy.training(Workspace().adapters / args.name) if main else contextlib.nullcontext():
+        return _load_and_train(args, events, stop, settings, model_ref, device, family, main)
+
+
+def _load_and_train(args, events, stop, settings, model_ref, device, family, main: bool) -> int:
     from ..jobs.events_file import Tee
+    from ..jobs.launch import clear_folder
     from ..train.cli_sink import TqdmSink
     from ..train.loop import Trainer
 
@@ -71,12 +85,14 @@ def _train(args: argparse.Namespace, events: Any) -> int:
         _ingest(args, dataset, family, device)
         _check_train(args, settings, family, device, model_ref)  # now against the ingested dataset
     model = model or _load(args)
+    if main and not args.resume:  # a fresh start: the last run's checkpoints would be resumed from later
+        clear_folder(Workspace().adapters / args.name)
     sink = Tee(events)
     trainer = Trainer(args.name, dataset, model, settings, sink, stop)
     bar = TqdmSink(settings.steps)  # drawn once the dataset is known to be trainable
     sink.sinks.insert(0, bar)
     try:
-        trainer.run(resume=args.resume)
+        trainer.run(resume=args.resume, locked=True)
     except BaseException:
         bar.bar.close()  # the error message then starts on its own line
         raise

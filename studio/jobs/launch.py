@@ -69,10 +69,18 @@ def clear_leftovers(adapter: str, ws: Workspace) -> None:
     folder = ws.adapters / adapter
     if not folder.is_dir():
         return
-    with busy.holding(folder, "a new training of it would clear its checkpoints"):
-        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
-        shutil.rmtree(folder / "samples", ignore_errors=True)
-        (folder / "best.safetensors").unlink(missing_ok=True)
+    with busy.holding(folder, NOT_STARTED):
+        clear_folder(folder)
+
+
+NOT_STARTED = "a new training of it was not started"
+
+
+def clear_folder(folder: Path) -> None:
+    """What :func:`clear_leftovers` removes; the caller holds the folder's lock."""
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    shutil.rmtree(folder / "samples", ignore_errors=True)
+    (folder / "best.safetensors").unlink(missing_ok=True)
 
 
 def command(args: list[str], events: Path) -> list[str]:

@@ -54,7 +54,6 @@ class JobRunner:
             req = dataclasses.replace(req, sets=tuple(req.sets))
         device = launch.check_request(req, self.ws)
         launch.check_new_adapter(req, self.ws)
-        busy.check_idle(self.ws.adapters / req.adapter, "a new training of it would clear its checkpoints")
         with self._locked():
             self._refresh_all()
             return self._snapshot(self._create(req, device, resume=False, resume_of=None))
@@ -237,11 +236,11 @@ class JobRunner:
         return {r.device for r in self._records.values() if r.pid and not r.pid_gone}
 
     def _advance_queue(self) -> None:
-        busy = self._busy_devices()
+        taken = self._busy_devices()
         for rec in sorted(self._records.values(), key=lambda r: (r.created, r.id)):
-            if rec.status == "queued" and rec.device not in busy:
+            if rec.status == "queued" and rec.device not in taken:
                 self._launch(rec)
-                busy.add(rec.device)
+                taken.add(rec.device)
 
     def _queue_position(self, rec: RunRecord) -> int | None:
         if rec.status != "queued":
@@ -269,9 +268,11 @@ class JobRunner:
         if live:
             raise StudioError(f"Adapter {req.adapter!r} is already being trained (run {live[0].id}, "
                               f"{live[0].status}).", "Stop that run first or choose another adapter name.")
+        if not resume:  # (a training this server does not know of: the CLI, another server)
+            busy.check_idle(self.ws.adapters / req.adapter, launch.NOT_STARTED)
         queued = [r for r in self._records.values() if r.status == "queued"]
-        busy = device in self._busy_devices() or any(r.device == device for r in queued)
-        if busy and len(queued) >= self.settings.max_queued:
+        waits = device in self._busy_devices() or any(r.device == device for r in queued)
+        if waits and len(queued) >= self.settings.max_queued:
             raise StudioError(f"The training queue is full ({len(queued)} waiting).",
                               "Wait for a run to finish, or cancel a queued one.")
         rec = RunRecord(id=rr.new_id(req.adapter), adapter=req.adapter, dataset=req.dataset,
@@ -279,7 +280,7 @@ class JobRunner:
                         resume=resume, resume_of=resume_of)
         rec.args, rec.planned_steps = req.args(device, resume), launch.planned_steps(req)
         self._save(rec)
-        if not busy:
+        if not waits:
             self._launch(rec)
         return rec
 

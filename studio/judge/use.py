@@ -68,7 +68,7 @@ def use_checkpoint(name: str, step: int, new_name: str | None = None, ws: Worksp
     folder = lib.folder(name)
     if new_name is not None:
         check_name(new_name)
-    with busy.holding(folder, "its checkpoints are not final yet"):  # (no training starts meanwhile)
+    with busy.holding(folder, "the checkpoint was not used"):  # (and no training starts meanwhile)
         sd, meta = checked_round(checkpoint_file(lib, name, step), step, record.family)
         preview = preview_path(folder, step, 0)
         info = {**read_info(folder), "steps": step, "chosen": f"step {step}"}

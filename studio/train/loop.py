@@ -234,14 +234,17 @@ class Trainer:
         return state["step"]
 
     # ------------------------------------------------------------------ the run
-    def run(self, resume: bool = False) -> TrainResult:
+    def run(self, resume: bool = False, locked: bool = False) -> TrainResult:
+        """``locked``: the caller holds the adapter folder's lock already (``studio train`` takes it
+        before it loads the model); else the main process takes it here, before the set-up."""
         from accelerate import PartialState
 
         from ..adapters import busy
 
         t0 = time.perf_counter()
-        # the lock first: a second training of this name is refused before minutes of model set-up
-        with busy.training(self.out) if PartialState().is_main_process else contextlib.nullcontext():
+        # (cpu= as _setup's Accelerator: the first PartialState fixes the process-wide state)
+        hold = not locked and PartialState(cpu=self.model.device.type == "cpu").is_main_process
+        with busy.training(self.out) if hold else contextlib.nullcontext():
             self._setup()
             return self._run(resume, t0)
 
@@ -367,7 +370,8 @@ class Trainer:
                     preview_step = held = self.rounds.pick.step
                 elif chosen == "best":
                     with safe_open(str(source), "pt") as f:  # (written by _periodic: its step is in it)
-                        held = int((f.metadata() or {}).get("ss_steps", step))
+                        found = str((f.metadata() or {}).get("ss_steps", ""))
+                    held = int(found) if found.isdigit() and int(found) <= step else step
                     self.rounds.preview(step, record=False)  # the best weights' before|after
             first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
