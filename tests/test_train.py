@@ -16,6 +16,7 @@ from studio.models.tiny.sample_data import write_style_set
 from studio.overlay import apply_sets
 from studio.paths import Workspace
 from studio.train import recipe
+from studio.judge.session import preview_path
 from studio.train.loop import Trainer
 from studio.train.presets import available, load_preset
 
@@ -168,6 +169,10 @@ def test_final_best_is_written_with_its_own_step(ws, monkeypatch):
         assert f.metadata()["ss_steps"] == "4"
     best, written = load_file(str(r.adapter.parent / "best.safetensors")), load_file(str(r.adapter))
     assert best.keys() == written.keys() and all(torch.equal(best[k], written[k]) for k in best)
+    # the card's before|after is the best weights' own, drawn under step 4; step 6's stays step 6's
+    out = r.adapter.parent
+    shown, at4, at6 = (p.read_bytes() for p in (out / "preview.png", preview_path(out, 4, 0), preview_path(out, 6, 0)))
+    assert shown == at4 != at6
 
 
 def test_a_second_training_of_a_held_name_is_refused_before_the_model_is_set_up(ws, monkeypatch):

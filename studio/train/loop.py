@@ -372,7 +372,9 @@ class Trainer:
                     with safe_open(str(source), "pt") as f:  # (written by _periodic: its step is in it)
                         found = str((f.metadata() or {}).get("ss_steps", ""))
                     held = int(found) if found.isdigit() and int(found) <= step else step
-                    self.rounds.preview(step, record=False)  # the best weights' before|after
+                    preview_step = held  # the best weights' before|after, under their own step (the
+                    if not preview_path(self.out, held, 0).is_file():  # last round's stay the last's)
+                        self.rounds.preview(held, record=False)
             first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
             # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
