@@ -137,6 +137,7 @@ class _Changes:
         import os
 
         self.record(old)  # exists, or a StudioError listing the known names
+        check_name(new)  # bad input is refused before anything is touched (the lock file too)
         folder = self.folder(old)
         with busy.holding(folder, "it was not renamed"):  # (its training would lose its folder)
             sd, meta = self.read(old)
