@@ -69,7 +69,14 @@ def printable(text: object, limit: int = MAX_REASON) -> str:
 
 
 class Damaged(Exception):
-    """Internal: why an entry cannot be used."""
+    """Internal: why an entry cannot be used (``why``), and for a library entry what to do (``fix``)."""
+
+    def __init__(self, why: str, fix: str = ""):
+        super().__init__(why)
+        self.why, self.fix = why, fix
+
+    def __str__(self) -> str:
+        return f"{self.why}; {self.fix}" if self.fix else self.why
 
 
 def read_info(folder: Path) -> dict:
@@ -91,7 +98,7 @@ def _check_keys(header: dict) -> None:
     names = [k for k in header if k != "__metadata__"]
     foreign = next((k for k in names if not CANONICAL_KEY.match(k)), None)
     if foreign is not None:
-        raise Damaged(f"tensor {foreign[:80]!r} is not in the studio's kohya layout (a file copied in by hand?); "
+        raise Damaged(f"tensor {foreign[:80]!r} is not in the studio's kohya layout (a file copied in by hand?)",
                       "import the original file with `studio import`")
     downs = {k[: -len(".lora_down.weight")] for k in names if k.endswith(".lora_down.weight")}
     ups = {k[: -len(".lora_up.weight")] for k in names if k.endswith(".lora_up.weight")}

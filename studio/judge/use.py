@@ -52,7 +52,7 @@ def checked_round(path: Path, step: int, family: str, fix: str = "Pick another c
         validate.check_values(path, sd, ImportSettings())
         _, fits = fitted(path, sd, meta)
     except Damaged as e:
-        raise refused(str(e)) from None
+        raise refused(e.why) from None  # (a library entry's fix, "import the original file", is not a round's)
     except StudioError as e:
         raise refused(getattr(e, "why", None) or e.what) from None
     if family and fits != family:
