@@ -190,3 +190,25 @@ def test_a_refresh_that_left_before_a_rename_does_not_undo_it(page, server, work
         pg.wait_for_timeout(3000)
         assert pg.locator("#library-delete").is_enabled()
         pg.locator("#library-summary").get_by_text("pastel-b").first.wait_for(timeout=WAIT_MS)
+
+
+def test_rename_and_delete_wait_for_a_training_started_in_a_terminal(page, workspace):
+    """A training this server does not know of (``studio train`` in a terminal) holds the adapter's
+    folder: the page's Rename and Delete say so and change nothing; once it ends they work."""
+    from studio.adapters import busy
+
+    folder = workspace / "adapters" / "neon"
+    files = sorted(p.name for p in folder.iterdir() if p.name != busy.LOCK)
+    _choose(page, "neon")
+    with busy.training(folder):  # this test's process: another process than the server's
+        page.get_by_label("New name").fill("neon-renamed")
+        page.get_by_role("button", name="Rename").click()
+        page.locator(".toast-body").get_by_text("is in use right now").first.wait_for(timeout=WAIT_MS)
+        page.get_by_role("button", name="Delete…").click()
+        page.get_by_role("button", name="Yes, delete it").click(timeout=WAIT_MS)
+        page.locator(".toast-body").get_by_text("it was not deleted").first.wait_for(timeout=WAIT_MS)
+        assert sorted(p.name for p in folder.iterdir() if p.name != busy.LOCK) == files
+        assert not (workspace / "adapters" / "neon-renamed").exists()
+    page.get_by_role("button", name="Rename").click()  # ended: the same click works
+    page.locator("#library-message").get_by_text("Renamed").wait_for(timeout=WAIT_MS)
+    assert (workspace / "adapters" / "neon-renamed" / "neon-renamed.safetensors").is_file()
