@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import StudioError
-from ..paths import Workspace
+from ..paths import Workspace, flocked
 from . import busy
 from .records import AdapterRecord, LayerGroup, printable, read_record
 
@@ -62,8 +62,6 @@ def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], 
 def _drop_if_only_lock(folder: Path) -> bool:
     """A folder holding nothing but an idle lock file (a training that failed before it wrote
     anything) is no adapter: removed, and True. Anything else in it, or the lock held: False."""
-    from ..paths import flocked
-
     def only_lock() -> bool:
         try:
             return folder.is_dir() and not folder.is_symlink() and os.listdir(folder) == [busy.LOCK]
@@ -141,7 +139,7 @@ class _Changes:
         folder = self.folder(old)
         with busy.holding(folder, "it was not renamed"):  # (its training would lose its folder)
             sd, meta = self.read(old)
-            target = self._free(check_name(new))
+            target = self._free(new)
             info = {**_read_json(folder / "adapter.json"), "name": new}
             _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: stays valid
             try:

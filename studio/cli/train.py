@@ -66,11 +66,13 @@ def _train(args: argparse.Namespace, events: Any) -> int:
     # the adapter folder's lock before the model loads (minutes on SD): a training of the same name
     # elsewhere, a rename or a Use of it is refused now, not after the load. Main process only.
     main = PartialState(cpu=device.type == "cpu").is_main_process  # (cpu= as the trainer's Accelerator)
-    with busy.training(Workspace().adapters / args.name) if main else contextlib.nullcontext():
-        return _load_and_train(args, events, stop, settings, model_ref, device, family, main)
+    held = Workspace().adapters / args.name if main else None
+    with busy.training(held) if held else contextlib.nullcontext():
+        return _load_and_train(args, events, stop, settings, model_ref, device, family, held)
 
 
-def _load_and_train(args, events, stop, settings, model_ref, device, family, main: bool) -> int:
+def _load_and_train(args, events, stop, settings, model_ref, device, family, held: Path | None) -> int:
+    """``held``: the adapter folder whose lock this process holds (None on other processes)."""
     from ..jobs.events_file import Tee
     from ..jobs.launch import clear_folder
     from ..train.cli_sink import TqdmSink
@@ -85,8 +87,8 @@ def _load_and_train(args, events, stop, settings, model_ref, device, family, mai
         _ingest(args, dataset, family, device)
         _check_train(args, settings, family, device, model_ref)  # now against the ingested dataset
     model = model or _load(args)
-    if main and not args.resume:  # a fresh start: the last run's checkpoints would be resumed from later
-        clear_folder(Workspace().adapters / args.name)
+    if held and not args.resume:  # a fresh start: the last run's checkpoints would be resumed from later
+        clear_folder(held)
     sink = Tee(events)
     trainer = Trainer(args.name, dataset, model, settings, sink, stop)
     bar = TqdmSink(settings.steps)  # drawn once the dataset is known to be trainable

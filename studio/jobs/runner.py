@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from ..adapters import busy
 from ..config import JobSettings
 from ..errors import StudioError
-from ..adapters import busy
 from ..paths import Workspace, flocked
 from . import records as rr
 from . import launch
