@@ -83,6 +83,15 @@ def view_if_changed(services: Services, name: str | None, shown: tuple | None) -
     return (key, *set_view(services, name))
 
 
+def verify_view(services: Services, name: str | None, shown: tuple | None) -> tuple:
+    """The view drawn again when it does not show the picked set as it is on disk. With no set
+    picked it is left alone: the page is about to pick the one a refresh drew (pick_update's plan,
+    applied in the browser) or, with no set at all, already says so."""
+    if not name:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return view_if_changed(services, name, shown)
+
+
 def upload_line(files) -> str:
     """"19 files chosen: a.png, b.png, … and 16 more" under the upload box (it shows only a few)."""
     if not files:
@@ -218,7 +227,12 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
               [existing, new, trigger, files], ingest_out, concurrency_limit=1, api_name="add_images")
     sample.click(guard(lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t))),
                  [style, existing, new, trigger], ingest_out, concurrency_limit=1, api_name="add_sample")
-    existing.change(guard(lambda name, was: view_if_changed(services, name, was)), [existing, shown], view)
+    # An answer can land after the page moved on (a refresh that left while the page showed the
+    # sample set answers after "Add to set" drew the new one: CI, 2026-12-07). Whatever draws the
+    # view sets ``shown`` (which set, as it was on disk), so a change of either side compares them
+    # and draws the set the picker shows (the same idea as PageState.view's inputs).
+    gr.on([existing.change, shown.change], guard(lambda name, was: verify_view(services, name, was)),
+          [existing, shown], view, trigger_mode="always_last", show_progress="hidden")
     save.click(guard(lambda name, rows: (save_captions(services, name, rows), *view_if_changed(services, name, None))),
                [existing, captions], [saved, *view], concurrency_limit=1)
 

@@ -103,6 +103,7 @@ class _Part:
     fn: Callable  # (last key, *inputs) -> None (nothing changed) | (new key, *outputs)
     inputs: list
     outputs: list
+    asked: bool = False  # a view drawn for its inputs: its key also records them (PageState.view)
 
 
 class PageState:
@@ -120,8 +121,15 @@ class PageState:
 
     def view(self, outputs: list, fn: Callable, inputs: Sequence = ()) -> None:
         """``fn(last_key, *input values)`` returns None when nothing changed since ``last_key``,
-        else ``(new_key, *updates for outputs)``."""
-        self._parts.append(_Part(fn, list(inputs), list(outputs)))
+        else ``(new_key, *updates for outputs)``; ``last_key`` is None when the view must be drawn.
+
+        A view with inputs (a picker: which run to show) is drawn for the values its event sent,
+        and an answer can land after the page moved on: a refresh that left naming run 1 answers
+        after picking run 2 was drawn. So the view's key also records the values it was drawn for,
+        and whenever the key or an input changes, :meth:`_verifier` compares the two and draws the
+        view again for what the page asks now (nothing is sent when they agree). A tab never wires
+        its own ``input.change`` to draw such a view."""
+        self._parts.append(_Part(fn, list(inputs), list(outputs), asked=bool(inputs)))
 
     def wire(self, app: gr.Blocks, tabs: gr.Tabs) -> None:
         """One refresh on page load, on every tab switch, and whenever the server's fingerprint of
@@ -146,6 +154,27 @@ class PageState:
                       trigger.click(refresh, inputs, [*outputs, plans], api_name="page_state", **kw)):
             # in the browser, against the values shown now (pick_update): no server round trip
             event.then(None, [plans, *pickers], pickers, js=JS_REPLACE, show_progress="hidden", queue=False)
+        for key, part in zip(keys, self._parts):
+            if part.asked:
+                gr.on([key.change, *(i.change for i in part.inputs)], guard(self._verifier(part)),
+                      [key, *part.inputs], [key, *part.outputs], trigger_mode="always_last", **kw)
+
+    @staticmethod
+    def _verifier(part: _Part) -> Callable:
+        """Draws ``part`` again when what it shows was drawn for other input values than the page
+        has now (see :meth:`view`); sends nothing when they agree."""
+        def verify(key, *values):
+            asked = tuple(values)
+            if key is not None and tuple(key[0]) == asked:
+                return (gr.skip(),) * (1 + len(part.outputs))
+            out = _asked_key(part.fn(None, *values), asked)
+            if out is None:
+                return (gr.skip(),) * (1 + len(part.outputs))
+            for u in out[1:]:
+                if isinstance(u, dict):
+                    u.pop(REPLACE, None)  # (a plan is the refresh's business; this draws for the value shown)
+            return out
+        return verify
 
     def _refresher(self, n: int, picker_at: list[int]) -> Callable:
         def refresh(*values):
@@ -153,7 +182,12 @@ class PageState:
             new_keys, updates = [], []
             for last, part in zip(keys, self._parts):
                 args, rest = rest[:len(part.inputs)], rest[len(part.inputs):]
-                out = part.fn(last, *args)
+                if part.asked:  # the key it was drawn with counts only if drawn for these values
+                    asked = tuple(args)
+                    last = last[1] if last is not None and tuple(last[0]) == asked else None
+                    out = _asked_key(part.fn(last, *args), asked)
+                else:
+                    out = part.fn(last, *args)
                 if out is None:
                     new_keys.append(gr.skip())
                     updates += [gr.skip()] * len(part.outputs)
@@ -180,6 +214,11 @@ class PageState:
             got = f.fn(lists, last, *args)
             out += list(got) if isinstance(got, (tuple, list)) and len(f.outputs) > 1 else [got]
         return (lists, *out)
+
+
+def _asked_key(out: tuple | None, asked: tuple) -> tuple | None:
+    """``fn``'s answer with its key paired with the input values it was drawn for."""
+    return None if out is None else ((asked, out[0]), *out[1:])
 
 
 def _plan(result: list, i: int) -> dict | None:

@@ -159,8 +159,7 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
 
     # read by the page's one refresh (page load, tab select, timer): see studio/ui/page_state.py
     outs = [meter, verdict_md, rows, ckpt, use_btn, grid_btn]
-    page.view(outs, refresh, [run_pick])
-    run_pick.change(guard(lambda pick_id: refresh(None, pick_id)[1:]), [run_pick], outs, show_progress="hidden")
+    page.view(outs, refresh, [run_pick])  # (drawn again when the pick changes: PageState.view)
     use_btn.click(guard(lambda p, step, name: use(services, shown_run(services, p)[0], step, name)),
                   [run_pick, ckpt, new_name], message)
     # drawn on the Generate tab's pipeline: in its line, one drawing at a time

@@ -267,8 +267,7 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         start.click(guard(lambda: (_ for _ in ()).throw(StudioError(
             "Training from the page needs the job runner, which is not installed."))), None, None)
         return
-    page.view(live, refresh, [pick])
-    pick.change(guard(lambda p: refresh(None, p)[1:]), pick, live, show_progress="hidden")
+    page.view(live, refresh, [pick])  # (drawn again when the pick changes: PageState.view)
     preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
     for c in [preset, dataset, *inputs]:
         c.change(estimate, [preset, dataset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")

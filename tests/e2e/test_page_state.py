@@ -6,6 +6,7 @@ One adapter ("neon") is in the workspace before the server starts; "fresh" is ma
 ``studio adapters duplicate`` while it runs.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -140,3 +141,62 @@ def test_an_image_set_made_in_a_terminal_is_offered_for_training(server, workspa
         train = tab(page, "Train")  # a tab shows what is on disk when it is selected
         pick(page, train, "Image set", "late-set")
         assert page.get_by_text(STALE).count() == 0
+
+
+def test_a_refresh_answered_after_another_set_was_picked_does_not_leave_its_set_shown(server, workspace):
+    """A refresh carries the page's values of the moment it left. One that left while the Images tab
+    showed set A, answered after B was picked and drawn, drew A's pictures and captions under the
+    picker showing B, and nothing drew B again (CI, 2026-12-07: the sample set's rows stayed after
+    "Add to set" made a new set). Made certain here: the refresh is held until B is shown."""
+    from studio.data import manifest as mf
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+
+    photos = workspace.parent / "view-photos"
+    write_style_set(photos, "stripes", 6, seed=4)
+    for name in ("view-a", "view-b"):
+        studio_cli(workspace, "dataset", "add", name, str(photos))
+    held, holding = [], [True]
+
+    def hold(route):
+        body = json.loads(route.request.post_data or "{}")
+        if holding[0] and body.get("fn_index") in refreshes:
+            held.append(route)
+        else:
+            route.continue_()
+
+    with browser_page(server) as page:
+        refreshes = page.evaluate("() => window.gradio_config.dependencies"
+                                  ".filter(d => d.api_name === 'page_state').map(d => d.id)")
+        images = tab(page, "Images")
+        pick(page, images, "Image set", "view-a")
+        split = images.locator("#split-info")
+        split.get_by_text("view-a").first.wait_for(timeout=WAIT_MS)
+        page.evaluate("""() => { const el = document.querySelector('#split-info'); window.splits = [el.innerText];
+            new MutationObserver(() => window.splits.push(el.innerText))
+              .observe(el, {subtree: true, childList: true, characterData: true}); }""")
+        page.route("**/queue/join*", hold)
+        ws = Workspace(workspace)
+        first = mf.load("view-a", ws).items[0]
+        mf.set_caption("view-a", first.file, "changed in a terminal", ws)  # so the refresh draws A again
+        page.evaluate("() => document.getElementById('page-refresh').click()")  # (the poller's click, now)
+        for _ in range(WAIT_MS // 100):  # (route handlers run only inside Playwright calls)
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held, "the refresh was not sent"
+        pick(page, images, "Image set", "view-b")
+        split.get_by_text("view-b").first.wait_for(timeout=WAIT_MS)
+        holding[0] = False  # (unroute would let the held ones go on its own)
+        for route in held:
+            route.continue_()  # answered now, naming A
+        # A drawn over B (the late answer landed), then B again
+        page.wait_for_function("""() => { const s = window.splits;
+            const b = s.findIndex(t => t.includes('view-b'));
+            return b >= 0 && s.slice(b).some(t => t.includes('view-a')); }""", timeout=WAIT_MS)
+        page.wait_for_function("() => document.querySelector('#split-info').innerText.includes('view-b')",
+                               timeout=WAIT_MS)
+        table = images.locator("#captions")
+        table.get_by_role("gridcell").first.filter(has_text="stripes_000.png").wait_for(timeout=WAIT_MS)
+        assert "changed in a terminal" not in table.inner_text()
+        assert "view-b" in images.locator("#set-pick input").input_value()

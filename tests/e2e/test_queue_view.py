@@ -2,6 +2,8 @@
 panel with the queued one listed under it, and a reloaded page shows the running run's image
 set (not the alphabetically last one)."""
 
+import re
+
 import pytest
 
 from .studio_page import fill_run, pick, tab
@@ -57,3 +59,11 @@ def test_running_run_stays_in_front_of_a_queued_one_and_after_a_reload(page, wor
     page.get_by_text("Stopping first").wait_for()
     # the main panel then shows the newest run (the cancelled one): the past-runs table says it
     page.locator("#runs").get_by_text("stopped").locator("visible=true").first.wait_for(timeout=RUN_TIMEOUT_MS)
+
+    # an earlier run picked is shown, then the other one (the view is drawn for the pick: PageState.view)
+    for name in ("first", "second"):
+        train.get_by_label("Show an earlier run").click()
+        page.get_by_role("option", name=re.compile(f"^{name} ·")).click()
+        page.wait_for_function(f"() => document.querySelector('#run-card b')?.innerText.includes('{name}')",
+                               timeout=RUN_TIMEOUT_MS)
+        assert page.locator("#run-status").get_attribute("data-status") in ("stopped", "cancelled", "failed")
