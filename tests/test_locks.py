@@ -174,3 +174,41 @@ def test_the_cli_refuses_to_train_a_name_held_elsewhere_and_changes_nothing(tmp_
                 "--set", "steps=2", env={"STUDIO_OUTPUTS": str(ws.root)})
     assert r.returncode != 0 and "is in use right now" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert _files(ws.adapters / "shop") == before
+
+
+def test_a_queued_run_waits_while_a_terminal_trains_its_adapter_and_the_next_one_goes(tmp_path, held_elsewhere,
+                                                                                        monkeypatch):
+    """A run queued from the page whose adapter a terminal's training holds when its turn comes waits
+    (it used to be marked failed), says why, lets the run behind it go, and starts once that ends."""
+    from test_jobs import FAST, wait
+
+    from studio.config import JobSettings
+    from studio.data.ingest import ingest
+    from studio.jobs.runner import JobRunner
+    from studio.jobs.types import TrainRequest
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.ui.train_view import status_sentence
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # inherited by the training processes
+    ws = Workspace(tmp_path / "outputs")
+    write_style_set(tmp_path / "neon", "neon", 4)
+    ingest("neon", [tmp_path / "neon"], ws=ws)
+    runner = JobRunner(ws, JobSettings(max_queued=3))
+
+    def start(name, steps):
+        return runner.start(TrainRequest(name, "neon", sets=(*FAST, f"steps={steps}"), device="cpu"))
+
+    first, held, other = start("first", 300), start("held", 2), start("other", 2)
+    assert (first.status, held.status, other.status) == ("running", "queued", "queued")
+    release = held_elsewhere(ws.adapters / "held")  # a terminal starts training "held" meanwhile
+    runner.stop(first.id)
+    done = wait(runner, other.id, lambda s: s.status not in ("queued", "running"))
+    assert done.status == "finished", done.error
+    # (once the process of "other" has exited too: its device is free)
+    waiting = wait(runner, held.id, lambda s: s.adapter_in_use or s.status != "queued")
+    assert waiting.status == "queued" and waiting.adapter_in_use and waiting.pid is None
+    assert "is in use right now" in status_sentence(waiting) and "starts once that has ended" in status_sentence(waiting)
+    release()
+    done = wait(runner, held.id, lambda s: s.status not in ("queued", "running"))
+    assert done.status == "finished" and not done.adapter_in_use, done.error
+    assert (ws.adapters / "held" / "held.safetensors").is_file()

@@ -45,6 +45,7 @@ class JobRunner:
         self._records: dict[str, RunRecord] = {}
         self._mtimes: dict[str, tuple[int, int]] = {}  # run.json mtimes of the cached records
         self._depth = 0  # re-entrant use of the lock file (flock is per open file)
+        self._held: set[str] = set()  # queued runs whose adapter is in use elsewhere (_advance_queue)
         self.poll()  # re-attach: live runs of an earlier server are followed from here on
 
     # ------------------------------------------------------------------ public API
@@ -237,10 +238,23 @@ class JobRunner:
 
     def _advance_queue(self) -> None:
         taken = self._busy_devices()
+        self._held = set()
         for rec in sorted(self._records.values(), key=lambda r: (r.created, r.id)):
             if rec.status == "queued" and rec.device not in taken:
+                if self._adapter_held(rec):  # it waits for its adapter; the next one in line goes
+                    self._held.add(rec.id)
+                    continue
                 self._launch(rec)
                 taken.add(rec.device)
+
+    def _adapter_held(self, rec: RunRecord) -> bool:
+        """Whether a training this server does not know of (the CLI, another server), or a change
+        from another window, holds the queued run's adapter folder right now."""
+        try:
+            busy.check_idle(self.ws.adapters / rec.adapter, launch.NOT_STARTED)
+        except StudioError:
+            return True
+        return False
 
     def _queue_position(self, rec: RunRecord) -> int | None:
         if rec.status != "queued":
@@ -319,6 +333,7 @@ class JobRunner:
             exit_code=rec.exit_code, stderr_tail=rec.stderr_tail, queue_position=self._queue_position(rec),
             can_resume=self._can_resume(rec), device=rec.device, request=req, pid=rec.pid,
             stopping=rec.status == "running" and rec.stop_requested is not None,
+            adapter_in_use=rec.status == "queued" and rec.id in self._held,
             resume_of=rec.resume_of, resumed_by=rec.resumed_by, scorecard=tuple(p.scorecard),
             recommended=p.recommended)
 

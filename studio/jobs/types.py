@@ -58,6 +58,7 @@ class RunSnapshot:
     request: TrainRequest | None = None
     pid: int | None = None
     stopping: bool = False  # Stop was pressed; the run is saving its adapter
+    adapter_in_use: bool = False  # queued, and its adapter is in use elsewhere (a terminal's training)
     resume_of: str | None = None
     resumed_by: str | None = None
     scorecard: tuple = ()  # style-meter rows (dicts of events.Judged fields), oldest first

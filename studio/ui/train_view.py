@@ -45,6 +45,9 @@ def status_sentence(snap: Any) -> str:
     """What happened to the run, in words a user acts on."""
     name = html.escape(snap.adapter)
     s = snap.status
+    if s == "queued" and getattr(snap, "adapter_in_use", False):
+        return (f"Waiting: the adapter <b>{name}</b> is in use right now (being trained, or changed, from "
+                "another window or terminal). This run starts once that has ended.")
     if s == "queued":
         return f"Waiting for the {html.escape(snap.device)} (position {snap.queue_position} in the queue)."
     if s == "running":
@@ -159,5 +162,6 @@ def signature(snap: Any | None, snaps: list[Any]) -> tuple:
     """Changes whenever anything the tab shows changes (the timer skips identical updates)."""
     def one(r):
         return (r.id, r.status, r.step, r.total, len(r.samples), len(r.warnings), len(r.val_losses),
-                getattr(r, "stopping", False), r.queue_position, r.can_resume)
+                getattr(r, "stopping", False), r.queue_position, r.can_resume,
+                getattr(r, "adapter_in_use", False))
     return (one(snap) if snap else None, tuple(one(r) for r in snaps))
