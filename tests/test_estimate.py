@@ -140,7 +140,9 @@ def test_stop_learned_is_estimated_to_where_runs_on_the_same_set_stopped(tmp_pat
     two on "ink" at 200 and 300. The estimate for "shop" runs to step 100, for "ink" to the median
     (250, a round), for a new set and for another round schedule to all steps."""
     ws = Workspace(tmp_path)
-    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2"])
+    # 3 captions a round (the preset's 6 leave the second look nothing new to draw): its cost counts too
+    s = apply_sets(load_preset("tiny-cpu"), ["batch_size=2", "judge_prompts=3"])
+    assert est.second_look_images(load_preset("tiny-cpu")) == 0
     assert est.usual_stop(ws, "tiny", "cpu", s, "shop") is None  # no run yet: only the longest
     _stopped_at(ws, "a", 100, "shop", 1)
     _stopped_at(ws, "b", 200, "ink", 2)
