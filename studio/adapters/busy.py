@@ -14,7 +14,7 @@ from typing import Iterator
 from ..errors import StudioError
 from ..paths import LOCK, flocked
 
-__all__ = ["LOCK", "training", "holding", "check_idle"]
+__all__ = ["LOCK", "training", "holding", "check_idle", "in_use"]
 
 
 def _in_use(folder: Path, doing: str) -> StudioError:
@@ -42,3 +42,12 @@ def check_idle(folder: Path, doing: str) -> None:
     if folder.is_dir():
         with holding(folder, doing):
             pass
+
+
+def in_use(folder: Path) -> bool:
+    """Whether someone else holds ``folder``'s lock right now (False when there is no folder).
+    A lock that cannot be taken for another reason (a folder in its place) is a StudioError."""
+    if not folder.is_dir():
+        return False
+    with flocked(folder, wait=False, create=False) as held:
+        return not held

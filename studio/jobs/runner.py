@@ -249,12 +249,12 @@ class JobRunner:
 
     def _adapter_held(self, rec: RunRecord) -> bool:
         """Whether a training this server does not know of (the CLI, another server), or a change
-        from another window, holds the queued run's adapter folder right now."""
+        from another window, holds the queued run's adapter folder right now. A lock that cannot be
+        taken for another reason is not a wait: the launch fails with that reason."""
         try:
-            busy.check_idle(self.ws.adapters / rec.adapter, launch.NOT_STARTED)
+            return busy.in_use(self.ws.adapters / rec.adapter)
         except StudioError:
-            return True
-        return False
+            return False
 
     def _queue_position(self, rec: RunRecord) -> int | None:
         if rec.status != "queued":
