@@ -212,3 +212,121 @@ def test_a_queued_run_waits_while_a_terminal_trains_its_adapter_and_the_next_one
     done = wait(runner, held.id, lambda s: s.status not in ("queued", "running"))
     assert done.status == "finished" and not done.adapter_in_use, done.error
     assert (ws.adapters / "held" / "held.safetensors").is_file()
+
+
+# ---------------------------------------------------------------- copying an adapter while it is rewritten
+def _pair(k: int) -> tuple[bytes, dict]:
+    """Generation ``k`` of an adapter: weights filled with k, a record saying k."""
+    from safetensors.torch import save
+
+    sd = {"lora_unet_x.lora_down.weight": torch.full((2, 4), float(k)),
+          "lora_unet_x.lora_up.weight": torch.full((4, 2), float(k))}
+    return save(sd, metadata={"ss_network_dim": "2", "gen": str(k)}), {"family": "tiny", "steps": k}
+
+
+def _copied_generation(ws: Workspace, name: str) -> tuple[int, int]:
+    """(the record's steps, the weights' value) of a copy: equal when the two were copied as a pair."""
+    import json
+
+    from safetensors import safe_open
+
+    rec = Library(ws).get(name)
+    with safe_open(str(rec.file), "pt") as f:
+        value = int(f.get_tensor("lora_unet_x.lora_down.weight")[0, 0])
+    return json.loads((rec.file.parent / "adapter.json").read_text())["steps"], value
+
+
+def test_a_copy_taken_between_the_record_and_the_weights_of_a_rewrite_waits_for_the_weights(tmp_path):
+    """A training ends by writing the adapter's record, then its weights (its lock held, so a copy
+    does not take the lock: it would be refused for the whole training). A copy taken in between
+    must not pair the new record with the old weights: it waits until the weights are there."""
+    import json
+    import threading
+
+    from studio.adapters.library import WEIGHTS_HASH, weights_hash, write_pair
+
+    ws = Workspace(tmp_path / "outputs")
+    folder = ws.adapters / "shop"
+    write_pair(folder, "shop", *_pair(1))
+    weights, info = _pair(2)  # the writer has written generation 2's record (naming its weights), not yet them
+    (folder / "adapter.json").write_text(json.dumps({**info, WEIGHTS_HASH: weights_hash(weights)}))
+    late = threading.Timer(0.5, lambda: (folder / "shop.safetensors").write_bytes(weights))
+    late.start()
+    try:
+        Library(ws).duplicate("shop", "copy")
+    finally:
+        late.join()
+    assert _copied_generation(ws, "copy") == (2, 2)
+
+
+def test_a_record_whose_weights_never_come_refuses_the_copy_and_leaves_nothing(tmp_path):
+    """A writer killed between its two writes leaves a record naming weights that are not there:
+    a copy is refused with that reason, and nothing (no half copy, no staging folder) is left."""
+    import json
+
+    from studio.adapters.library import WEIGHTS_HASH
+
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    rec = json.loads((ws.adapters / "shop" / "adapter.json").read_text())
+    (ws.adapters / "shop" / "adapter.json").write_text(json.dumps({**rec, WEIGHTS_HASH: "0" * 64}))
+    before = sorted(p.name for p in ws.adapters.iterdir())
+    lib = Library(ws)
+    with pytest.raises(StudioError, match="being written right now") as e:
+        lib.read_pair("shop", tries=3, pause=0.01)
+    assert "Try again" in e.value.fix
+    with pytest.raises(StudioError, match="being written right now"):
+        lib.duplicate("shop", "copy")
+    assert sorted(p.name for p in ws.adapters.iterdir()) == before
+
+
+def test_an_adapter_written_before_records_named_their_weights_is_still_copied(tmp_path):
+    import json
+
+    from studio.adapters.library import WEIGHTS_HASH
+
+    ws = Workspace(tmp_path / "outputs")
+    _adapter(ws, "shop")
+    rec = json.loads((ws.adapters / "shop" / "adapter.json").read_text())
+    del rec[WEIGHTS_HASH]
+    (ws.adapters / "shop" / "adapter.json").write_text(json.dumps(rec))
+    Library(ws).duplicate("shop", "copy")
+    assert Library(ws).names() == ["copy", "shop"]
+
+
+def test_copies_taken_while_a_writer_keeps_rewriting_the_adapter_always_pair_record_and_weights(tmp_path):
+    """Another process rewrites the adapter again and again, as trainings and "use this checkpoint"
+    do (record, then weights); every copy taken meanwhile holds one generation's record and weights."""
+    ws = Workspace(tmp_path / "outputs")
+    from studio.adapters.library import write_pair
+
+    write_pair(ws.adapters / "shop", "shop", *_pair(0))
+    ctx = mp.get_context("spawn")
+    started, stop = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_rewrite, args=(ws.root, started, stop))
+    p.start()
+    try:
+        assert started.wait(60), "the writing process did not start"
+        lib = Library(ws)
+        for i in range(25):
+            lib.duplicate("shop", f"copy{i}")
+    finally:
+        stop.set()
+        p.join(30)
+    got = [_copied_generation(ws, f"copy{i}") for i in range(25)]
+    assert all(steps == value for steps, value in got), got
+    assert len({steps for steps, _ in got}) > 1, "the writer never rewrote the adapter during the copies"
+
+
+def _rewrite(root, started, stop) -> None:  # another process: record, then weights, generation after generation
+    import time
+
+    from studio.adapters.library import write_pair
+
+    folder = Workspace(root).adapters / "shop"
+    k = 0
+    while not stop.is_set():
+        started.set()
+        k += 1
+        write_pair(folder, "shop", *_pair(k))
+        time.sleep(0.002)

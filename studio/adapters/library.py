@@ -50,13 +50,32 @@ def staging_folder(root: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=root, prefix=f".staging-{os.getpid()}-"))
 
 
+WEIGHTS_HASH = "weights_sha256"  # adapter.json: the weights file it describes (see write_pair)
+
+
+def weights_hash(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_pair(folder: Path, name: str, weights: bytes, info: dict) -> None:
+    """An adapter's record and weights, each atomically: ``adapter.json`` first (a folder whose
+    ``NAME.safetensors`` is there but no record counts as half-written), carrying the hash of the
+    weights it describes, so that a reader that copies the two while they are rewritten can tell an
+    old record beside new weights (:meth:`_Changes.read_pair`). Every writer of a library folder
+    (training, "use this checkpoint", rename, import, blend) writes through here."""
+    from ..paths import atomic_write_bytes
+
+    info = {**info, WEIGHTS_HASH: weights_hash(weights)}
+    atomic_write_bytes(folder / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+    atomic_write_bytes(folder / f"{name}.safetensors", weights)
+
+
 def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], info: dict) -> None:
     from safetensors.torch import save
 
-    from ..paths import atomic_write_bytes
-
-    atomic_write_bytes(folder / f"{name}.safetensors", save(sd, metadata=metadata))
-    atomic_write_bytes(folder / "adapter.json", json.dumps(info, indent=1, default=str).encode())
+    write_pair(folder, name, save(sd, metadata=metadata), info)
 
 
 def _drop_if_only_lock(folder: Path) -> bool:
@@ -102,6 +121,33 @@ class _Changes:
         file = self.get(name).file
         with safe_open(str(file), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+    def read_pair(self, name: str, tries: int = 50, pause: float = 0.1) -> tuple[bytes, dict]:
+        """(weights file bytes, adapter.json) of ``name`` as one pair, without its lock: a training
+        or a change of it may write both meanwhile (record first, then weights: :func:`write_pair`).
+        The record is read before and after the weights; the pair holds when the record did not
+        change in between and names these weights (a record written before the hash was kept names
+        none: no newer record was written while the weights were read, so they are its own). A pair
+        that never settles is refused (a writer killed between its two writes leaves one)."""
+        import time
+
+        for _ in range(tries):
+            file = self.get(name).file  # (renamed or deleted meanwhile: a StudioError says so)
+            try:
+                before = (file.parent / "adapter.json").read_bytes()
+                weights = file.read_bytes()
+                after = (file.parent / "adapter.json").read_bytes()
+            except OSError:
+                time.sleep(pause)
+                continue
+            info = _read_json_bytes(after)
+            want = info.get(WEIGHTS_HASH)
+            if before == after and (not isinstance(want, str) or want == weights_hash(weights)):
+                return weights, info
+            time.sleep(pause)
+        raise StudioError(f"Adapter {name!r} is being written right now: its record and its weights do not match.",
+                          "Try again once its training or change has finished; if this stays, train or import it "
+                          "again.")
 
     def add(self, name: str, sd: dict, metadata: dict[str, str], info: dict) -> Path:
         """Write a new adapter (imports, blends): staged in a hidden folder, then renamed into place."""
@@ -154,15 +200,20 @@ class _Changes:
         import os
         import shutil
 
-        sd, meta = self.read(name)
+        from safetensors import safe_open
+
         target, folder = self._free(check_name(new)), self.folder(name)
         tmp = staging_folder(self.root)
         try:
+            weights, info = self.read_pair(name)  # (no lock: a training of it may be running)
+            (tmp / "source.safetensors").write_bytes(weights)
+            with safe_open(str(tmp / "source.safetensors"), framework="pt") as f:
+                sd, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            os.unlink(tmp / "source.safetensors")
             preview = folder / "preview.png"
             if preview.is_file():
                 shutil.copy2(preview, tmp / "preview.png")
-            info = {**_read_json(folder / "adapter.json"), "name": new, "duplicated_from": name}
-            _write_adapter(tmp, new, sd, _retitled(meta, new), info)
+            _write_adapter(tmp, new, sd, _retitled(meta, new), {**info, "name": new, "duplicated_from": name})
             os.rename(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -261,7 +312,14 @@ class Library(_Changes):
 
 def _read_json(path: Path) -> dict:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        return _read_json_bytes(path.read_bytes())
+    except OSError:
+        return {}
+
+
+def _read_json_bytes(data: bytes) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8"))
         return value if isinstance(value, dict) else {}
-    except (OSError, ValueError, RecursionError):
+    except (ValueError, RecursionError):
         return {}

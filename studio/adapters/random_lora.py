@@ -6,11 +6,9 @@ measured with several visibly different adapters without training each one.
 
 from __future__ import annotations
 
-import json
-
 import torch
 
-from ..paths import Workspace, atomic_write_bytes
+from ..paths import Workspace
 from . import kohya
 
 UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
@@ -47,10 +45,10 @@ def write_adapter(ws: Workspace, name: str, sd: dict[str, torch.Tensor], family:
     """Store ``sd`` as library adapter ``name`` (file + adapter.json), like a trained one."""
     from safetensors.torch import save
 
+    from .library import write_pair
+
     folder = ws.adapters / name
     meta = {"ss_network_module": "networks.lora", "ss_base_model_version": kohya.BASE_VERSION[family],
             "ss_output_name": name, "studio_base_hash": base_hash}
     record = {"name": name, "family": family, "base_hash": base_hash, "source": "random"}
-    atomic_write_bytes(folder / "adapter.json", json.dumps(record, indent=1).encode())  # first: see train/loop.py
-    atomic_write_bytes(folder / f"{name}.safetensors", save({k: v.contiguous() for k, v in sd.items()},
-                                                            metadata=meta))
+    write_pair(folder, name, save({k: v.contiguous() for k, v in sd.items()}, metadata=meta), record)

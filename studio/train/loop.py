@@ -8,7 +8,6 @@ data-parallel (each process takes different batches of one global sequence).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import events as ev
-from ..adapters.library import check_name
+from ..adapters.library import check_name, write_pair
 from ..config import TrainSettings
 from ..data import manifest as mf
 from ..data.dataset import AugmentSettings, ImageDataset
@@ -377,23 +376,23 @@ class Trainer:
                         self.rounds.preview(held, record=False)
             first = preview_path(self.out, preview_step, 0)
             atomic_write_bytes(self.out / "preview.png", first.read_bytes())  # before|after: the card shows both
-            # adapter.json first: the library lists a folder once NAME.safetensors is there, and a
-            # folder with the file but no adapter.json counts as half-written (damaged)
-            self._write_info(held, step, chosen, stopped)
-            self._write_adapter(self._weights(), path, held)
+            from safetensors.torch import save
+
+            # record first, naming the weights it describes (a copy taken meanwhile can tell them apart)
+            write_pair(self.out, self.name, save(self._weights(), metadata=self._adapter_metadata(held)),
+                       self._info(held, step, chosen, stopped))
         seconds = time.perf_counter() - t0
         self._emit(ev.Saved(step, str(path), "adapter"))
         self._emit(ev.Finished(step, str(path), chosen, stopped, seconds))
         return TrainResult(path, step, chosen, stopped, self.best_val, seconds)
 
-    def _write_info(self, held: int, step: int, chosen: str, stopped: bool) -> None:
+    def _info(self, held: int, step: int, chosen: str, stopped: bool) -> dict:
         pick = self.rounds.pick
         # "steps": the steps the written weights were trained for (a recommended or best checkpoint's
         # own, not the run's last step: the Library would call step-150 weights "200 steps"); the run's too
-        info = {"name": self.name, "steps": held, "trained_steps": step, "chosen": chosen, "stopped_early": stopped,
+        return {"name": self.name, "steps": held, "trained_steps": step, "chosen": chosen, "stopped_early": stopped,
                 "best_val": self.best_val, "family": self.model.family, "base": self.model.ref.location,
                 "base_hash": self.base_hash, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "source": "trained", "trigger": self.manifest.trigger, "settings": asdict(self.s),
                 "recommended": {"step": pick.step, "reason": pick.reason} if pick else None,
                 "stop_reason": self.rounds.stop_reason}
-        atomic_write_bytes(self.out / "adapter.json", json.dumps(info, indent=1, default=str).encode())
