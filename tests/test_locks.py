@@ -14,7 +14,7 @@ from studio.adapters import busy
 from studio.adapters.library import Library
 from studio.errors import StudioError
 from studio.jobs import launch
-from studio.paths import LOCK, Workspace, flocked
+from studio.paths import LOCK, Workspace, atomic_write_bytes, flocked
 
 
 def _hold(folder, ready, done):  # another process: a training the caller cannot see
@@ -250,7 +250,7 @@ def test_a_copy_taken_between_the_record_and_the_weights_of_a_rewrite_waits_for_
     write_pair(folder, "shop", *_pair(1))
     weights, info = _pair(2)  # the writer has written generation 2's record (naming its weights), not yet them
     (folder / "adapter.json").write_text(json.dumps({**info, WEIGHTS_HASH: weights_hash(weights)}))
-    late = threading.Timer(0.5, lambda: (folder / "shop.safetensors").write_bytes(weights))
+    late = threading.Timer(0.5, lambda: atomic_write_bytes(folder / "shop.safetensors", weights))  # as writers do
     late.start()
     try:
         Library(ws).duplicate("shop", "copy")

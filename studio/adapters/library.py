@@ -59,23 +59,27 @@ def weights_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_pair(folder: Path, name: str, weights: bytes, info: dict) -> None:
+def write_pair(folder: Path, name: str, weights: bytes, info: dict, record_first: bool = True) -> None:
     """An adapter's record and weights, each atomically: ``adapter.json`` first (a folder whose
     ``NAME.safetensors`` is there but no record counts as half-written), carrying the hash of the
     weights it describes, so that a reader that copies the two while they are rewritten can tell an
     old record beside new weights (:meth:`_Changes.read_pair`). Every writer of a library folder
-    (training, "use this checkpoint", rename, import, blend) writes through here."""
+    (training, "use this checkpoint", rename, import, blend) writes through here. ``record_first=False``
+    only for weights under a name nobody reads yet (a rename's): killed in between, the old record
+    still describes the old weights."""
     from ..paths import atomic_write_bytes
 
-    info = {**info, WEIGHTS_HASH: weights_hash(weights)}
-    atomic_write_bytes(folder / "adapter.json", json.dumps(info, indent=1, default=str).encode())
-    atomic_write_bytes(folder / f"{name}.safetensors", weights)
+    record = json.dumps({**info, WEIGHTS_HASH: weights_hash(weights)}, indent=1, default=str).encode()
+    writes = [(folder / "adapter.json", record), (folder / f"{name}.safetensors", weights)]
+    for path, data in writes if record_first else writes[::-1]:
+        atomic_write_bytes(path, data)
 
 
-def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], info: dict) -> None:
+def _write_adapter(folder: Path, name: str, sd: dict, metadata: dict[str, str], info: dict,
+                   record_first: bool = True) -> None:
     from safetensors.torch import save
 
-    write_pair(folder, name, save(sd, metadata=metadata), info)
+    write_pair(folder, name, save(sd, metadata=metadata), info, record_first)
 
 
 def _drop_if_only_lock(folder: Path) -> bool:
@@ -187,7 +191,8 @@ class _Changes:
             sd, meta = self.read(old)
             target = self._free(new)
             info = {**_read_json(folder / "adapter.json"), "name": new}
-            _write_adapter(folder, new, sd, _retitled(meta, new), info)  # old file still there: stays valid
+            # the new name's file first: killed in between, the old record and file still match
+            _write_adapter(folder, new, sd, _retitled(meta, new), info, record_first=False)
             try:
                 os.rename(folder, target)
             except BaseException:
