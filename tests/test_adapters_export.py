@@ -124,3 +124,15 @@ def test_export_to_an_explicit_path_and_pure_convert(tiny, tmp_path):
     sd = load_file(str(rec.file))
     got, meta, _ = convert(sd, {}, "tiny", ExportSettings(format="diffusers"), _table(load_model("tiny", device="cpu")), {})
     assert diffusers_format.METADATA_KEY in meta and all(".lora_A." in k or ".lora_B." in k for k in got)
+
+
+def test_an_export_says_which_models_it_fits(tiny, xl):
+    """A1111 and ComfyUI load a LoRA onto any checkpoint and skip what does not fit: a file made on the
+    tiny demo model "works" there and changes nothing. The export report says so (page and CLI)."""
+    ws, _, _ = tiny
+    r = export("neon", ExportSettings(), ws=ws)
+    assert "tiny demo model" in r.fits and "--model" in r.fits and r.fits in r.format_report()
+    from studio.ui.library import _export_report
+
+    assert "tiny demo model" in _export_report(r)
+    assert export("xlstyle", ExportSettings(), ws=xl[0]).fits.startswith("For SDXL checkpoints")

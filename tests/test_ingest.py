@@ -173,7 +173,7 @@ def test_cli_report_lists_accepted_and_refused(tmp_path):
     show = run_cli("dataset", "show", "cli", env={"STUDIO_OUTPUTS": str(tmp_path / "o")})
     assert show.returncode == 0 and "[val  ]" in show.stdout
     missing = run_cli("dataset", "show", "nope", env={"STUDIO_OUTPUTS": str(tmp_path / "o")})
-    assert missing.returncode == 2 and "No dataset named 'nope'" in missing.stderr
+    assert missing.returncode == 2 and "No image set named 'nope'" in missing.stderr
 
 
 def test_damaged_manifest_is_reported_not_overwritten(world):

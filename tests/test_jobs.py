@@ -114,8 +114,8 @@ def test_importing_jobs_does_not_import_gradio_or_torch():
 def test_bad_requests_are_refused_before_a_process_starts(ws):
     r = JobRunner(ws)
     for bad, match in [(TrainRequest("../x", "neon"), "Adapter name"),
-                       (TrainRequest("ok", "nope"), "No dataset named"),
-                       (TrainRequest("ok", "../neon"), "Dataset name"),
+                       (TrainRequest("ok", "nope"), "No image set named"),
+                       (TrainRequest("ok", "../neon"), "Image set name"),
                        (req("ok", "lora.rnak=4"), "Unknown setting 'rnak'"),
                        (req("ok", "lora.rank=0"), "out of range"),
                        (TrainRequest("ok", "neon", device="gpu9"), "Device"),

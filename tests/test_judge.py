@@ -146,6 +146,25 @@ def test_the_train_tab_verdict_names_the_leak_of_the_recommended_checkpoint():
     assert verdict(nulls) == "**Recommended: step 5** — the last."  # NaN travels as null: no words, no error
 
 
+def test_a_pick_below_the_learned_line_is_called_best_so_far_not_recommended():
+    """A newcomer read "★ recommended" on a 41 % checkpoint as "this one is good": until the style is
+    learned (50 %), the page, its table and the CLI call the marked checkpoint "best so far"."""
+    from types import SimpleNamespace
+
+    from studio.ui.scorecard import table, verdict
+
+    rows = [{"step": 50, "style": 20.0, "copy": 3.3, "leak": 10.0, "val_loss": None, "copying": False},
+            {"step": 100, "style": 41.0, "copy": 6.0, "leak": 56.0, "val_loss": None, "copying": False}]
+    pick = scorecard.recommend([scorecard.Row(r["step"], r["style"], r["copy"], r["leak"], None, False) for r in rows], 5)
+    snap = SimpleNamespace(scorecard=rows, recommended=(pick.step, pick.reason))
+    assert verdict(snap).startswith("**Best so far: step 100** — highest style score (41 %), but the style is not learned")
+    assert [r[-1] for r in table(snap)] == ["", "★ best so far"]
+    cli = scorecard.table([scorecard.Row(r["step"], r["style"], r["copy"], r["leak"], None, False) for r in rows], pick)
+    assert "<- best so far" in cli and "best so far: step 100" in cli and "recommended" not in cli
+    learned = SimpleNamespace(scorecard=[{**rows[1], "style": 60.0}], recommended=(100, "highest style score (60 %)"))
+    assert verdict(learned).startswith("**Recommended: step 100**") and table(learned)[0][-1] == "★ recommended"
+
+
 def test_base_images_judge_at_zero_percent_with_the_models_vae(tiny_model):
     from studio.judge.prompts import JudgePrompts
     from studio.judge.session import Drawn, Judge

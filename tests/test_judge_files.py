@@ -213,3 +213,18 @@ def test_judge_cli_refuses_odd_flag_combinations_and_damage_in_one_line(ws, monk
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert "is damaged" in err and "Traceback" not in err, argv
+
+
+class _Prompts(_Columns):
+    def grid(self, prompts, sets, s, col_labels):
+        return list(prompts)
+
+
+def test_compare_draws_each_caption_once_when_the_set_repeats_its_captions(ws):
+    """A set whose captions are all the trigger ("a photo in shopstyle style", as auto-captions are) is
+    judged on that caption several times at other seeds; at Compare's one seed those are one row, drawn
+    once, beside the trigger-free one (newcomer review, 2026-12-07: four identical rows)."""
+    folder = ws.adapters / "shop"
+    rows, pick = scorecard.load(folder)
+    scorecard.save(folder, rows, pick, ["a photo in shopstyle style"] * 6 + ["a photo"])
+    assert checkpoint_grid(_Prompts(), "shop", ws=ws) == ["a photo in shopstyle style", "a photo"]

@@ -235,3 +235,34 @@ def test_every_plot_line_is_in_the_first_value_a_page_draws():
     assert data == [[20, 12.0, "style %"], [20, None, "leak %"]]
     snap.scorecard = [{"step": 20, "style": float("nan"), "leak": float("nan")}]
     assert ui_scorecard.plot(snap) is None  # nothing to draw yet: no chart at all
+
+
+def test_saving_a_caption_without_the_trigger_word_says_what_it_does(tmp_path):
+    """A newcomer replaced the auto caption "a photo in sepiashop style" by "a brown vase on a shelf":
+    saved without a word (newcomer review, 2026-12-07). That picture now teaches the look without the
+    trigger word: the page says so on saving, and stops saying it once every caption has it."""
+    from types import SimpleNamespace
+
+    from studio.config import IngestSettings
+    from studio.data import manifest as mf
+    from studio.data.ingest import ingest
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+    from studio.ui.images import save_captions
+
+    ws = Workspace(tmp_path / "outputs")
+    write_style_set(tmp_path / "photos", "neon", 4, seed=1)
+    for p in (tmp_path / "photos").glob("*.txt"):
+        p.unlink()  # no sidecar captions: each gets the trigger
+    ingest("shop", [tmp_path / "photos"], IngestSettings(trigger="SepiaShop"), ws=ws)
+    services = SimpleNamespace(ws=ws)
+    items = mf.load("shop", ws).items
+    rows = [[it.source, it.split, it.caption] for it in items]
+    assert all("sepiashop" in it.caption.lower() for it in items)
+    assert save_captions(services, "shop", rows) == "No caption changed."  # every caption has it: no note
+    rows[0][2] = "a brown vase on a shelf"
+    said = save_captions(services, "shop", rows)
+    assert said.startswith("Saved 1 caption in **shop**.")
+    assert "1 caption of 4 does not contain the trigger word **SepiaShop**" in said and ", SepiaShop style" in said
+    rows[0][2] = "a brown vase on a shelf, sepiashop style"  # any case: the prompt's tokenizer lowercases
+    assert "Note" not in save_captions(services, "shop", rows)

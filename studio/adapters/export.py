@@ -33,10 +33,30 @@ class ExportResult:
     size_bytes: int
     modules: int
     resize: ResizeReport | None = None
+    family: str = ""
+
+    @property
+    def fits(self) -> str:
+        """Which base models the file is for, in words (A1111 and ComfyUI load a LoRA onto any checkpoint
+        and quietly skip the layers it lacks: nothing tells the user the file did nothing)."""
+        return fits_note(self.family)
 
     def format_report(self) -> str:
         line = f"wrote {self.path} ({self.format}, {self.dtype}, {self.modules} modules, {self.size_bytes / 1e6:.2f} MB)"
-        return (self.resize.format() + "\n" if self.resize else "") + line
+        return (self.resize.format() + "\n" if self.resize else "") + line + (f"\n{self.fits}" if self.fits else "")
+
+
+def fits_note(family: str) -> str:
+    """Which checkpoints an exported file of ``family`` changes ("" when unknown)."""
+    from .canonical import FAMILY_LABEL
+
+    if family == "tiny":
+        return ("Made on the built-in tiny demo model: it only fits that model. AUTOMATIC1111, ComfyUI and "
+                "diffusers open the file, but on an SD 1.5, SD 2.x or SDXL checkpoint it changes nothing - to "
+                "use your style there, train it on that base model (studio serve --model PATH).")
+    label = FAMILY_LABEL.get(family)
+    return (f"For {label} checkpoints (and models fine-tuned from them); it does not fit other model families."
+            if label else "")
 
 
 def cast(sd: dict, dtype: str) -> dict:
@@ -118,4 +138,4 @@ def export(name: str, settings: ExportSettings = ExportSettings(), out: Path | s
                           "space, or choose another --out; nothing was written.") from None
     log.info("exported %s to %s", name, out)
     return ExportResult(out, settings.format, settings.dtype, out.stat().st_size, len(kohya.modules(sd))
-                        if settings.format == "kohya" else len(sd) // 2, report)
+                        if settings.format == "kohya" else len(sd) // 2, report, record.family)

@@ -48,9 +48,9 @@ class Manifest:
 def check_name(name: str) -> str:
     """Dataset names become folder names: the adapter library's rule (no reserved device names)."""
     if not isinstance(name, str) or not _NAME.match(name) or name.lower() in RESERVED_NAMES:
-        raise StudioError(f"Dataset name {repr(name)[:80]} is not allowed.",
+        raise StudioError(f"Image set name {repr(name)[:80]} is not allowed.",
                           "Use 1-64 letters, digits, '-' or '_', starting with a letter or digit "
-                          "(no paths, no hidden or reserved names such as CON).")
+                          "(no spaces, slashes or emoji; no reserved name such as CON).")
     return name
 
 
@@ -61,7 +61,8 @@ def dataset_dir(name: str, ws: Workspace | None = None) -> Path:
 def load(name: str, ws: Workspace | None = None) -> Manifest:
     path = dataset_dir(name, ws) / "manifest.json"
     if not path.is_file():
-        raise StudioError(f"No dataset named {name!r}.", "Create it with `studio dataset add NAME PATH...`.")
+        raise StudioError(f"No image set named {name!r}.", "Make it on the Images tab, or with `studio dataset add "
+                          "NAME PATH...`.")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         raw["items"] = [Item(**i) for i in raw.get("items", [])]
@@ -98,4 +99,4 @@ def set_caption(name: str, file: str, caption: str, ws: Workspace | None = None)
                 item.caption, item.caption_source = caption.strip(), "edited"
                 save(m, ws)
                 return m
-    raise StudioError(f"Dataset {name!r} has no image {file!r}.")
+    raise StudioError(f"Image set {name!r} has no image {file!r}.")

@@ -24,7 +24,8 @@ def check_request(req: TrainRequest, ws: Workspace) -> str:
 
     check_name(req.adapter)
     if not (mf.dataset_dir(req.dataset, ws) / "manifest.json").is_file():
-        raise StudioError(f"No dataset named {req.dataset!r}.", "Add images to a dataset first.")
+        raise StudioError(f"No image set named {req.dataset!r}.", "Add images to a set on the Images tab (or with "
+                          "`studio dataset add`) first.")
     if not isinstance(req.sets, tuple) or not all(isinstance(s, str) for s in req.sets):
         raise StudioError("Settings overrides must be a tuple of 'key=value' strings.")
     apply_sets(TrainSettings(), list(req.sets))  # unknown keys and out-of-range values fail here

@@ -39,7 +39,9 @@ def checkpoint_grid(engine, name: str, prompts: list[str] | None = None, s: Gene
     for step, path in kept:  # the gate of Use this checkpoint, named by its step (not the throw-away name)
         checked_round(path, step, record.family, "Nothing was compared: train the adapter again to compare "
                       "its checkpoints (the others can still be used one by one).")
-    prompts = prompts or scorecard.prompts_of(folder)[:4] or ["a photo"]
+    # distinct rows: a set whose captions repeat is judged on repeats (at other seeds), which one seed
+    # would draw as identical rows (newcomer review, 2026-12-07: four rows of "a photo in X style")
+    prompts = prompts or list(dict.fromkeys(scorecard.prompts_of(folder)))[:4] or ["a photo"]
     # The throw-away library lives in a staging folder of the library itself: inside outputs/, never
     # listed, and removed by the next start if this process dies before it does (adapters/stale.py).
     tmp = staging_folder(lib.root)

@@ -106,6 +106,13 @@ def confirmed(rows: list[Row], scores: dict[int, float], captions: int, delta: f
     return Pick(step, reason)
 
 
+def pick_label(style: float) -> str:
+    """What the marked checkpoint is called: "recommended", or "best so far" while the style is not
+    learned (below MIN_LEARNED): a newcomer read "recommended" on a 41 % checkpoint as "this one is
+    good" (newcomer review, 2026-12-07)."""
+    return "best so far" if math.isfinite(style) and style < MIN_LEARNED else "recommended"
+
+
 def leak_words(style: float, leak: float) -> str:
     """The leak meter of one checkpoint in plain words ("" when the style is not learned or unknown)."""
     if not (math.isfinite(style) and math.isfinite(leak)) or style < MIN_LEARNED:
@@ -228,13 +235,13 @@ def table(rows: list[Row], pick: Pick | None) -> str:
     lines = [f"{'step':>7}  {'style %':>7}  {'copy':>5}  {'leak %':>6}  {'val loss':>8}  note"]
     for r in rows:
         note = " ".join(x for x in ("COPIES TRAINING PHOTOS" if r.copying else "",
-                                    "<- recommended" if pick and pick.step == r.step else "") if x)
+                                    f"<- {pick_label(r.style)}" if pick and pick.step == r.step else "") if x)
         val = f"{r.val_loss:.4f}" if r.val_loss is not None else "-"
         lines.append(f"{r.step:>7}  {shown(r.style, '.0f'):>7}  {shown(r.copy, '.2f'):>5}  {shown(r.leak, '.0f'):>6}  "
                      f"{val:>8}  {note}")
     if pick:
-        lines.append(f"recommended: step {pick.step} — {pick.reason}")
         chosen = next((r for r in rows if r.step == pick.step), None)
+        lines.append(f"{pick_label(chosen.style if chosen else math.nan)}: step {pick.step} — {pick.reason}")
         words = leak_words(chosen.style, chosen.leak) if chosen else ""
         lines += [words] if words else []
     return "\n".join(lines)

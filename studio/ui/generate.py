@@ -146,7 +146,7 @@ def generate_tab(services: "Services", page: PageState, adapters: gr.State) -> N
 
     page.follow([adapters], follow, [adapters])
     page.view([policy], where)
-    dice.click(lambda: random.randint(0, SEED_MAX), None, seed)
+    dice.click(lambda: random.randint(0, SEED_MAX), None, seed, show_progress="hidden")
 
 
 def adapter_rows(names, triggers: dict[str, str]) -> list[list[str]]:

@@ -19,7 +19,7 @@ from ..data import ingest as ingest_mod
 from ..data import manifest as mf
 from ..errors import StudioError
 from ..models.tiny.scenes import STYLES
-from .common import guard
+from .common import act, guard
 from .forms import field_input
 from .page_state import PageState, Picker, dataset_names, pick_update, select_update
 from .services import Services
@@ -156,8 +156,28 @@ def save_captions(services: Services, name: str | None, rows) -> str:
                 raise StudioError(f"The caption of {item.source} is empty.", "Write a caption (the trigger word helps).")
             mf.set_caption(name, item.file, caption, services.ws)
             changed += 1
-    return f"Saved {changed} caption{'s' if changed != 1 else ''} in **{name}**." if changed else \
-        "No caption changed."
+    said = f"Saved {changed} caption{'s' if changed != 1 else ''} in **{name}**." if changed else "No caption changed."
+    return said + trigger_note(mf.load(name, services.ws))
+
+
+def trigger_note(manifest) -> str:
+    """A warning when captions lack the set's trigger word: their pictures teach the look without it,
+    so the style comes even when a prompt does not ask for it (the leak meter's "restyles everything")."""
+    import re
+
+    trigger = manifest.trigger
+    if not trigger:
+        return ""
+    word = re.compile(rf"(?<!\w){re.escape(trigger)}(?!\w)", re.IGNORECASE)
+    missing = [it for it in manifest.items if not word.search(it.caption)]
+    if not missing:
+        return ""
+    n = len(missing)
+    return (f"  \n**Note:** {n} caption{'s' if n != 1 else ''} of {len(manifest.items)} "
+            f"{'do' if n != 1 else 'does'} not contain the trigger word **{trigger}**: "
+            f"{'those pictures teach' if n != 1 else 'that picture teaches'} "
+            f"the look without it, so the style also comes when a prompt leaves the word out. To keep the style to "
+            f"the word, end {'them' if n != 1 else 'it'} with \", {trigger} style\".")
 
 
 def images_tab(services: Services, page: PageState) -> None:
@@ -223,18 +243,18 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
                 report_rows(rep), *drawn, None)
 
     ingest_out = [existing, new, status, report, *view, files]
-    add.click(guard(lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f))),
-              [existing, new, trigger, files], ingest_out, concurrency_limit=1, api_name="add_images")
-    sample.click(guard(lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t))),
-                 [style, existing, new, trigger], ingest_out, concurrency_limit=1, api_name="add_sample")
+    act(add.click, lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f)),
+        [existing, new, trigger, files], ingest_out, on=status, concurrency_limit=1, api_name="add_images")
+    act(sample.click, lambda s, e, n, t: after_ingest(*add_sample(services, s, e, n, t)),
+        [style, existing, new, trigger], ingest_out, on=status, concurrency_limit=1, api_name="add_sample")
     # An answer can land after the page moved on (a refresh that left while the page showed the
     # sample set answers after "Add to set" drew the new one: CI, 2026-12-07). Whatever draws the
     # view sets ``shown`` (which set, as it was on disk), so a change of either side compares them
     # and draws the set the picker shows (the same idea as PageState.view's inputs).
     gr.on([existing.change, shown.change], guard(lambda name, was: verify_view(services, name, was)),
           [existing, shown], view, trigger_mode="always_last", show_progress="hidden")
-    save.click(guard(lambda name, rows: (save_captions(services, name, rows), *view_if_changed(services, name, None))),
-               [existing, captions], [saved, *view], concurrency_limit=1)
+    act(save.click, lambda name, rows: (save_captions(services, name, rows), *view_if_changed(services, name, None)),
+        [existing, captions], [saved, *view], on=saved, concurrency_limit=1)
 
     def follow(lists, prev, name, was):
         names = lists.datasets

@@ -15,7 +15,7 @@ import gradio as gr
 
 from ..config import help_of
 from ..errors import StudioError
-from .common import guard
+from .common import act, guard
 from .forms import field_input, field_of
 from .page_state import PageState, Picker, pick_update
 
@@ -124,7 +124,7 @@ def library_tab(services: "Services", page: PageState) -> None:
         return names[evt.index] if 0 <= evt.index < len(names) else gr.skip()
 
     page.follow([cards, chosen, parts, empty], follow, [chosen, parts])
-    cards.select(guard(pick), None, chosen)
+    act(cards.select, pick, None, chosen)
     chosen.change(guard(show), chosen, [summary, details, metadata], show_progress="hidden")
 
 
@@ -161,11 +161,11 @@ def _manage(services: "Services", chosen: gr.Dropdown) -> None:
 
     chosen.change(lambda n: [gr.update(interactive=bool(n))] * 3, chosen, [rename, duplicate, delete],
                   show_progress="hidden")
-    rename.click(guard(do_rename), [chosen, new_name], [chosen, message])
-    duplicate.click(guard(do_duplicate), [chosen, new_name], [chosen, message])
+    act(rename.click, do_rename, [chosen, new_name], [chosen, message], on=message)
+    act(duplicate.click, do_duplicate, [chosen, new_name], [chosen, message], on=message)
     delete.click(guard(ask), chosen, [confirm_row, confirm_text])
     no.click(lambda: gr.update(visible=False), None, confirm_row)
-    yes.click(guard(do_delete), chosen, [confirm_row, chosen, message])
+    act(yes.click, do_delete, chosen, [confirm_row, chosen, message], on=message)
 
 
 def _pre(text: str) -> str:
@@ -209,6 +209,8 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
 def _export_report(r) -> str:
     lines = [f"`{r.path.name}` — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
              "Also saved in the workspace under `exports/`."]
+    if r.fits:
+        lines.append(f"**Which models:** {r.fits}")
     if r.resize is not None:
         lines.append(_pre(r.resize.format(per_module=False)))
     return "\n\n".join(lines)
@@ -268,6 +270,6 @@ def _blend(services: "Services") -> gr.Dropdown:
         result = blend(lib, (name or "").strip(), [(str(n), float(w)) for n, w in rows], rank=int(rank or 0))
         return gr.update(choices=lib.names(), value=[]), _pre(result.format())
 
-    parts.change(guard(fill), parts, weights)
-    go.click(guard(run), [weights, new, rank], [parts, report])
+    act(parts.change, fill, parts, weights)
+    act(go.click, run, [weights, new, rank], [parts, report], on=report)
     return parts

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import StudioError
-from ..judge.scorecard import leak_words, shown
+from ..judge.scorecard import leak_words, pick_label, shown
 from .common import guard
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
@@ -24,8 +24,9 @@ HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
 COLORS = {"style %": "#7c3aed", "leak %": "#94a3b8"}
 HELP = ("**Style %**: how far the adapter's images have moved from the base model's (same prompts, same "
         "seeds) toward your set's colours, contrast and texture — 0 % = the base model, 100 % = as close as "
-        "your own held-out photos. **Copy**: how close its images come to one of your training photos, "
-        "compared with your held-out photos (1 = as close as those; below {threshold} = it copies). "
+        "your own held-out photos; below 0 = further from your style than the base model. **Copy**: how "
+        "close its images come to one of your training photos, compared with your held-out photos (1 = as "
+        "close as those; above 1 = further, the usual case; below {threshold} = it copies). "
         "**Leak %**: how far it moves images whose prompt lacks the trigger word toward your style, as a "
         "share of the way (0 % = only with the trigger; half the style score or more = it restyles "
         "everything; a little below 0 = they moved slightly away, the noise of a few drawn images).")
@@ -39,7 +40,7 @@ def table(snap: Any | None) -> list[list[Any]]:
     pick = snap.recommended[0] if snap.recommended else None
     out = []
     for r in snap.scorecard:
-        note = "; ".join(x for x in ("★ recommended" if r["step"] == pick else "",
+        note = "; ".join(x for x in (f"★ {pick_label(_number(r['style']))}" if r["step"] == pick else "",
                                      "copies training photos" if r["copying"] else "") if x)
         out.append([r["step"], shown(r["style"], ".0f"), shown(r["copy"], ".2f"), shown(r["leak"], ".0f"),
                     shown(r["val_loss"], ".4f"), note])
@@ -63,7 +64,8 @@ def verdict(snap: Any | None) -> str:
     step, reason = snap.recommended
     row = next((r for r in snap.scorecard if r["step"] == step), None)
     words = leak_words(_number(row["style"]), _number(row["leak"])) if row else ""
-    return f"**Recommended: step {step}** — {reason}." + (f"  \n{words}" if words else "")
+    label = pick_label(_number(row["style"]) if row else math.nan).capitalize()
+    return f"**{label}: step {step}** — {reason}." + (f"  \n{words}" if words else "")
 
 
 def _number(v) -> float:

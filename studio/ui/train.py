@@ -20,7 +20,7 @@ from ..errors import StudioError
 from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
-from .common import guard
+from .common import act, guard
 from .page_state import PageState, Picker, dataset_names, select_update
 from .page_state import pick_update as choices_update
 from .services import Services
@@ -268,14 +268,14 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
             "Training from the page needs the job runner, which is not installed."))), None, None)
         return
     page.view(live, refresh, [pick])  # (drawn again when the pick changes: PageState.view)
-    preset.change(guard(lambda p: form_values(preset_settings(p))), preset, inputs)
+    act(preset.change, lambda p: form_values(preset_settings(p)), preset, inputs)
     for c in [preset, dataset, *inputs]:
         c.change(estimate, [preset, dataset, *inputs], memory, show_progress="hidden", trigger_mode="always_last")
-    start.click(guard(lambda d, a, p, *v: started(start_run(services, d, a, p, list(v)))),
-                [dataset, adapter, preset, *inputs], [message, pick], concurrency_limit=1,
-                api_name="start_training")
+    act(start.click, lambda d, a, p, *v: started(start_run(services, d, a, p, list(v))),
+        [dataset, adapter, preset, *inputs], [message, pick], on=message, concurrency_limit=1,
+        api_name="start_training")
     stop.click(guard(lambda r: _act(services, "stop", r)), pick, message)
-    resume.click(guard(lambda r: _act(services, "resume", r)), pick, [message, pick])
+    act(resume.click, lambda r: _act(services, "resume", r), pick, [message, pick], on=message)
 
     def sets(lists, prev, current):
         names = lists.datasets

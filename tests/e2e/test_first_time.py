@@ -24,6 +24,13 @@ def test_first_visit_without_advanced_settings(page, tmp_path):
         "shows" in images.locator("#captions-help").inner_text()
     images.get_by_label("New set name").fill("myshop")
     images.get_by_label("Trigger word").fill("shopstyle")
+    # a first click before choosing photos is refused: the reason in a toast, the form left readable
+    images.get_by_role("button", name="Add to set").click()
+    page.locator(".toast-body").get_by_text("No files to add").first.wait_for()
+    # Gradio's "Error" badge over an event's outputs: at most on the status line, never over a field
+    badges = [b for b in page.locator(".block .wrap span.error").all() if b.is_visible()]
+    assert all(b.evaluate("e => !e.closest('.block').querySelector('input, textarea, select')") for b in badges)
+    assert images.get_by_label("New set name").input_value() == "myshop"
     images.locator("#upload input[type=file]").set_input_files(files)
     images.get_by_text(f"{len(files)} files chosen").wait_for()  # the box itself shows only a few names
     images.get_by_role("button", name="Add to set").click()

@@ -3,6 +3,8 @@ preview round, the recommended checkpoint marked with its reason), previews draw
 base model's image (before|after), "Compare checkpoints" draws the run's checkpoints side by side,
 and "Use this checkpoint" saves a checkpoint as a new adapter that the Library lists."""
 
+import re
+
 import pytest
 from PIL import Image
 from servers import loaded_image
@@ -50,7 +52,7 @@ def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
     for step in ("2", "4", "8"):  # the early round, then every 4 steps
         table.get_by_role("gridcell", name=step, exact=True).first.wait_for()
     verdict = page.locator("#scorecard-verdict")
-    verdict.get_by_text("Recommended: step").wait_for()
+    verdict.get_by_text(re.compile(r"(Recommended|Best so far): step")).wait_for()  # (8 steps may not learn it)
     assert "—" in verdict.inner_text()  # with its reason
     # the style meter's two lines in their own colours, each named in a legend that is not cut off
     legend, lines = plot_series(page, "style-plot")

@@ -117,7 +117,7 @@ def check(root: Path, target: str, argv: list[str]) -> None:
 @example("sample_prompts", "{trigger.__class__}")
 def test_train_set_values(sandbox, key, value):
     """``studio train --set KEY=VALUE`` on a dataset that does not exist: the settings are read
-    and checked first, so a hostile value is refused, and a good one reaches 'No dataset'."""
+    and checked first, so a hostile value is refused, and a good one reaches 'No image set'."""
     check(sandbox, "train --set", ["train", "--dataset", "missing", "--name", "x", "--device", "cpu",
                                    "--set", f"{key}={value}"])
 
