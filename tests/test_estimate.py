@@ -116,10 +116,10 @@ def test_the_page_says_what_comes_before_or_beside_the_run(tmp_path, monkeypatch
     assert "busy with other programs now (load 6.6 on 2 cores)" in time_text(services, s)
     runner.live = [dict(adapter="sepia-shop", status="running", eta_s=125.0, device="cpu")]
     said = time_text(services, s)
-    assert "A run started now would first wait for the training of **sepia-shop** (running, about 2 min 05 s left)." in said
+    assert "A run started now would first wait for the training of **sepia-shop** (running; its card shows the time left)." in said
     assert "busy" not in said  # that training is what keeps the CPU busy
     runner.live.append(dict(adapter="ink", status="queued", eta_s=None, device="cpu"))
-    assert "(running, about 2 min 05 s left) and 1 queued." in time_text(services, s)
+    assert "(running; its card shows the time left) and 1 queued." in time_text(services, s)
     runner.live = [dict(adapter="ink", status="queued", eta_s=None, device="cpu")]
     assert "A run started now would first wait for 1 queued training." in time_text(services, s)
     runner.live = [dict(adapter="big", status="running", eta_s=60.0, device="cuda:1")]

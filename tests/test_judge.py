@@ -263,3 +263,20 @@ def test_a_larger_judge_shares_the_rounds_captions_and_seeds_as_its_first_ones()
     held, train = ["a red mug, neon"], ["a blue box, neon", "a lamp, neon", "a vase, neon"]
     small, big = (judge_prompts(held, train, "neon", n, f, 1234) for n, f in ((3, 1), (8, 0)))
     assert big.styled[:3] == small.styled and big.seeds[:3] == small.seeds
+
+
+def test_a_finished_run_says_whether_the_meter_found_the_style_learned():
+    """Next to "Finished": the meter's verdict, so a run that did not learn the style is not taken for
+    one that did (newcomer review, 2026-12-07); nothing when the meter could not tell or did not run."""
+    from types import SimpleNamespace
+
+    from studio.ui.train_view import status_sentence
+
+    def run(*styles):
+        return SimpleNamespace(adapter="shop", status="finished",
+                               scorecard=[{"step": 10 * i, "style": v} for i, v in enumerate(styles, 1)])
+
+    assert "not learned yet</b> (best 41 %" in status_sentence(run(-31.0, 41.0, 20.0))
+    assert status_sentence(run(30.0, 72.0)).endswith("The style meter says the style is learned (best 72 %).")
+    assert status_sentence(run(None, None)) == status_sentence(run()) == \
+        "Finished. <b>shop</b> is in the Library and the Generate tab."

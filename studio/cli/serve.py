@@ -29,7 +29,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("serve", help="start the browser studio")
+    s = sub.add_parser("serve", help="start the browser studio",
+                       epilog="Everything it makes goes under ./outputs; set STUDIO_OUTPUTS=/some/folder to use "
+                              "another folder.")
     add_settings(s, ModelSettings)
     add_settings(s, ServeSettings)
     s.set_defaults(func=cmd_serve)

@@ -81,7 +81,8 @@ HISTORY_MAX = 48  # results this page keeps (newest first)
 DRAWING = ("**Drawing…** the timer on the picture counts the seconds. The first drawing after the server "
            "starts also loads the model and can take a minute.")
 TRIGGER_HELP = ("Tick a style to use it: its **trigger word** is added to the prompt (you can remove it; "
-                "without it the style may not show).")
+                "without it the style may not show). **Weight**: 1 = the style as trained, 0.5 = half of it, "
+                "0 = off; above about 1.5 it usually breaks the picture, below 0 it pushes away from the style.")
 
 
 def adapter_state(services: "Services") -> gr.State:

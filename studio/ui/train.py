@@ -108,9 +108,11 @@ def _waits(services: Services) -> str:
     more = f" and {queued} queued" if queued else ""
     if running:
         snap = running[0]
-        left = f", about {view.duration(snap.eta_s)} left" if snap.eta_s else ""
-        # (said of a run started now: the one going may be the run this form just started)
-        return f" A run started now would first wait for the training of **{snap.adapter}** ({snap.status}{left}){more}."
+        # (said of a run started now: the one going may be the run this form just started). Its time left
+        # is the run card's, which is redrawn as it trains; a figure here went stale beside it (a
+        # newcomer saw "ETA 2 min 08 s" and "about 2 min 58 s left" at once, 2026-12-07)
+        return (f" A run started now would first wait for the training of **{snap.adapter}** ({snap.status}; its "
+                f"card shows the time left){more}.")
     if queued:
         return f" A run started now would first wait for {queued} queued training{'s' if queued > 1 else ''}."
     busy = None if services.on_gpu else est.machine_busy()
@@ -220,7 +222,8 @@ def train_tab(services: Services, page: PageState) -> None:
                                y_title="loss", color_title="")
             gr.Markdown(view.LOSS_CAPTION, elem_classes=["muted"], elem_id="loss-help")
             warnings = gr.Markdown(elem_id="run-warnings")
-            gallery = gr.Gallery(label="Previews: what the style draws so far (newest first)", columns=4,
+            gallery = gr.Gallery(label="Previews, newest first: base model left, with the style right (same "
+                                 "prompt and seed; extra preview prompts: the style only)", columns=4,
                                  height=340, object_fit="contain", fit_columns=False, elem_id="previews",
                                  elem_classes=["pixelated"], interactive=False)
             pick = Picker([], value=None, label="Show an earlier run",
@@ -292,8 +295,11 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
     if isinstance(tab, gr.Tab):
         tab.select(lambda p, d, *v: estimate(p, d, *v)[1], [preset, dataset, *inputs], memory[1],
                    show_progress="hidden")
-    # a hint, never a value: writing the name here would overwrite what the user typed meanwhile
-    dataset.change(lambda d: gr.update(placeholder=name_hint(d)), dataset, adapter, show_progress="hidden")
+    # a hint, never a value: writing the name here would overwrite what the user typed meanwhile. The
+    # name an empty field means, numbered once the set's own is taken (said, not a surprise after Start)
+    hint = lambda d: gr.update(placeholder=name_hint(d and default_adapter_name(services, d)))  # noqa: E731
+    dataset.change(hint, dataset, adapter, show_progress="hidden")
+    page.follow([adapter], lambda lists, prev, d: hint(d), [dataset])  # (a run that ends takes its name)
 
 
 def name_hint(dataset: str | None) -> str:

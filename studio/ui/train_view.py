@@ -53,7 +53,7 @@ def status_sentence(snap: Any) -> str:
     if s == "running":
         return "Stopping: saving a usable adapter…" if getattr(snap, "stopping", False) else "Training…"
     if s == "finished":
-        return f"Finished. <b>{name}</b> is in the Library and the Generate tab."
+        return f"Finished. <b>{name}</b> is in the Library and the Generate tab." + meter_sentence(snap)
     if s == "stopped":
         return (f"Stopped at step {snap.step}; the adapter <b>{name}</b> saved so far is usable."
                 + (" Press Resume to continue." if snap.can_resume else ""))
@@ -64,6 +64,24 @@ def status_sentence(snap: Any) -> str:
         return (f'<span class="status-error">Interrupted: {why}.</span>'
                 + (" Press Resume to continue from the last checkpoint." if snap.can_resume else ""))
     return html.escape(s)
+
+
+def meter_sentence(snap: Any) -> str:
+    """The style meter's verdict on a finished run, next to "Finished": a newcomer whose adapter had
+    not learned the style read only "Finished" and went on to Generate (newcomer review, 2026-12-07)."""
+    import math
+
+    from ..judge.scorecard import MIN_LEARNED
+
+    scores = [float(r["style"]) for r in getattr(snap, "scorecard", None) or [] if r.get("style") is not None]
+    scores = [v for v in scores if math.isfinite(v)]
+    if not scores:
+        return ""
+    best = max(scores)
+    if best < MIN_LEARNED:
+        return (f" The style meter says the style is <b>not learned yet</b> (best {best:.0f} %, learned from "
+                f"{MIN_LEARNED:.0f} %): train longer, or add more pictures of the look — see \"Is it learned?\" below.")
+    return f" The style meter says the style is learned (best {best:.0f} %)."
 
 
 def progress_html(snap: Any | None, queued: list | None = None, first_preview: int | None = None) -> str:

@@ -47,6 +47,9 @@ def test_first_visit_without_advanced_settings(page, tmp_path):
     page.get_by_text("Training myshop started").wait_for(timeout=RUN_TIMEOUT_MS)
     page.locator("#run-status[data-status=finished]").wait_for(timeout=RUN_TIMEOUT_MS)
     estimate.get_by_text("past runs on this machine").wait_for(timeout=60_000)  # the finished run counts now
+    # "myshop" is taken now: the empty name field says what Start would call the next one
+    page.wait_for_function("() => document.querySelector('#adapter-name textarea, #adapter-name input')"
+                           ".placeholder === 'empty = myshop-2'", timeout=60_000)
 
     gen = tab(page, "Generate")
     prompt = gen.get_by_label("What to draw")  # the prompt's help line (its own label is in other labels too)
