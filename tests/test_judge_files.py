@@ -228,3 +228,21 @@ def test_compare_draws_each_caption_once_when_the_set_repeats_its_captions(ws):
     rows, pick = scorecard.load(folder)
     scorecard.save(folder, rows, pick, ["a photo in shopstyle style"] * 6 + ["a photo"])
     assert checkpoint_grid(_Prompts(), "shop", ws=ws) == ["a photo in shopstyle style", "a photo"]
+
+
+def test_the_library_details_say_what_the_meter_found_for_the_adapters_own_weights(ws):
+    """A newcomer's finished adapter had not learned the style; only the Train tab said so, the Library
+    did not (newcomer review, 2026-12-07). Its details now give the meter's score of the written weights."""
+    from studio.ui.library import _details
+
+    lib = Library(ws)
+    info = json.loads((ws.adapters / "shop" / "adapter.json").read_text())
+    for steps, said in ((10, "40 % at step 10 — not learned yet (learned from 50 %)"), (20, "70 % at step 20 — learned"),
+                        (None, "70 % at step 20 — learned")):  # no steps recorded: the marked checkpoint's
+        (ws.adapters / "shop" / "adapter.json").write_text(json.dumps({**info, "steps": steps}))
+        rows = dict(_details(lib, "shop")[1])
+        assert rows["Style meter (how far it moved toward its set's look)"] == said
+    (ws.adapters / "shop" / "scorecard.json").unlink()
+    assert dict(_details(lib, "shop")[1])["Style meter (how far it moved toward its set's look)"].startswith("not judged")
+    (ws.adapters / "shop" / "scorecard.json").write_bytes(b'{"rows": 5}')
+    assert "is damaged" in dict(_details(lib, "shop")[1])["Style meter (how far it moved toward its set's look)"]

@@ -217,6 +217,25 @@ def load(folder: Path) -> tuple[list[Row], Pick | None]:
     return sorted(rows, key=lambda r: r.step), pick
 
 
+def verdict_of(folder: Path, steps: int | None) -> str:
+    """The style meter on an adapter's own weights in one line (the Library's details): its score at
+    ``steps`` (the step its weights were trained for), or at the marked checkpoint; "" when it was never
+    judged (imported, or trained without rounds)."""
+    try:
+        rows, pick = load(folder)
+    except StudioError as e:
+        return e.what
+    row = next((r for r in rows if r.step == steps), None) or next((r for r in rows if pick and r.step == pick.step),
+                                                                    None)
+    if row is None:
+        return ""
+    if not math.isfinite(row.style):
+        return f"cannot tell this set's style from the base model's images (step {row.step}): judge it by eye"
+    said = "learned" if row.style >= MIN_LEARNED else f"not learned yet (learned from {MIN_LEARNED:.0f} %)"
+    copy = "; it copies training photos" if row.copying else ""
+    return f"{row.style:.0f} % at step {row.step} — {said}{copy}"
+
+
 def weights(folder: Path, row: Row) -> Path | None:
     """The kept weights of ``row``: ``rounds/step-N.safetensors`` of ``folder`` (derived from the
     step, never from a stored path, so a renamed or moved adapter finds its own), a plain file;

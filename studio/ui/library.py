@@ -71,10 +71,18 @@ def _details(library, name: str | None):
             ["Base model fingerprint (weights hash)", r.base_hash or "unknown"], ["Source", r.source or "unknown"],
             ["Steps", "" if r.steps is None else str(r.steps)], ["Created", r.created],
             ["Trigger word (put it in a prompt)", r.trigger],
+            ["Style meter (how far it moved toward its set's look)", _meter(r) or "not judged (`studio judge NAME "
+             "--dataset SET` judges it)"],
             ["Best score on held-out images (validation loss)", "" if r.best_val is None else f"{r.best_val:.4f}"],
             ["Size on disk", _size(r.size_bytes)], ["Layers", layers or "none"], ["File", str(r.file.name)]]
     meta = [[k, v if len(v) <= 300 else v[:300] + " …"] for k, v in sorted(r.metadata.items())]
     return f"### {r.name}\n{_caption(r)}", rows, meta
+
+
+def _meter(r) -> str:
+    from ..judge.scorecard import verdict_of
+
+    return verdict_of(r.file.parent, r.steps)
 
 
 def _empty(names: list[str]) -> str:
