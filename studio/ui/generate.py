@@ -17,6 +17,7 @@ import gradio as gr
 from ..config import GenerateSettings
 from ..errors import StudioError
 from .common import guard
+from .drawn import as_file
 from .forms import build, field_input, field_of
 from .page_state import PageState, triggers_of
 
@@ -282,7 +283,7 @@ def run(services: "Services", values: list, picks: list[tuple[str, float, float]
 
     s = build(GenerateSettings(), FIELDS, list(values))
     r = services.engine.generate(s, loras=[LoraWeight(n, u, t) for n, u, t in picks])
-    items = [(img, _caption(r, i)) for i, img in enumerate(r.images)]
+    items = [(as_file(img), _caption(r, i)) for i, img in enumerate(r.images)]  # (files: ui/drawn.py)
     notes = trigger_warnings(values[0], picks, triggers or {})
     status = _status(r) + "".join(f"\n\n⚠ {n}" for n in notes)
     said = f"“{r.settings.prompt}” · "
@@ -361,6 +362,6 @@ def _grid(services: "Services", form: list) -> None:
         if not p_list or not sets:
             raise StudioError("The grid needs at least one prompt and one adapter set.",
                               "Write one per line; 'none' is the base model.")
-        return services.engine.grid(p_list, sets, s).image
+        return as_file(services.engine.grid(p_list, sets, s).image)
 
     go.click(guard(draw), [prompts, sets, *form], image, concurrency_limit=1)

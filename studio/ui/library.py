@@ -16,6 +16,7 @@ import gradio as gr
 from ..config import help_of
 from ..errors import StudioError
 from .common import act, guard
+from .drawn import as_file
 from .forms import field_input, field_of
 from .page_state import PageState, Picker, pick_update
 
@@ -50,7 +51,7 @@ def _cards(library) -> list[tuple]:
     """Gallery items: (preview path or placeholder, caption) for every adapter; damaged entries last
     (so card i < len(names()) is names()[i]), with their reason instead of a preview."""
     records = library.list()
-    good = [(str(r.preview) if r.preview else _placeholder(), _caption(r)) for r in records if r.ok]
+    good = [(str(r.preview) if r.preview else as_file(_placeholder()), _caption(r)) for r in records if r.ok]
     return good + [(_placeholder((230, 190, 190)), f"⚠ {r.shown_name} · damaged: {r.damaged}")
                    for r in records if not r.ok]
 

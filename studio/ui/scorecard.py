@@ -16,6 +16,7 @@ import gradio as gr
 from ..errors import StudioError
 from ..judge.scorecard import leak_words, pick_label, shown
 from .common import guard
+from .drawn import as_file
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
 from .train_view import line_plot
@@ -101,8 +102,8 @@ def compare(services, snap: Any | None):
 
     if snap is None:
         raise StudioError("No run chosen.", "Pick a run in the list.")
-    return checkpoint_grid(services.engine, snap.adapter, None, GenerateSettings(steps=_preview_steps(snap), seed=0),
-                           ws=services.ws).image
+    return as_file(checkpoint_grid(services.engine, snap.adapter, None,
+                                   GenerateSettings(steps=_preview_steps(snap), seed=0), ws=services.ws).image)
 
 
 def _preview_steps(snap) -> int:
