@@ -17,6 +17,7 @@ from ..adapters.library import check_name as check_adapter_name
 from ..config import TrainSettings
 from ..data import manifest as mf
 from ..errors import StudioError
+from ..overlay import apply_sets
 from ..train import preflight, presets
 from . import forms, scorecard
 from . import train_view as view
@@ -173,8 +174,6 @@ def first_preview_step(snap) -> int | None:
     if req is None:
         return None
     try:
-        from ..overlay import apply_sets
-
         s = apply_sets(preset_settings(req.preset or presets.DEFAULT_FOR_FAMILY["tiny"]), list(req.sets))
     except StudioError:
         return None
@@ -287,6 +286,23 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         return choices_update(names, current, names[-1] if names else None)
 
     page.follow([dataset], sets, [dataset])
+
+    def settings_of_live_run(lists, prev, current_preset):
+        """A page opened mid-run shows the running training's settings in the form, as it shows its
+        image set: a newcomer read "Training length 300" beside a run of 100 steps after a reload
+        (newcomer review, 2026-12-07). Only on opening, and only when the run's preset is the form's
+        (a preset change would fill the preset's own values over them)."""
+        snap, _ = shown_run(services, None)
+        req = getattr(snap, "request", None)
+        if prev is not None or snap is None or snap.status not in ("running", "queued") or req is None \
+                or req.preset != current_preset:
+            return [gr.skip()] * len(inputs)
+        try:
+            return form_values(apply_sets(preset_settings(req.preset), list(req.sets)))
+        except (StudioError, ValueError, TypeError):  # a run started by an older version: left as it is
+            return [gr.skip()] * len(inputs)
+
+    page.follow(inputs, settings_of_live_run, [preset])
     # a run that ends writes its adapter (the lists change): its step rate makes the estimate better
     page.follow([memory[1]], lambda lists, prev, p, d, *v: estimate(p, d, *v)[1], [preset, dataset, *inputs])
     # past runs make the time estimate better: re-estimate whenever the tab is shown (not on the

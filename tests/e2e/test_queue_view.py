@@ -48,6 +48,8 @@ def test_running_run_stays_in_front_of_a_queued_one_and_after_a_reload(page, wor
     assert page.locator("#run-status").get_attribute("data-status") == "running"
     assert "first" in page.locator("#run-card b").first.inner_text()
     assert train.get_by_label("Image set").input_value() == "aaa-set"
+    # ... and its settings, not the preset's (a newcomer read "300" beside a run of 2000 steps)
+    assert train.get_by_label("Training length (steps)").input_value() == "2000"
 
     # clean up (a training outlives the server): cancel the queued run, stop the running one
     from studio.jobs import JobRunner
