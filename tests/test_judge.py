@@ -265,18 +265,31 @@ def test_a_larger_judge_shares_the_rounds_captions_and_seeds_as_its_first_ones()
     assert big.styled[:3] == small.styled and big.seeds[:3] == small.seeds
 
 
-def test_a_finished_run_says_whether_the_meter_found_the_style_learned():
-    """Next to "Finished": the meter's verdict, so a run that did not learn the style is not taken for
-    one that did (newcomer review, 2026-12-07); nothing when the meter could not tell or did not run."""
+def test_a_finished_run_says_whether_the_meter_found_the_style_learned(tmp_path):
+    """Next to "Finished": the meter's verdict on the weights the run wrote (adapter.json "steps"), so
+    a run that did not learn the style is not taken for one that did (newcomer review, 2026-12-07);
+    the same row the Library's details give. Nothing when those weights were not judged."""
+    import json
     from types import SimpleNamespace
 
     from studio.ui.train_view import status_sentence
 
-    def run(*styles):
-        return SimpleNamespace(adapter="shop", status="finished",
-                               scorecard=[{"step": 10 * i, "style": v} for i, v in enumerate(styles, 1)])
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    rows = [scorecard.Row(10, -31.0, 3.0, 1.0, None, False), scorecard.Row(20, 72.0, 2.0, 5.0, None, False),
+            scorecard.Row(30, 41.0, 0.5, 5.0, None, True)]
+    scorecard.save(folder, rows, scorecard.Pick(20, "highest style score (72 %)"))
+    run = SimpleNamespace(adapter="shop", status="finished", adapter_path=str(folder / "shop.safetensors"))
+    plain = "Finished. <b>shop</b> is in the Library and the Generate tab."
 
-    assert "not learned yet</b> (best 41 %" in status_sentence(run(-31.0, 41.0, 20.0))
-    assert status_sentence(run(30.0, 72.0)).endswith("The style meter says the style is learned (best 72 %).")
-    assert status_sentence(run(None, None)) == status_sentence(run()) == \
-        "Finished. <b>shop</b> is in the Library and the Generate tab."
+    def written(steps):
+        (folder / "adapter.json").write_text(json.dumps({"steps": steps}))
+        return status_sentence(run)
+
+    assert written(20) == plain + " The style meter says the style is learned (72 % at step 20)."
+    # final=last wrote step 30: the best round (72 %) is not what was written
+    assert "<b>not learned yet</b> (41 % at step 30, learned from 50 %)" in written(30) and "copies" in written(30)
+    assert written(25) == plain  # weights between rounds (final=best at a validation step): not judged
+    assert written(None).endswith("(72 % at step 20).")  # no step recorded: the marked checkpoint's
+    (folder / "scorecard.json").write_text("{")
+    assert written(20) == plain  # a damaged scorecard: the Library says why, this line says nothing

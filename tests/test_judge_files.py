@@ -238,7 +238,8 @@ def test_the_library_details_say_what_the_meter_found_for_the_adapters_own_weigh
     lib = Library(ws)
     info = json.loads((ws.adapters / "shop" / "adapter.json").read_text())
     for steps, said in ((10, "40 % at step 10 — not learned yet (learned from 50 %)"), (20, "70 % at step 20 — learned"),
-                        (None, "70 % at step 20 — learned")):  # no steps recorded: the marked checkpoint's
+                        (None, "70 % at step 20 — learned"),  # no steps recorded: the marked checkpoint's
+                        (15, "not judged (`studio judge NAME --dataset SET` judges it)")):  # not a judged step
         (ws.adapters / "shop" / "adapter.json").write_text(json.dumps({**info, "steps": steps}))
         rows = dict(_details(lib, "shop")[1])
         assert rows["Style meter (how far it moved toward its set's look)"] == said

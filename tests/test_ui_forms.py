@@ -97,10 +97,12 @@ def test_an_empty_adapter_name_means_the_image_sets_name_numbered_when_taken():
     from studio.ui.train import default_adapter_name, name_hint
 
     run = SimpleNamespace(adapter="shop-2", live=True)
-    services = SimpleNamespace(library=SimpleNamespace(names=lambda: ["shop", "neon"]),
+    folders = {"shop", "neon", "lamp"}  # lamp: a damaged adapter, listed but not usable: its name is taken too
+    services = SimpleNamespace(library=SimpleNamespace(taken=lambda n: n in folders),
                                runner=SimpleNamespace(runs=lambda: [run]))
     assert default_adapter_name(services, "shop") == "shop-3"  # shop is in the library, shop-2 training
     assert default_adapter_name(services, "pastel") == "pastel"
+    assert default_adapter_name(services, "lamp") == "lamp-2"
     assert name_hint("shop") == "empty = shop" and name_hint(None).startswith("e.g.")
 
 

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import StudioError
-from ..paths import Workspace, flocked
+from ..paths import Workspace, atomic_write_bytes, flocked
 from . import busy
 from .records import AdapterRecord, LayerGroup, printable, read_record
 
@@ -67,8 +67,6 @@ def write_pair(folder: Path, name: str, weights: bytes, info: dict, record_first
     (training, "use this checkpoint", rename, import, blend) writes through here. ``record_first=False``
     only for weights under a name nobody reads yet (a rename's): killed in between, the old record
     still describes the old weights."""
-    from ..paths import atomic_write_bytes
-
     record = json.dumps({**info, WEIGHTS_HASH: weights_hash(weights)}, indent=1, default=str).encode()
     writes = [(folder / "adapter.json", record), (folder / f"{name}.safetensors", weights)]
     for path, data in writes if record_first else writes[::-1]:
@@ -126,32 +124,39 @@ class _Changes:
         with safe_open(str(file), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
-    def read_pair(self, name: str, tries: int = 50, pause: float = 0.1) -> tuple[bytes, dict]:
-        """(weights file bytes, adapter.json) of ``name`` as one pair, without its lock: a training
-        or a change of it may write both meanwhile (record first, then weights: :func:`write_pair`).
-        The record is read before and after the weights; the pair holds when the record did not
-        change in between and names these weights (a record written before the hash was kept names
-        none: no newer record was written while the weights were read, so they are its own). A pair
-        that never settles is refused (a writer killed between its two writes leaves one)."""
+    def read_pair(self, name: str, wait_s: float = 30.0, pause: float = 0.1) -> tuple[bytes, dict]:
+        """(weights file bytes, adapter.json) of ``name`` as one pair, without taking its lock: a
+        training of it holds the lock for its whole run, and refusing then would refuse every copy.
+
+        Whoever changes an adapter folder holds its lock and writes through :func:`write_pair` (the
+        record first, naming the weights it describes). So the record is read before and after the
+        weights, and the pair holds when it did not change in between and names these weights (a
+        record from before the hash was kept names none: no newer record was written meanwhile, so
+        the weights are its own). Otherwise a writer is between its two writes: read again after
+        ``pause``. When nobody holds the lock, nobody is writing: what is there is the adapter (a
+        writer killed between its writes left it so) and it is read under the lock, as it is. After
+        ``wait_s`` of a writer that never finishes, refused."""
         import time
 
-        for _ in range(tries):
+        deadline = time.monotonic() + wait_s
+        while True:
             file = self.get(name).file  # (renamed or deleted meanwhile: a StudioError says so)
+            record = file.parent / "adapter.json"
             try:
-                before = (file.parent / "adapter.json").read_bytes()
-                weights = file.read_bytes()
-                after = (file.parent / "adapter.json").read_bytes()
-            except OSError:
-                time.sleep(pause)
-                continue
-            info = _read_json_bytes(after)
+                before, weights, after = record.read_bytes(), file.read_bytes(), record.read_bytes()
+            except FileNotFoundError:  # replaced or moved between get() and the read: look again
+                before = after = None
+            info = _read_json_bytes(after) if after is not None else {}
             want = info.get(WEIGHTS_HASH)
-            if before == after and (not isinstance(want, str) or want == weights_hash(weights)):
+            if after is not None and before == after and (not isinstance(want, str) or want == weights_hash(weights)):
                 return weights, info
+            with flocked(file.parent, wait=False, create=False) as mine:
+                if mine:
+                    return file.read_bytes(), _read_json(record)
+            if time.monotonic() > deadline:
+                raise StudioError(f"Adapter {name!r} is being written right now and did not settle in "
+                                  f"{wait_s:.0f} s.", "Try again once its training or change has finished.")
             time.sleep(pause)
-        raise StudioError(f"Adapter {name!r} is being written right now: its record and its weights do not match.",
-                          "Try again once its training or change has finished; if this stays, train or import it "
-                          "again.")
 
     def add(self, name: str, sd: dict, metadata: dict[str, str], info: dict) -> Path:
         """Write a new adapter (imports, blends): staged in a hidden folder, then renamed into place."""
@@ -190,12 +195,16 @@ class _Changes:
         with busy.holding(folder, "it was not renamed"):  # (its training would lose its folder)
             sd, meta = self.read(old)
             target = self._free(new)
-            info = {**_read_json(folder / "adapter.json"), "name": new}
+            record = folder / "adapter.json"
+            kept = record.read_bytes() if record.is_file() else None
+            info = {**_read_json(record), "name": new}
             # the new name's file first: killed in between, the old record and file still match
             _write_adapter(folder, new, sd, _retitled(meta, new), info, record_first=False)
             try:
                 os.rename(folder, target)
-            except BaseException:
+            except BaseException:  # the old name stays: its own record back, the new file gone
+                if kept is not None:
+                    atomic_write_bytes(record, kept)
                 (folder / f"{new}.safetensors").unlink(missing_ok=True)
                 raise
             (target / f"{old}.safetensors").unlink(missing_ok=True)

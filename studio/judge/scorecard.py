@@ -110,7 +110,7 @@ def pick_label(style: float) -> str:
     """What the marked checkpoint is called: "recommended", or "best so far" while the style is not
     learned (below MIN_LEARNED): a newcomer read "recommended" on a 41 % checkpoint as "this one is
     good" (newcomer review, 2026-12-07)."""
-    return "best so far" if math.isfinite(style) and style < MIN_LEARNED else "recommended"
+    return "best so far" if math.isfinite(style) and not learned(style) else "recommended"
 
 
 def leak_words(style: float, leak: float) -> str:
@@ -217,21 +217,32 @@ def load(folder: Path) -> tuple[list[Row], Pick | None]:
     return sorted(rows, key=lambda r: r.step), pick
 
 
+def learned(style: float) -> bool:
+    return math.isfinite(style) and style >= MIN_LEARNED
+
+
+def judged_weights(folder: Path, steps: int | None) -> Row | None:
+    """The scorecard row of an adapter's written weights: the round at ``steps`` (the step they were
+    trained for, adapter.json "steps"); with no step recorded, the marked checkpoint's. None when
+    those weights were never judged (imported, trained without rounds, or a step between rounds:
+    ``final=best`` at a validation step). A damaged scorecard: its StudioError."""
+    rows, pick = load(folder)
+    step = steps if steps is not None else (pick.step if pick else None)
+    return next((r for r in rows if r.step == step), None)
+
+
 def verdict_of(folder: Path, steps: int | None) -> str:
-    """The style meter on an adapter's own weights in one line (the Library's details): its score at
-    ``steps`` (the step its weights were trained for), or at the marked checkpoint; "" when it was never
-    judged (imported, or trained without rounds)."""
+    """The style meter on an adapter's own weights in one line (the Library's details, the finished
+    run); "" when they were never judged."""
     try:
-        rows, pick = load(folder)
+        row = judged_weights(folder, steps)
     except StudioError as e:
         return e.what
-    row = next((r for r in rows if r.step == steps), None) or next((r for r in rows if pick and r.step == pick.step),
-                                                                    None)
     if row is None:
         return ""
     if not math.isfinite(row.style):
         return f"cannot tell this set's style from the base model's images (step {row.step}): judge it by eye"
-    said = "learned" if row.style >= MIN_LEARNED else f"not learned yet (learned from {MIN_LEARNED:.0f} %)"
+    said = "learned" if learned(row.style) else f"not learned yet (learned from {MIN_LEARNED:.0f} %)"
     copy = "; it copies training photos" if row.copying else ""
     return f"{row.style:.0f} % at step {row.step} — {said}{copy}"
 

@@ -52,7 +52,7 @@ def _cards(library) -> list[tuple]:
     (so card i < len(names()) is names()[i]), with their reason instead of a preview."""
     records = library.list()
     good = [(str(r.preview) if r.preview else as_file(_placeholder()), _caption(r)) for r in records if r.ok]
-    return good + [(_placeholder((230, 190, 190)), f"⚠ {r.shown_name} · damaged: {r.damaged}")
+    return good + [(as_file(_placeholder((230, 190, 190))), f"⚠ {r.shown_name} · damaged: {r.damaged}")
                    for r in records if not r.ok]
 
 

@@ -149,9 +149,9 @@ def start_run(services: Services, dataset, adapter, preset, values):
 
 def default_adapter_name(services: Services, dataset: str) -> str:
     """The name an empty *Adapter name* means: the image set's, numbered if that one is taken."""
-    taken = set(services.library.names()) | {r.adapter for r in services.runner.runs() if r.live}
+    live = {r.adapter for r in services.runner.runs() if r.live}
     name, n = dataset, 2
-    while name in taken:
+    while name in live or services.library.taken(name):  # (any folder: a damaged adapter's name is refused too)
         name, n = f"{dataset}-{n}", n + 1
     return name
 
@@ -313,7 +313,7 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
                    show_progress="hidden")
     # a hint, never a value: writing the name here would overwrite what the user typed meanwhile. The
     # name an empty field means, numbered once the set's own is taken (said, not a surprise after Start)
-    hint = lambda d: gr.update(placeholder=name_hint(d and default_adapter_name(services, d)))  # noqa: E731
+    hint = guard(lambda d: gr.update(placeholder=name_hint(d and default_adapter_name(services, d))))
     dataset.change(hint, dataset, adapter, show_progress="hidden")
     page.follow([adapter], lambda lists, prev, d: hint(d), [dataset])  # (a run that ends takes its name)
 

@@ -4,6 +4,7 @@ and table rows (no Gradio event wiring here, no torch)."""
 from __future__ import annotations
 
 import html
+import math
 import time
 from typing import Any
 
@@ -67,21 +68,31 @@ def status_sentence(snap: Any) -> str:
 
 
 def meter_sentence(snap: Any) -> str:
-    """The style meter's verdict on a finished run, next to "Finished": a newcomer whose adapter had
-    not learned the style read only "Finished" and went on to Generate (newcomer review, 2026-12-07)."""
-    import math
+    """The style meter's verdict on the weights a finished run wrote, next to "Finished": a newcomer
+    whose adapter had not learned the style read only "Finished" and went on to Generate (newcomer
+    review, 2026-12-07). The same row the Library's details give (:func:`scorecard.verdict_of`)."""
+    from pathlib import Path
 
-    from ..judge.scorecard import MIN_LEARNED
+    from ..adapters.records import read_info
+    from ..judge import scorecard as sc
 
-    scores = [float(r["style"]) for r in getattr(snap, "scorecard", None) or [] if r.get("style") is not None]
-    scores = [v for v in scores if math.isfinite(v)]
-    if not scores:
+    path = getattr(snap, "adapter_path", None)
+    if not path:
         return ""
-    best = max(scores)
-    if best < MIN_LEARNED:
-        return (f" The style meter says the style is <b>not learned yet</b> (best {best:.0f} %, learned from "
-                f"{MIN_LEARNED:.0f} %): train longer, or add more pictures of the look — see \"Is it learned?\" below.")
-    return f" The style meter says the style is learned (best {best:.0f} %)."
+    folder = Path(path).parent
+    try:
+        steps = read_info(folder).get("steps")
+        row = sc.judged_weights(folder, steps if isinstance(steps, int) and not isinstance(steps, bool) else None)
+    except Exception:  # noqa: BLE001 - a damaged record or scorecard: the Library says why; nothing here
+        return ""
+    if row is None or not math.isfinite(row.style):
+        return ""
+    copies = " It copies training photos: see the scorecard below." if row.copying else ""
+    if not sc.learned(row.style):
+        return (f" The style meter says the style is <b>not learned yet</b> ({row.style:.0f} % at step {row.step}, "
+                f"learned from {sc.MIN_LEARNED:.0f} %): train longer, or add more pictures of the look — see "
+                f"\"Is it learned?\" below.{copies}")
+    return f" The style meter says the style is learned ({row.style:.0f} % at step {row.step}).{copies}"
 
 
 def progress_html(snap: Any | None, queued: list | None = None, first_preview: int | None = None) -> str:
