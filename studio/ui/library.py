@@ -198,6 +198,7 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
                                 info=help_of(ExportSettings, "dtype"), elem_id="export-dtype")
             rank = field_input(ExportSettings, "rank", label="Rank (0 = keep)", elem_id="export-rank")
         go = gr.Button("Export", elem_id="export-button", interactive=False)
+        fits = gr.Markdown(elem_id="export-fits", elem_classes=["muted"])  # which models, before exporting
         # shown once there is a file, labelled with its whole name
         file = gr.DownloadButton("Download", visible=False, elem_id="export-file", variant="primary")
         report = gr.Markdown(elem_id="export-report")
@@ -211,7 +212,14 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         return (gr.update(value=str(result.path), label=f"Download {result.path.name}", visible=True),
                 _export_report(result))
 
+    def fits_of(name):
+        from ..adapters.export import fits_note
+
+        rec = next((r for r in services.library.list() if r.ok and r.name == name), None)
+        return fits_note(rec.family) if rec else ""
+
     chosen.change(lambda n: gr.update(interactive=bool(n)), chosen, go, show_progress="hidden")
+    chosen.change(guard(fits_of), chosen, fits, show_progress="hidden")
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 
 

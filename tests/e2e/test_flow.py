@@ -154,6 +154,8 @@ def export_and_load(page, tiny_model, tmp_path) -> None:
     library = tab(page, "Library")
     library.locator("#library-cards").get_by_text(f"{ADAPTER} ·").first.click()
     library.locator("#library-summary").get_by_text(ADAPTER).first.wait_for()
+    # before exporting: a file made on the tiny model fits only it (A1111 would load it and change nothing)
+    library.locator("#export-fits").get_by_text("only fits that model").wait_for()
     library.get_by_role("button", name="Export", exact=True).click()
     link = library.get_by_role("button", name=re.compile(r"^Download .+\.safetensors$"))
     link.wait_for()
