@@ -293,3 +293,15 @@ def test_a_finished_run_says_whether_the_meter_found_the_style_learned(tmp_path)
     assert written(None).endswith("(72 % at step 20).")  # no step recorded: the marked checkpoint's
     (folder / "scorecard.json").write_text("{")
     assert written(20) == plain  # a damaged scorecard: the Library says why, this line says nothing
+
+
+def test_a_trigger_word_is_found_as_a_word_of_its_own_in_any_case():
+    """One rule for "does this text ask for the style" (caption notes, Generate's missing-trigger note)."""
+    from studio.judge.prompts import mentions
+    from studio.ui.generate import trigger_warnings
+
+    assert mentions("a mug, SepiaShop style", "sepiashop") and mentions("neon-v2, a lamp", "neon-v2")
+    assert not mentions("a sepiashopper's mug", "sepiashop") and not mentions("xneon-v2", "neon-v2")
+    assert not mentions("anything", "") and not mentions(None, "neon")
+    assert trigger_warnings("a lamp, neon", [("neon", 1.0, 1.0)], {"neon": "neon"}) == []
+    assert "lacks neon's trigger word" in trigger_warnings("a lamp", [("neon", 1.0, 1.0)], {"neon": "neon"})[0]

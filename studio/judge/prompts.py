@@ -13,6 +13,11 @@ class JudgePrompts:
     seeds: tuple[int, ...]  # one per styled prompt; free prompt i uses seeds[i]
 
 
+def mentions(text: str, trigger: str) -> bool:
+    """Whether ``text`` has ``trigger`` as a word of its own, in any case (the text encoder lowercases)."""
+    return bool(trigger) and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text or "", re.IGNORECASE) is not None
+
+
 def without_trigger(caption: str, trigger: str) -> str:
     """``"a red mug, neon style"`` -> ``"a red mug"``; ``"a photo in sepia style"`` -> ``"a photo"``."""
     if not trigger:

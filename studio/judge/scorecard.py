@@ -106,6 +106,10 @@ def confirmed(rows: list[Row], scores: dict[int, float], captions: int, delta: f
     return Pick(step, reason)
 
 
+def learned(style: float) -> bool:
+    return math.isfinite(style) and style >= MIN_LEARNED
+
+
 def pick_label(style: float) -> str:
     """What the marked checkpoint is called: "recommended", or "best so far" while the style is not
     learned (below MIN_LEARNED): a newcomer read "recommended" on a 41 % checkpoint as "this one is
@@ -115,7 +119,7 @@ def pick_label(style: float) -> str:
 
 def leak_words(style: float, leak: float) -> str:
     """The leak meter of one checkpoint in plain words ("" when the style is not learned or unknown)."""
-    if not (math.isfinite(style) and math.isfinite(leak)) or style < MIN_LEARNED:
+    if not (learned(style) and math.isfinite(leak)):
         return ""
     if leak < 0.25 * style:
         return (f"Without the trigger word it leaves images almost alone (leak {max(leak, 0):.0f} %): "
@@ -215,10 +219,6 @@ def load(folder: Path) -> tuple[list[Row], Pick | None]:
     if len({r.step for r in rows}) != len(rows):
         raise damaged(folder, "a step is listed twice")
     return sorted(rows, key=lambda r: r.step), pick
-
-
-def learned(style: float) -> bool:
-    return math.isfinite(style) and style >= MIN_LEARNED
 
 
 def judged_weights(folder: Path, steps: int | None) -> Row | None:

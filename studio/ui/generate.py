@@ -247,12 +247,12 @@ def with_trigger(prompt: str, trigger: str, on: bool) -> str:
 
 def trigger_warnings(prompt: str, picks: list, triggers: dict[str, str]) -> list[str]:
     """A line for every ticked style whose trigger word is missing from the prompt."""
-    import re
+    from ..judge.prompts import mentions
 
     out = []
     for n, *_ in picks:
         t = triggers.get(n, "")
-        if t and not re.search(rf"\b{re.escape(t)}\b", prompt or "", re.IGNORECASE):
+        if t and not mentions(prompt, t):
             out.append(f"The prompt lacks {n}'s trigger word “{t}”: the style may not show. Tick {n} again "
                        "or type the word.")
     return out

@@ -163,13 +163,12 @@ def save_captions(services: Services, name: str | None, rows) -> str:
 def trigger_note(manifest) -> str:
     """A warning when captions lack the set's trigger word: their pictures teach the look without it,
     so the style comes even when a prompt does not ask for it (the leak meter's "restyles everything")."""
-    import re
+    from ..judge.prompts import mentions
 
     trigger = manifest.trigger
     if not trigger:
         return ""
-    word = re.compile(rf"(?<!\w){re.escape(trigger)}(?!\w)", re.IGNORECASE)
-    missing = [it for it in manifest.items if not word.search(it.caption)]
+    missing = [it for it in manifest.items if not mentions(it.caption, trigger)]
     if not missing:
         return ""
     n = len(missing)

@@ -212,14 +212,13 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
         return (gr.update(value=str(result.path), label=f"Download {result.path.name}", visible=True),
                 _export_report(result))
 
-    def fits_of(name):
+    def picked(name):  # Export works, and which models its file fits, once an adapter is picked
         from ..adapters.export import fits_note
 
-        rec = next((r for r in services.library.list() if r.ok and r.name == name), None)
-        return fits_note(rec.family) if rec else ""
+        known = name in services.library.names()  # (gone meanwhile: renamed or deleted elsewhere)
+        return gr.update(interactive=bool(name)), fits_note(services.library.get(name).family) if known else ""
 
-    chosen.change(lambda n: gr.update(interactive=bool(n)), chosen, go, show_progress="hidden")
-    chosen.change(guard(fits_of), chosen, fits, show_progress="hidden")
+    chosen.change(guard(picked), chosen, [go, fits], show_progress="hidden")
     go.click(guard(run), [chosen, fmt, dtype, rank], [file, report])
 
 

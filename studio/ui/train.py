@@ -292,10 +292,11 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         image set: a newcomer read "Training length 300" beside a run of 100 steps after a reload
         (newcomer review, 2026-12-07). Only on opening, and only when the run's preset is the form's
         (a preset change would fill the preset's own values over them)."""
+        if prev is not None:  # (every later change of the lists: nothing to read)
+            return [gr.skip()] * len(inputs)
         snap, _ = shown_run(services, None)
         req = getattr(snap, "request", None)
-        if prev is not None or snap is None or snap.status not in ("running", "queued") or req is None \
-                or req.preset != current_preset:
+        if snap is None or snap.status not in ("running", "queued") or req is None or req.preset != current_preset:
             return [gr.skip()] * len(inputs)
         try:
             return form_values(apply_sets(preset_settings(req.preset), list(req.sets)))

@@ -73,7 +73,8 @@ def meter_sentence(snap: Any) -> str:
     review, 2026-12-07). The same row the Library's details give (:func:`scorecard.verdict_of`)."""
     from pathlib import Path
 
-    from ..adapters.records import read_info
+    from ..adapters.records import Damaged, read_info
+    from ..errors import StudioError
     from ..judge import scorecard as sc
 
     path = getattr(snap, "adapter_path", None)
@@ -83,7 +84,7 @@ def meter_sentence(snap: Any) -> str:
     try:
         steps = read_info(folder).get("steps")
         row = sc.judged_weights(folder, steps if isinstance(steps, int) and not isinstance(steps, bool) else None)
-    except Exception:  # noqa: BLE001 - a damaged record or scorecard: the Library says why; nothing here
+    except (Damaged, StudioError):  # a damaged record or scorecard: the Library says why; nothing here
         return ""
     if row is None or not math.isfinite(row.style):
         return ""
