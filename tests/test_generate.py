@@ -35,6 +35,17 @@ def test_negative_prompt_changes_the_image(engine):
     assert np.abs(_arr(engine.generate(base)) - _arr(engine.generate(neg))).mean() > 1.0
 
 
+def test_an_empty_or_overlong_prompt_is_said_not_silently_drawn(engine):
+    def said(prompt):
+        return engine.generate(GenerateSettings(prompt=prompt, seed=1, steps=1)).warnings
+
+    for empty in ("", "   ", " , "):
+        assert any("the prompt is empty" in w for w in said(empty)), empty
+    assert said("a red mug") == ()
+    long = said("a red mug " * 60)
+    assert len(long) == 1 and "the rest is ignored" in long[0] and "prompt is empty" not in long[0]
+
+
 def test_cli_generate_writes_reproducible_png(tmp_path):
     outs = []
     for name in ("a.png", "b.png"):

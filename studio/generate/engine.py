@@ -87,11 +87,14 @@ class Engine:
         return (dataclasses.replace(s, prompt=clean) if clean != s.prompt else s), loras
 
     def prompt_warnings(self, s: GenerateSettings) -> list[str]:
-        """The text encoder reads model_max_length tokens; say so when a prompt is longer (it is cut)."""
+        """An empty prompt draws the model's idea of "anything": say so. The text encoder reads
+        model_max_length tokens; say so when a prompt is longer (it is cut)."""
+        out = [] if s.prompt.strip(" ,") else [
+            "the prompt is empty: the picture is whatever the model draws with no description; "
+            "type what you want to see"]
         tok = getattr(self.model.pipe, "tokenizer", None)
         if tok is None:
-            return []
-        out = []
+            return out
         for name, text in (("prompt", s.prompt), ("negative prompt", s.negative)):
             n, limit = len(tok(text, truncation=False).input_ids), tok.model_max_length
             if text and n > limit:
