@@ -79,12 +79,15 @@ def test_run_view_says_what_happened():
                                  val_losses=[(2, 0.8)], warnings=["validation loss rose"], samples=[],
                                  error="Training stopped: loss was not finite 3 times in a row.",
                                  device="cpu", can_resume=False, queue_position=None, started=1.0,
-                                 ended=5.0, created=1.0))()
+                                 ended=5.0, created=1.0, scorecard=()))()
     html = view.progress_html(snap)
     assert "Failed: Training stopped" in html and 'data-status="failed"' in html
     plot = view.loss_plot(snap)
     assert plot["data"] == [[1, 0.9, "training"], [2, 0.7, "training"], [2, 0.8, "validation"]]
     assert view.loss_plot(None) is None
+    assert view.step_axis(snap) == [0, 10] and view.step_axis(None) is None  # the whole run, from its start
+    snap.total, snap.scorecard = 0, [{"step": 4}]  # a record from before the first progress event
+    assert view.step_axis(snap) == [0, 4]
     snap.val_losses = []  # before the first held-out check: the series is there, as a gap
     assert view.loss_plot(snap)["data"][-1] == [1, None, "validation"]
     assert view.run_rows([snap])[0][3] == "failed" and "not finite" in view.run_rows([snap])[0][-1]

@@ -19,7 +19,7 @@ from .common import guard
 from .drawn import as_file
 from .generate import ENGINE_QUEUE
 from .page_state import Picker
-from .train_view import line_plot
+from .train_view import line_plot, step_axis
 
 HEADERS = ["Step", "Style %", "Copy", "Leak %", "Val loss", "Note"]
 COLORS = {"style %": "#7c3aed", "leak %": "#94a3b8"}
@@ -158,7 +158,7 @@ def block(services, page, run_pick: gr.Dropdown, shown_run) -> None:
         choices = checkpoint_choices(snap)
         value = snap.recommended[0] if snap and snap.recommended and choices else None
         usable = gr.update(interactive=bool(choices))  # nothing to use or compare before a judged round
-        return key, plot(snap), verdict(snap), table(snap), gr.update(choices=choices, value=value), usable, usable
+        return key, gr.update(value=plot(snap), x_lim=step_axis(snap)), verdict(snap), table(snap), gr.update(choices=choices, value=value), usable, usable
 
     # read by the page's one refresh (page load, tab select, timer): see studio/ui/page_state.py
     outs = [meter, verdict_md, rows, ckpt, use_btn, grid_btn]

@@ -249,7 +249,7 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
         can_stop = snap is not None and snap.status in ("running", "queued")
         queued = [r for r in snaps if r.status == "queued" and (snap is None or r.id != snap.id)]
         card = view.progress_html(snap, queued, first_preview_step(snap) if snap else None)
-        return (key, card, view.loss_plot(snap), view.warnings_md(snap), view.previews(snap),
+        return (key, card, gr.update(value=view.loss_plot(snap), x_lim=view.step_axis(snap)), view.warnings_md(snap), view.previews(snap),
                 view.run_rows(snaps), gr.update(choices=choices), gr.update(interactive=can_stop),
                 gr.update(interactive=bool(snap and snap.can_resume)))
 

@@ -153,6 +153,16 @@ def line_plot(rows: list[list[Any]], y: str, series: Any) -> dict | None:
             "datatypes": {"step": "quantitative", y: "quantitative", "series": "nominal"}}
 
 
+def step_axis(snap: Any | None) -> list[int] | None:
+    """The x axis of the run's charts: step 0 to the run's last planned step, so that the curves
+    fill in as the run goes (a run that stops when learned ends short of the right edge) and the
+    axis never counts in half steps (it did, fit to a run's first two or three points)."""
+    if snap is None:
+        return None
+    last = max([snap.total, snap.step, *(s for s, _ in snap.losses), *(int(r["step"]) for r in snap.scorecard)])
+    return [0, last] if last > 0 else None
+
+
 def loss_plot(snap: Any | None) -> dict | None:
     """The loss curves: training and held-out."""
     rows: list[list[Any]] = []
