@@ -7,6 +7,7 @@ what is read). :func:`shown` escapes them as Python-style ``\\x1b`` / ``\\u202e`
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # bidi embeddings/overrides/isolates, zero-width marks and the line/paragraph separators
@@ -48,3 +49,8 @@ def shown(s: object, keep_newlines: bool = False, limit: int | None = None) -> s
 
 def has_control(s: str, allow: str = "") -> bool:
     return any(is_control(c) and c not in allow for c in s)
+
+
+def mentions(text: str, trigger: str) -> bool:
+    """Whether ``text`` has ``trigger`` as a word of its own, in any case (the text encoder lowercases)."""
+    return bool(trigger) and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text or "", re.IGNORECASE) is not None

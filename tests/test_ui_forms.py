@@ -268,6 +268,36 @@ def test_saving_a_caption_without_the_trigger_word_says_what_it_does(tmp_path):
     rows[0][2] = "a brown vase on a shelf"
     said = save_captions(services, "shop", rows)
     assert said.startswith("Saved 1 caption in **shop**.")
-    assert "1 caption of 4 does not contain the trigger word **SepiaShop**" in said and ", SepiaShop style" in said
+    assert "1 caption of 4 does not contain the trigger word “SepiaShop”" in said and ", SepiaShop style" in said
     rows[0][2] = "a brown vase on a shelf, sepiashop style"  # any case: the prompt's tokenizer lowercases
     assert "Note" not in save_captions(services, "shop", rows)
+
+
+def test_captions_that_came_without_the_trigger_are_said_at_add_on_train_and_in_the_cli(tmp_path, monkeypatch):
+    """Photos with their own .txt captions ("a blue mug, pastel style") added to a set named
+    pastel-shop: the trigger word is "pastel-shop", which no caption has (newcomer review,
+    2026-12-08: nothing said so until captions were saved)."""
+    from types import SimpleNamespace
+
+    from conftest import run_cli
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+    from studio.ui.images import add_files, ingest_summary
+    from studio.ui.train import set_caption_note
+
+    ws = Workspace(tmp_path / "outputs")
+    services = SimpleNamespace(ws=ws, family="tiny")
+    write_style_set(tmp_path / "photos", "pastel", 4, seed=1)
+    files = sorted((tmp_path / "photos").iterdir())  # 4 PNGs and their .txt captions
+    name, rep = add_files(services, None, "pastel-shop", "", [str(f) for f in files])
+    said = ingest_summary(services, rep)
+    assert "4 captions of 4 do not contain the trigger word “pastel-shop”" in said, said
+    assert "4 captions of 4" in set_caption_note(services, "pastel-shop")
+    assert set_caption_note(services, None) == "" and set_caption_note(services, "no-such-set") == ""
+    again = add_files(services, "pastel-shop", "", "", [str(files[0]), str(files[1])])[1]  # a duplicate: nothing added
+    assert "Note" not in ingest_summary(services, again)
+    _, rep = add_files(services, None, "pastel", "", [str(f) for f in files])  # the captions' own word
+    assert "Note" not in ingest_summary(services, rep) and set_caption_note(services, "pastel") == ""
+
+    out = run_cli("dataset", "add", "cli-shop", str(tmp_path / "photos"), env={"STUDIO_OUTPUTS": str(ws.root)})
+    assert out.returncode == 0 and "note: 4 captions of 4 do not contain the trigger word “cli-shop”" in out.stdout

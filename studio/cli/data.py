@@ -40,6 +40,13 @@ def cmd_dataset_add(args: argparse.Namespace) -> int:
     settings = settings_from(IngestSettings, args)
     report = ingest(args.name, [Path(p) for p in args.paths], settings, family=args.family)
     print(report.format())
+    if report.accepted:
+        from ..data import manifest as mf
+        from ..data.captions import trigger_note
+
+        note = trigger_note(mf.load(report.dataset))
+        if note:
+            print(f"note: {note}")
     return 0 if report.accepted or report.total else 1
 
 

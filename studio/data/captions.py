@@ -11,6 +11,7 @@ from PIL import Image
 
 from ..errors import StudioError
 from ..schema import check_template, fill
+from ..text import mentions, shown
 
 
 def initial_caption(sidecar: str | None, template: str, trigger: str, prepend_trigger: bool) -> tuple[str, str]:
@@ -21,6 +22,24 @@ def initial_caption(sidecar: str | None, template: str, trigger: str, prepend_tr
         return sidecar, "sidecar"
     check_template("caption_template", template, ("trigger",))  # never str.format on user text
     return fill(template, trigger=trigger).strip(), "template"
+
+
+def trigger_note(manifest) -> str:
+    """A warning when captions lack the set's trigger word: their pictures teach the look without it,
+    so the style comes even when a prompt does not ask for it (the leak meter's "restyles everything").
+    Said where captions arrive (adding files with their own .txt captions, saving edits) and where a
+    set is picked for training; "" when every caption has it."""
+    trigger = manifest.trigger
+    missing = [it for it in manifest.items if trigger and not mentions(it.caption, trigger)]
+    if not missing:
+        return ""
+    n, t = len(missing), shown(trigger)
+    return (f"{n} caption{'s' if n != 1 else ''} of {len(manifest.items)} "
+            f"{'do' if n != 1 else 'does'} not contain the trigger word \u201c{t}\u201d: "
+            f"{'those pictures teach' if n != 1 else 'that picture teaches'} "
+            f"the look without it, so the style also comes when a prompt leaves the word out, and a prompt "
+            f"with \u201c{t}\u201d brings less of it. To keep the style to the word, end "
+            f"{'those captions' if n != 1 else 'that caption'} with \", {t} style\" (Images tab).")
 
 
 def training_caption(caption: str, rng: random.Random, dropout: float = 0.0,

@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..text import mentions  # noqa: F401  (judge prompts and their callers share one rule)
+
 
 @dataclass(frozen=True)
 class JudgePrompts:
     styled: tuple[str, ...]  # captions with the trigger, held-out ones first
     free: tuple[str, ...]  # the first captions with the trigger removed (leak meter)
     seeds: tuple[int, ...]  # one per styled prompt; free prompt i uses seeds[i]
-
-
-def mentions(text: str, trigger: str) -> bool:
-    """Whether ``text`` has ``trigger`` as a word of its own, in any case (the text encoder lowercases)."""
-    return bool(trigger) and re.search(rf"(?<!\w){re.escape(trigger)}(?!\w)", text or "", re.IGNORECASE) is not None
 
 
 def without_trigger(caption: str, trigger: str) -> str:

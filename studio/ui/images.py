@@ -44,6 +44,13 @@ def report_rows(report: ingest_mod.IngestReport) -> list[list[str]]:
     return rows
 
 
+def ingest_summary(services: Services, report: ingest_mod.IngestReport) -> str:
+    """What Add to set says: the counts, and the trigger-word note when added captions lack it
+    (files that came with their own .txt captions keep them as they are)."""
+    said = report_summary(report)
+    return said + trigger_note(mf.load(report.dataset, services.ws)) if report.accepted else said
+
+
 def report_summary(report: ingest_mod.IngestReport) -> str:
     return (f"**{report.dataset}**: accepted {len(report.accepted)}, refused {len(report.refused)}. "
             f"The set now has {report.total} images ({report.total - report.val} for training, "
@@ -161,22 +168,10 @@ def save_captions(services: Services, name: str | None, rows) -> str:
 
 
 def trigger_note(manifest) -> str:
-    """A warning when captions lack the set's trigger word: their pictures teach the look without it,
-    so the style comes even when a prompt does not ask for it (the leak meter's "restyles everything")."""
-    from ..judge.prompts import mentions
+    from ..data.captions import trigger_note as note
 
-    trigger = manifest.trigger
-    if not trigger:
-        return ""
-    missing = [it for it in manifest.items if not mentions(it.caption, trigger)]
-    if not missing:
-        return ""
-    n = len(missing)
-    return (f"  \n**Note:** {n} caption{'s' if n != 1 else ''} of {len(manifest.items)} "
-            f"{'do' if n != 1 else 'does'} not contain the trigger word **{trigger}**: "
-            f"{'those pictures teach' if n != 1 else 'that picture teaches'} "
-            f"the look without it, so the style also comes when a prompt leaves the word out. To keep the style to "
-            f"the word, end {'them' if n != 1 else 'it'} with \", {trigger} style\".")
+    said = note(manifest)
+    return f"  \n**Note:** {said}" if said else ""
 
 
 def images_tab(services: Services, page: PageState) -> None:
@@ -238,7 +233,7 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
         drawn = view_if_changed(services, name, None) if kept else (
             shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.")
-        return (select_update(dataset_names(services), name if kept else None), "", report_summary(rep),
+        return (select_update(dataset_names(services), name if kept else None), "", ingest_summary(services, rep),
                 report_rows(rep), *drawn, None)
 
     ingest_out = [existing, new, status, report, *view, files]

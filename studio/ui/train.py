@@ -199,6 +199,7 @@ def train_tab(services: Services, page: PageState) -> None:
                                      info="The style's name in the Library (letters, digits, - and _).")
                 for p in MAIN:
                     fields[p] = forms.field_input(TrainSettings, p, forms.value_at(s0, p), min_width=140)
+            set_note = gr.Markdown(elem_id="train-set-note")
             timing = gr.Markdown(time_text(services, s0), elem_id="train-estimate")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="start", min_width=160, scale=2)
@@ -232,6 +233,11 @@ def train_tab(services: Services, page: PageState) -> None:
     runs = gr.Dataframe(headers=view.RUN_HEADERS, value=[], label="Past runs", type="array", interactive=False,
                         wrap=True, elem_id="runs", max_height=260)
     inputs = [fields[p] for p in PATHS]
+    # the picked set's captions that lack its trigger word: said before Start, not found in Generate
+    note = guard(lambda d: set_caption_note(services, d))
+    dataset.change(note, dataset, set_note, show_progress="hidden")
+    if isinstance(Context.block, gr.Tab):  # (captions may have been edited on the Images tab meanwhile)
+        Context.block.select(note, dataset, set_note, show_progress="hidden")
     _wire(services, page, dataset, adapter, preset, inputs, [memory, timing], start, stop, resume, message,
           progress, plot, warnings, gallery, pick, runs)
 
@@ -317,6 +323,16 @@ def _wire(services, page, dataset, adapter, preset, inputs, memory, start, stop,
     hint = guard(lambda d: gr.update(placeholder=name_hint(d and default_adapter_name(services, d))))
     dataset.change(hint, dataset, adapter, show_progress="hidden")
     page.follow([adapter], lambda lists, prev, d: hint(d), [dataset])  # (a run that ends takes its name)
+
+
+def set_caption_note(services: Services, dataset: str | None) -> str:
+    from ..data.captions import trigger_note
+
+    try:
+        said = trigger_note(mf.load(dataset, services.ws)) if dataset else ""
+    except StudioError:  # a set deleted or damaged meanwhile: Start says why
+        return ""
+    return f"⚠ {said}" if said else ""
 
 
 def name_hint(dataset: str | None) -> str:
