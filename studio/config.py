@@ -51,8 +51,10 @@ class GenerateSettings(Checked):
     steps: int = setting(25, "Drawing steps: more = finer, slower (sampler steps).", min=1, max=150)
     guidance: float = setting(6.0, "How closely the image follows the prompt; 5-8 is typical "
                                    "(classifier-free guidance scale).", min=0.0, max=30.0)
-    width: int = setting(0, "Image width in pixels; 0 = the model's native size.", min=0, max=4096)
-    height: int = setting(0, "Image height in pixels; 0 = the model's native size.", min=0, max=4096)
+    width: int = setting(0, "Image width in pixels, a multiple of 8 (16 on the tiny model), up to 4x the "
+                         "model's native size; 0 = the native size.", min=0, max=4096)
+    height: int = setting(0, "Image height in pixels, a multiple of 8 (16 on the tiny model), up to 4x the "
+                         "model's native size; 0 = the native size.", min=0, max=4096)
     sampler: str = setting("DPM++ 2M Karras", "Sampler by its A1111 name: DPM++ 2M Karras, DPM++ 2M, Euler a, "
                            "Euler, DDIM, UniPC.")
     count: int = setting(1, "Images to draw; image i uses seed + i.", min=1, max=16, level="basic")

@@ -27,6 +27,9 @@ def test_native_and_custom_sizes(engine):
     assert engine.generate(GenerateSettings(steps=2, width=96, height=48)).image.size == (96, 48)
     with pytest.raises(StudioError, match="multiples of 16"):
         engine.generate(GenerateSettings(steps=2, width=70))
+    assert engine.generate(GenerateSettings(steps=1, width=256, height=16)).image.size == (256, 16)  # 4x native
+    with pytest.raises(StudioError, match=r"4096x64 is more than 4x this model's native 64 px.*at most 256 px"):
+        engine.generate(GenerateSettings(steps=2, width=4096))
 
 
 def test_negative_prompt_changes_the_image(engine):

@@ -76,8 +76,10 @@ def field_input(cls: type, path: str, value: Any = None, label: str | None = Non
     if meta.get("choices"):
         return gr.Dropdown(choices=list(meta["choices"]), value=value, **kw)
     if ftype in ("int", "float"):
-        return gr.Number(value=value, minimum=meta.get("min"), maximum=meta.get("max"),
-                         precision=0 if ftype == "int" else None, **kw)
+        # no minimum/maximum here: Gradio would refuse an out-of-range value itself, before any of our
+        # code, with "Value 0 is less than minimum value 1." and no word of which field; build() refuses
+        # it instead, naming the field and its range (newcomer review, 2026-12-08)
+        return gr.Number(value=value, precision=0 if ftype == "int" else None, **kw)
     return gr.Textbox(value=value, **kw)
 
 

@@ -16,7 +16,7 @@ import gradio as gr
 
 from ..config import GenerateSettings
 from ..errors import StudioError
-from .common import guard
+from .common import act, guard
 from .drawn import as_file
 from .forms import build, field_input, field_of
 from .page_state import PageState, triggers_of
@@ -79,7 +79,7 @@ def _status(r) -> str:
 
 
 HISTORY_MAX = 48  # results this page keeps (newest first)
-DRAWING = ("**Drawing…** the timer on the picture counts the seconds. The first drawing after the server "
+DRAWING = ("**Drawing…** the timer here counts the seconds. The first drawing after the server "
            "starts also loads the model and can take a minute.")
 TRIGGER_HELP = ("Tick a style to use it: its **trigger word** is added to the prompt (you can remove it; "
                 "without it the style may not show). **Weight**: 1 = the style as trained, 0.5 = half of it, "
@@ -201,9 +201,6 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                                       info=f"trigger word: {trig}" if trig else "no trigger word")
                     toggles.append(box)
                     weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
-                if trig:  # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text)
-                    box.input(lambda on, text, t=trig: with_trigger(text, t, on), [box, prompt], prompt,
-                              show_progress="hidden", queue=False)
             with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
                 separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
                                        interactive=True,
@@ -211,6 +208,13 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                 tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT)
                        for n, _ in current]
         triggers = dict((n, t) for n, t in current)
+        # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text), unless
+        # another ticked style has the same word (two versions of one style: neon, neon-v2)
+        for box, (n, trig) in zip(toggles, current):
+            if trig:
+                same = [b for b, (m, t) in zip(toggles, current) if m != n and t.lower() == trig.lower()]
+                box.input(lambda on, text, *others, t=trig: with_trigger(text, t, on or any(others)),
+                          [box, prompt, *same], prompt, show_progress="hidden", queue=False)
 
         def picks_of(values):
             k = len(current)
@@ -230,7 +234,21 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
         inputs = [*form, *toggles, *weights, separate, *tes, history]
         for btn, fn in ((button, click), (compare, before_after)):
             btn.click(lambda: DRAWING, None, outputs[1], queue=False, show_progress="hidden")
-            btn.click(guard(fn), inputs, outputs, concurrency_limit=1, concurrency_id=ENGINE_QUEUE)
+            # the timer (and a refusal's badge) on the status line: the last picture stays until a new one
+            act(btn.click, refused_in_status(fn), inputs, outputs, on=outputs[1], concurrency_limit=1,
+                concurrency_id=ENGINE_QUEUE)
+
+
+def refused_in_status(fn):
+    """A refused drawing (a size the model cannot draw, an adapter gone) is said on the status line
+    under the picture, in place of "Drawing…", and the last picture stays: raised, it left "Drawing…"
+    there under a red badge and the reason only in a toast that goes away (newcomer review, 2026-12-08)."""
+    def run(*values):
+        try:
+            return fn(*values)
+        except StudioError as e:
+            return gr.skip(), f"⚠ **Not drawn:** {e}", gr.skip()
+    return run
 
 
 def with_trigger(prompt: str, trigger: str, on: bool) -> str:

@@ -18,7 +18,7 @@ from studio.config import GenerateSettings, LoraSettings, TrainSettings
 from studio.lora import inject, state
 
 
-def write_adapter(model, root: Path, name: str, seed: int, scale: float = 0.05) -> Path:
+def write_adapter(model, root: Path, name: str, seed: int, scale: float = 0.05, trigger: str | None = None) -> Path:
     """``root/adapters/<name>/<name>.safetensors`` (+ record and preview) for the tiny ``model``."""
     import copy
 
@@ -38,7 +38,7 @@ def write_adapter(model, root: Path, name: str, seed: int, scale: float = 0.05) 
     save_file({k: v.contiguous() for k, v in sd.items()}, str(file), metadata=meta)
     info = {"name": name, "steps": 10, "family": model.family, "base": model.ref.location,
             "base_hash": model.base_hash, "created": "2026-11-24T12:00:00+0000", "source": "trained",
-            "trigger": name, "best_val": 0.1234}
+            "trigger": trigger or name, "best_val": 0.1234}
     (folder / "adapter.json").write_text(json.dumps(info))
     _preview(model, unet, te, folder / "preview.png")
     return file

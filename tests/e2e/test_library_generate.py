@@ -2,8 +2,8 @@
 ``<lora:…>`` prompt tags, the compare grid, a bad size or a bad import refused with its
 reason, rename and delete.
 
-Two adapters (neon, pastel) and a spare one are written into the server's workspace before
-it starts.
+Two adapters (neon, pastel), a second version of neon (neon-v2, same trigger word) and a spare
+one are written into the server's workspace before it starts.
 """
 
 import io
@@ -12,6 +12,7 @@ import time
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from .adapters import write_adapter
 from .studio_page import advanced, another_page, gen_steps, generate, shown_image, tab
@@ -27,6 +28,7 @@ def workspace(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("outputs")
     for i, name in enumerate(["neon", "pastel", "spare"]):
         write_adapter(tiny_model, root, name, seed=i)
+    write_adapter(tiny_model, root, "neon-v2", seed=3, trigger="neon")  # a second version of one style
     return root
 
 
@@ -95,13 +97,37 @@ def test_a_page_draws_its_adapter_list_once(page, server):
     assert [f for f in joins if f in renders] == renders, joins
 
 
-def test_bad_size_shows_an_error_not_a_crash(page):
+def test_unticking_one_version_keeps_the_trigger_word_the_other_still_needs(page):
     tab(page, "Generate")
-    advanced(page.locator("#generate-advanced"), "Width")
-    page.locator("#width input").fill("70")
-    page.get_by_role("button", name="Generate", exact=True).click()
-    page.get_by_text("multiples of 16").first.wait_for(timeout=WAIT_MS)
-    page.locator("#width input").fill("0")
+    prompt = page.locator("#prompt textarea")
+    prompt.fill("a red mug")
+    for name in ("neon", "neon-v2"):
+        page.locator(f"#lora-on-{name} input").check()
+    expect(prompt).to_have_value("a red mug, neon")  # added once
+    page.locator("#lora-on-neon-v2 input").uncheck()
+    page.wait_for_timeout(500)  # (the untick's own event, sent without the queue)
+    expect(prompt).to_have_value("a red mug, neon")  # neon is still ticked and needs it
+    page.locator("#lora-on-neon input").uncheck()
+    expect(prompt).to_have_value("a red mug")
+
+
+def test_a_refused_drawing_says_why_under_the_picture_and_keeps_it(page):
+    """Out of range or unfit values (a width the model cannot draw, 4096 px, steps 0): the reason on
+    the status line in place of "Drawing…", the last picture still shown, no red badge over it."""
+    tab(page, "Generate")
+    page.locator("#prompt textarea").fill("a red mug on a white background")
+    generate(page, "no adapters", FIRST_WAIT_MS)
+    before = shown_image(page, page.locator("#result img").first)
+    gen = advanced(page.locator("#generate-advanced"), "Width")
+    for field, value, reason in (("#width", "70", "multiples of 16"), ("#width", "4096", "at most 256 px"),
+                                 ("#steps", "0", "Use a value from 1 to 150")):
+        gen.locator(f"{field} input").fill(value)
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.locator("#status").get_by_text(reason).wait_for(timeout=WAIT_MS)
+        expect(page.locator("#status")).to_contain_text("Not drawn")
+        assert shown_image(page, page.locator("#result img").first) == before
+        assert page.locator("#result .wrap span.error, #status .wrap span.error").count() == 0
+        gen.locator(f"{field} input").fill("0" if field == "#width" else "25")
 
 
 def test_compare_grid_draws_one_labelled_image(page):
