@@ -113,7 +113,8 @@ def _bad_files(tmp_path):
     huge = {f"{key}.lora_down.weight": torch.randn(4096, 32), f"{key}.lora_up.weight": torch.randn(32, 4096)}
     lokr = {f"{key}.lokr_w1": torch.randn(4, 4), f"{key}.lokr_w2": torch.randn(8, 8), f"{key}.alpha": torch.tensor(1.0)}
     return {
-        "header_too_long.safetensors": (struct.pack("<Q", 10 ** 6) + good[8:], "header claims"),
+        "header_too_long.safetensors": (struct.pack("<Q", 10 ** 6) + good[8:], "not a safetensors file, or only the"),
+        "text.safetensors": (b"just some words\n", "not a safetensors file"),  # a text file renamed
         "overlap.safetensors": (_with_header(good, lambda h: h[first(h)].__setitem__(
             "data_offsets", [0, h[first(h)]["data_offsets"][1] - h[first(h)]["data_offsets"][0]]) or
             [h[k].__setitem__("data_offsets", [0, h[k]["data_offsets"][1] - h[k]["data_offsets"][0]])

@@ -35,9 +35,17 @@ def _meta(file):
 
 
 def test_rename_duplicate_delete(ws):
+    from studio.judge import scorecard
+
     lib = Library(ws)
-    dup = lib.duplicate("a", "a_copy")
+    a = lib.get("a")
+    card = scorecard.save(a.file.parent, [scorecard.Row(a.steps or 0, 61.0, 1.4, 3.0, 0.05, False)], None)
+    try:
+        dup = lib.duplicate("a", "a_copy")
+    finally:
+        card.unlink()
     assert dup.family == "tiny" and dup.layers == lib.get("a").layers
+    assert scorecard.verdict_of(dup.file.parent, dup.steps).startswith("61 % at step")  # same weights, same meter
     r = lib.rename("a_copy", "renamed")
     assert "a_copy" not in lib.names() and "renamed" in lib.names()
     assert _meta(r.file)["ss_output_name"] == "renamed" and _meta(r.file)["modelspec.title"] == "renamed"
@@ -104,6 +112,10 @@ def test_cli_list_export_import_blend(ws, tmp_path):
     out = run_cli("export", "a", "--format", "kohya", "--dtype", "fp16", "--rank", "2", env=env)
     assert out.returncode == 0, out.stderr
     assert "relative Frobenius error" in out.stdout and (ws.exports / "a-kohya-fp16-r2.safetensors").is_file()
+    out = run_cli("export", "a", "--rank", "64", env=env)  # above every module's rank: nothing to reduce
+    assert out.returncode == 0, out.stderr
+    assert "no module was above the asked rank" in out.stdout and "a-kohya-fp16.safetensors" in out.stdout
+    assert not list(ws.exports.glob("*-r64.safetensors"))  # not named for a rank it does not have
     out = run_cli("import", str(ws.exports / "a-kohya-fp16-r2.safetensors"), "--name", "back", env=env)
     assert out.returncode == 0, out.stderr
     assert "imported back: the tiny model LoRA" in out.stdout

@@ -53,7 +53,7 @@ def fits_note(family: str) -> str:
     if family == "tiny":
         return ("Made on the built-in tiny demo model: it only fits that model. AUTOMATIC1111, ComfyUI and "
                 "diffusers open the file, but on an SD 1.5, SD 2.x or SDXL checkpoint it changes nothing - to "
-                "use your style there, train it on that base model (studio serve --model PATH).")
+                "use your style there, start the studio on that model (`studio serve --model PATH`) and train it there.")
     label = FAMILY_LABEL.get(family)
     return (f"For {label} checkpoints (and models fine-tuned from them); it does not fit other model families."
             if label else "")
@@ -126,7 +126,8 @@ def export(name: str, settings: ExportSettings = ExportSettings(), out: Path | s
         table, config = family_table(record.family), unet_config(record.family)
     sd, meta, report = convert(sd, metadata, record.family, settings, table, config)
     if out is None:
-        suffix = f"-r{settings.rank}" if settings.rank else f"-keep{settings.keep:g}" if settings.keep else ""
+        suffix = "" if report is None or not report.reduced else (  # (a rank above the adapter's: the same file)
+            f"-r{settings.rank}" if settings.rank else f"-keep{settings.keep:g}" if settings.keep else "")
         out = lib.ws.exports / f"{name}-{settings.format}-{settings.dtype}{suffix}.safetensors"
     out = Path(out)
     try:

@@ -64,7 +64,7 @@ def import_file(path: Path | str, name: str | None = None, settings: ImportSetti
     file, lib = Path(path), Library(ws)
     name = check_name(name if name is not None else default_name(file))
     if lib.taken(name):
-        raise StudioError(f"An adapter named {name!r} already exists.", "Pick another name with --name.")
+        raise StudioError(f"An adapter named {name!r} already exists.", "Give it another name (the page's name field; --name on the command line).")
     if not file.is_file():
         raise StudioError(f"{file} is not a file.", "Give the path of a .safetensors LoRA file.")
     sd, metadata = validate.load_tensors(file, settings)

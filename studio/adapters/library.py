@@ -224,9 +224,11 @@ class _Changes:
             with safe_open(str(tmp / "source.safetensors"), framework="pt") as f:
                 sd, meta = {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
             os.unlink(tmp / "source.safetensors")
-            preview = folder / "preview.png"
-            if preview.is_file():
-                shutil.copy2(preview, tmp / "preview.png")
+            from ..judge.scorecard import FILE as SCORECARD
+
+            for kept in ("preview.png", SCORECARD):  # the copy is the same weights: same picture, same
+                if (folder / kept).is_file():  # style meter (its rounds' weights stay with the original)
+                    shutil.copy2(folder / kept, tmp / kept)
             _write_adapter(tmp, new, sd, _retitled(meta, new), {**info, "name": new, "duplicated_from": name})
             os.rename(tmp, target)
         except BaseException:

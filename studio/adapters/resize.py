@@ -27,12 +27,24 @@ class ResizeReport:
     modules: list[ModuleError]
     overall: float  # sqrt(sum of squared errors) / sqrt(sum of squared norms), over all modules
 
+    @property
+    def reduced(self) -> int:
+        """How many modules lost rank (0: the asked rank is at or above every module's own)."""
+        return sum(m.rank_after < m.rank_before for m in self.modules)
+
     def format(self, per_module: bool = True) -> str:
+        def span(ranks):
+            ranks = sorted(set(ranks))
+            return f"{ranks[0]}" + (f"-{ranks[-1]}" if len(ranks) > 1 else "")
+
+        if self.modules and not self.reduced:
+            return (f"no module was above the asked rank: all {len(self.modules)} keep their own rank "
+                    f"{span(m.rank_before for m in self.modules)}: the same adapter")
         lines = [f"  {m.key}: rank {m.rank_before} -> {m.rank_after}, relative Frobenius error {m.rel_error:.2e}"
                  for m in self.modules] if per_module else []
-        ranks = sorted({m.rank_after for m in self.modules})
-        lines.append(f"resized {len(self.modules)} modules to rank {ranks[0]}" +
-                     (f"-{ranks[-1]}" if len(ranks) > 1 else "") + f"; overall relative Frobenius error {self.overall:.2e}")
+        lines.append(f"resized {self.reduced} of {len(self.modules)} modules to rank "
+                     f"{span(m.rank_after for m in self.modules)}; the weight change differs from the original by "
+                     f"{self.overall:.2%} (overall relative Frobenius error {self.overall:.2e})")
         return "\n".join(lines)
 
 

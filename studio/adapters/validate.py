@@ -86,7 +86,8 @@ def read_header(file: Path, s: ImportSettings) -> tuple[dict, dict[str, str], in
             raise refuse(file, "it is a pickle (PyTorch .pt/.ckpt), not safetensors, despite its name",
                          "Rename it to .pt to have it read with torch.load(weights_only=True).")
         if n > s.max_header_mb * MB or 8 + n > size:
-            raise refuse(file, f"its header claims {n} bytes but the file has {size}" if 8 + n > size
+            raise refuse(file, f"it is not a safetensors file, or only the start of one (read as one, its header "
+                         f"would be {n} bytes long; the file has {size})" if 8 + n > size
                          else f"its header is over the {s.max_header_mb} MB limit")
         raw = f.read(n)
     try:

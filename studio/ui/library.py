@@ -225,8 +225,6 @@ def _export(services: "Services", chosen: gr.Dropdown) -> None:
 def _export_report(r) -> str:
     lines = [f"`{r.path.name}` — {r.format}, {r.dtype}, {r.modules} modules, {_size(r.size_bytes)}.",
              "Also saved in the workspace under `exports/`."]
-    if r.fits:
-        lines.append(f"**Which models:** {r.fits}")
     if r.resize is not None:
         lines.append(_pre(r.resize.format(per_module=False)))
     return "\n\n".join(lines)
