@@ -87,6 +87,9 @@ def test_blend_exact_equals_diffusers_set_adapters(ws):
     blend_mod.blend(lib, "ab", [("a", 0.7), ("b", 0.3)])
     rec = lib.get("ab")
     assert rec.source == "blended" and "a" in _meta(rec.file)["studio_blend"]
+    assert rec.trigger == "neon"  # both parts' trigger word, once (it read "neon, neon")
+    with pytest.raises(StudioError, match="needs a name"):
+        blend_mod.blend(lib, " ", [("a", 0.7), ("b", 0.3)])
     assert rec.layers["unet_attention"].rank == 6 and rec.layers["unet_ff"].rank == 2  # ranks concatenated
     pipe = load_model("tiny", device="cpu").pipe
     pipe.load_lora_weights(str(lib.get("a").file), adapter_name="a")

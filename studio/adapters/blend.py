@@ -115,7 +115,7 @@ def blend(lib, new: str, parts: list[tuple[str, float]], rank: int = 0):
     info = {"family": family, "source": "blended", "parts": [{"name": n, "weight": w} for n, w in parts],
             "base": records[0].base, "base_hash": records[0].base_hash if len({r.base_hash for r in records}) == 1 else "",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "trigger": ", ".join(r.trigger for r in records if r.trigger)}
+            "trigger": ", ".join(dict.fromkeys(r.trigger for r in records if r.trigger))}  # once each: neon + neon-v2
     path = lib.add(new, sd, meta, info)
     return BlendReport(new, family, parts, len(kohya.modules(sd)), str(rank) if rank else "exact (sum of ranks)",
                        path, report)

@@ -33,6 +33,8 @@ _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lp
 
 def check_name(name: str) -> str:
     """Adapter names become folder and file names: letters, digits, '-' and '_' only."""
+    if isinstance(name, str) and not name.strip():
+        raise StudioError("The adapter needs a name.", "Type one: 1-64 letters, digits, '-' or '_'.")
     if not isinstance(name, str) or not _NAME.match(name) or name.lower() in _RESERVED:
         shown = repr(name)[:80]
         raise StudioError(f"Adapter name {shown} is not allowed.",

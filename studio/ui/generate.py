@@ -65,7 +65,7 @@ def _adapters(r) -> str:
 def _caption(r, i: int) -> str:
     s = r.settings
     w, h = r.images[i].size
-    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} steps · {s.sampler} · guidance {s.guidance:g}"
+    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} step{'' if s.steps == 1 else 's'} · {s.sampler} · guidance {s.guidance:g}"
             f" · {_adapters(r)}")
 
 

@@ -42,7 +42,7 @@ def _size(n: int) -> str:
 
 
 def _caption(r) -> str:
-    steps = f"{r.steps} steps" if r.steps is not None else r.source or "imported"
+    steps = f"{r.steps} step{'' if r.steps == 1 else 's'}" if r.steps is not None else r.source or "imported"
     trigger = f" · trigger “{r.trigger}”" if r.trigger else ""
     return f"{r.name} · {r.family or 'unknown family'} · {steps} · {_size(r.size_bytes)}{trigger}"
 
