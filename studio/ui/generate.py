@@ -65,8 +65,8 @@ def _adapters(r) -> str:
 def _caption(r, i: int) -> str:
     s = r.settings
     w, h = r.images[i].size
-    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} step{'' if s.steps == 1 else 's'} · {s.sampler} · guidance {s.guidance:g}"
-            f" · {_adapters(r)}")
+    return (f"seed {r.seeds[i]} · {w}×{h} · {s.steps} step{'' if s.steps == 1 else 's'} · {s.sampler} · "
+            f"guidance {s.guidance:g} · {_adapters(r)}")
 
 
 def _status(r) -> str:
