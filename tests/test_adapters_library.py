@@ -48,6 +48,14 @@ def test_rename_duplicate_delete(ws):
     assert scorecard.verdict_of(dup.file.parent, dup.steps).startswith("61 % at step")  # same weights, same meter
     r = lib.rename("a_copy", "renamed")
     assert "a_copy" not in lib.names() and "renamed" in lib.names()
+    # a run of "a_copy" finds its checkpoints under the adapter's new name (the page's Use this checkpoint)
+    assert lib.current_name("a_copy") == "renamed" and lib.current_name("a") == "a"
+    record = r.file.parent / "adapter.json"
+    kept = record.read_text()
+    record.write_text(kept.replace('"renamed_from": [', '"renamed_from": "xx a_copy xx", "was": ['))
+    with pytest.raises(StudioError, match="no longer in the library"):  # a string is no list of names
+        lib.current_name("a_copy")
+    record.write_text(kept)
     assert _meta(r.file)["ss_output_name"] == "renamed" and _meta(r.file)["modelspec.title"] == "renamed"
     assert [p.name for p in r.file.parent.glob("*.safetensors")] == ["renamed.safetensors"]
     with pytest.raises(StudioError, match="already exists"):
@@ -55,6 +63,8 @@ def test_rename_duplicate_delete(ws):
     with pytest.raises(StudioError, match="not allowed"):
         lib.rename("renamed", "../evil")
     lib.delete("renamed")
+    with pytest.raises(StudioError, match="'a_copy', is no longer in the library: deleted"):
+        lib.current_name("a_copy")
     assert lib.names() == ["a", "b"] and not any(p.name.startswith(".") for p in lib.root.iterdir())
     with pytest.raises(StudioError, match="No adapter named"):
         lib.delete("renamed")

@@ -31,6 +31,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")  # \Z: "$" would let a 
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
+RENAMES_KEPT = 16  # earlier names an adapter's record keeps (Library.current_name)
+
+
 def check_name(name: str) -> str:
     """Adapter names become folder and file names: letters, digits, '-' and '_' only."""
     if isinstance(name, str) and not name.strip():
@@ -199,7 +202,8 @@ class _Changes:
             target = self._free(new)
             record = folder / "adapter.json"
             kept = record.read_bytes() if record.is_file() else None
-            info = {**_read_json(record), "name": new}
+            info = _read_json(record)
+            info = {**info, "name": new, "renamed_from": (_earlier_names(info) + [old])[-RENAMES_KEPT:]}
             # the new name's file first: killed in between, the old record and file still match
             _write_adapter(folder, new, sd, _retitled(meta, new), info, record_first=False)
             try:
@@ -300,6 +304,19 @@ class Library(_Changes):
         """The usable adapters: what pickers, blends and ``<lora:…>`` tags may name."""
         return [r.name for r in self.list() if r.ok]
 
+    def current_name(self, name: str) -> str:
+        """The name the adapter once called ``name`` has now: ``name`` while it is in the library, else
+        the one adapter renamed from it (a run's scorecard and checkpoints moved with its folder);
+        a StudioError when it was deleted (or more than one claims the name)."""
+        names = self.names()
+        if name in names:
+            return name
+        later = [n for n in names if name in _earlier_names(_read_json(self.folder(n) / "adapter.json"))]
+        if len(later) == 1:
+            return later[0]
+        raise StudioError(f"The adapter this run wrote, {name!r}, is no longer in the library: deleted, and its "
+                          "checkpoints with it.", "Train again to get checkpoints to choose from.")
+
     def damaged(self) -> list[AdapterRecord]:
         return [r for r in self.list() if not r.ok]
 
@@ -326,6 +343,13 @@ class Library(_Changes):
             raise StudioError(f"Adapter {rec.shown_name!r} is damaged and cannot be used: {rec.damaged}.",
                               f"Delete it (studio adapters delete {rec.shown_name}) and train or import it again.")
         return rec
+
+
+def _earlier_names(info: dict) -> list[str]:
+    """The names a record says its adapter had before (``renamed_from``; anything else in a hand-edited
+    or foreign record counts as none)."""
+    names = info.get("renamed_from")
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def _read_json(path: Path) -> dict:

@@ -88,11 +88,12 @@ def use(services, snap: Any | None, step, new_name: str) -> str:
     if snap.live:
         raise StudioError(f"The run of {snap.adapter!r} is still going: it writes its own adapter at the end.",
                           "Wait until it ends (or press Stop), then use a checkpoint.")
-    done = use_checkpoint(snap.adapter, int(step), (new_name or "").strip() or None, services.ws)
-    if done == snap.adapter and services.engine is not None:
+    adapter = services.library.current_name(snap.adapter)  # (renamed since the run: its new name)
+    done = use_checkpoint(adapter, int(step), (new_name or "").strip() or None, services.ws)
+    if done == adapter and services.engine is not None:
         services.engine.unload(done)  # the Generate tab draws the new weights, not the loaded old ones
-    where = f"as **{done}**" if done == snap.adapter else f"as the new adapter **{done}**"
-    return f"Step {int(step)} of {snap.adapter} is now in the Library {where}."
+    where = f"as **{done}**" if done == adapter else f"as the new adapter **{done}**"
+    return f"Step {int(step)} of {adapter} is now in the Library {where}."
 
 
 def compare(services, snap: Any | None):
@@ -102,7 +103,7 @@ def compare(services, snap: Any | None):
 
     if snap is None:
         raise StudioError("No run chosen.", "Pick a run in the list.")
-    return as_file(checkpoint_grid(services.engine, snap.adapter, None,
+    return as_file(checkpoint_grid(services.engine, services.library.current_name(snap.adapter), None,
                                    GenerateSettings(steps=_preview_steps(snap), seed=0), ws=services.ws).image)
 
 

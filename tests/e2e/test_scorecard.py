@@ -81,3 +81,15 @@ def test_scorecard_previews_and_use_this_checkpoint(page, workspace):
     assert (workspace / "adapters" / "meter-early" / "meter-early.safetensors").is_file()
     tab(page, "Library")
     page.locator("#library-cards").get_by_text("meter-early").first.wait_for()
+
+    # the run's adapter renamed since (here by another window's Library): its checkpoints went with it
+    from studio.adapters.library import Library
+
+    Library(Workspace(workspace)).rename(ADAPTER, "meter-renamed")
+    tab(page, "Train")
+    page.locator("#scorecard-checkpoint").click()
+    page.get_by_role("option", name="step 4 ·").first.click()
+    page.locator("#scorecard-new-name").get_by_role("textbox").fill("meter-middle")
+    page.get_by_role("button", name="Use this checkpoint").click()
+    page.get_by_text("Step 4 of meter-renamed is now in the Library as the new adapter").wait_for()
+    assert (workspace / "adapters" / "meter-middle" / "meter-middle.safetensors").is_file()
