@@ -179,15 +179,52 @@ def test_a_late_refresh_does_not_redraw_the_captions_being_edited(tmp_path):
     write_style_set(tmp_path / "photos", "neon", 5)
     ingest("shop", [tmp_path / "photos"], ws=ws)
     services = SimpleNamespace(ws=ws)
-    key, gallery, rows, split = view_if_changed(services, "shop", None)  # drawn after "Add to set"
-    assert len(rows) == 5 and "5 images" in split
+    key, gallery, rows, split, drawn = view_if_changed(services, "shop", None)  # drawn after "Add to set"
+    assert len(rows) == 5 and "5 images" in split and drawn == rows
     skip = view_if_changed(services, "shop", key)  # the late refresh: same set, same file
     assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in skip), skip
     item = mf.load("shop", ws).items[0]
     for n in range(3):  # saves in quick succession, each seen (not only the first in a clock tick)
         mf.set_caption("shop", item.file, f"caption {n}", ws)
-        key, _, rows, _ = view_if_changed(services, "shop", key)
+        key, _, rows, _, _ = view_if_changed(services, "shop", key)
         assert f"caption {n}" in [r[2] for r in rows]
+
+
+def test_captions_being_edited_survive_another_windows_save_and_saving_keeps_its_change(tmp_path):
+    """Window A edits caption 0 and has not saved; window B saves caption 1. A's refresh keeps A's
+    table (and says why); A's save writes caption 0 only: B's caption 1 stays (it used to be
+    written back to what A was first shown)."""
+    import copy
+    from types import SimpleNamespace
+
+    from studio.data import manifest as mf
+    from studio.data.ingest import ingest
+    from studio.models.tiny.sample_data import write_style_set
+    from studio.paths import Workspace
+    from studio.ui.images import follow_view, save_captions, view_if_changed
+
+    ws = Workspace(tmp_path / "outputs")
+    write_style_set(tmp_path / "photos", "neon", 5)
+    ingest("shop", [tmp_path / "photos"], ws=ws)
+    services = SimpleNamespace(ws=ws)
+    key, _, rows, _, drawn = view_if_changed(services, "shop", None)
+    table = copy.deepcopy(rows)
+    table[0][2] = "a mug, edited in A, neon style"
+    items = mf.load("shop", ws).items
+    mf.set_caption("shop", items[1].file, "a ball, saved by B, neon style", ws)  # window B saves
+
+    parts, note = follow_view(services, "shop", key, table, drawn)  # A's next refresh
+    assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in parts)
+    assert "your unsaved captions are kept" in note
+    untouched = copy.deepcopy(rows)  # a page with nothing edited is simply drawn again
+    parts, note = follow_view(services, "shop", key, untouched, drawn)
+    assert note is None and parts[2][1][2] == "a ball, saved by B, neon style"
+
+    said = save_captions(services, "shop", table, drawn)
+    assert said.startswith("Saved 1 caption in **shop**.") and "1 other caption changed in another window" in said
+    now = [it.caption for it in mf.load("shop", ws).items]
+    assert now[0] == "a mug, edited in A, neon style" and now[1] == "a ball, saved by B, neon style"
+    assert now[2:] == [r[2] for r in rows[2:]]
     assert view_if_changed(services, None, key)[0] == (None,)  # another set (none): drawn
 
 

@@ -86,8 +86,31 @@ def view_if_changed(services: Services, name: str | None, shown: tuple | None) -
     draw it again."""
     key = shown_key(services, name)
     if shown is not None and tuple(shown) == key:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    return (key, *set_view(services, name))
+        return (gr.skip(),) * VIEW_PARTS
+    gallery, rows, split = set_view(services, name)
+    return key, gallery, rows, split, rows  # (the last: the captions as drawn, for Save and the refresh)
+
+
+VIEW_PARTS = 5  # shown key, gallery, caption rows, split line, caption rows as drawn (see _wire)
+
+
+def edited(rows, drawn) -> bool:
+    """Whether the captions table differs from what was drawn into it (unsaved edits)."""
+    return drawn is not None and [str(r[2]).strip() for r in rows or []] != [str(r[2]).strip() for r in drawn]
+
+
+def follow_view(services: Services, name: str | None, shown: tuple | None, rows, drawn) -> tuple:
+    """The refresh's view of set ``name``: drawn again when it changed on disk, except over captions
+    this page is editing. Another window's save (or any change of the set) used to redraw the table
+    and wipe them without a word (newcomer review, 2026-12-08); now they stay, a note says so, and
+    Save captions writes only what was edited here (:func:`save_captions`). Returns the view parts
+    and the note (None: leave the line as it is)."""
+    same_set = shown is not None and name is not None and tuple(shown)[:1] == (name,)
+    if same_set and edited(rows, drawn) and tuple(shown) != shown_key(services, name):
+        return (gr.skip(),) * VIEW_PARTS, ("⚠ This set changed on disk (another window or a save elsewhere) "
+                                           "while you were editing: your unsaved captions are kept here. *Save "
+                                           "captions* writes the ones you changed and keeps the others' changes.")
+    return view_if_changed(services, name, shown), None
 
 
 def verify_view(services: Services, name: str | None, shown: tuple | None) -> tuple:
@@ -95,7 +118,7 @@ def verify_view(services: Services, name: str | None, shown: tuple | None) -> tu
     picked it is left alone: the page is about to pick the one a refresh drew (pick_update's plan,
     applied in the browser) or, with no set at all, already says so."""
     if not name:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return (gr.skip(),) * VIEW_PARTS
     return view_if_changed(services, name, shown)
 
 
@@ -153,17 +176,31 @@ def match_rows(items: list[mf.Item], rows) -> list[tuple[mf.Item, str]]:
     return pairs
 
 
-def save_captions(services: Services, name: str | None, rows) -> str:
+def save_captions(services: Services, name: str | None, rows, drawn=None) -> str:
+    """Write the captions edited in the table. With ``drawn`` (the rows as the page drew them), only
+    the ones the user changed: a caption changed on disk meanwhile (another window) and left alone
+    here keeps that change instead of being written back to what this page first showed."""
     if not name:
         raise StudioError("No image set chosen.", "Pick the set whose captions you edited.")
-    changed = 0
-    for item, caption in match_rows(mf.load(name, services.ws).items, rows):
+    items = mf.load(name, services.ws).items
+    try:
+        shown = {item.file: caption for item, caption in match_rows(items, drawn)} if drawn else {}
+    except StudioError:  # drawn before images were added or removed: compare with the disk alone
+        shown = {}
+    changed = kept = 0
+    for item, caption in match_rows(items, rows):
+        if caption == shown.get(item.file, item.caption):
+            kept += caption != item.caption  # untouched here, changed elsewhere: theirs stays
+            continue
         if caption != item.caption:
             if not caption:
                 raise StudioError(f"The caption of {item.source} is empty.", "Write a caption (the trigger word helps).")
             mf.set_caption(name, item.file, caption, services.ws)
             changed += 1
     said = f"Saved {changed} caption{'s' if changed != 1 else ''} in **{name}**." if changed else "No caption changed."
+    if kept:
+        said += (f" {kept} other caption{'s' if kept != 1 else ''} changed in another window meanwhile "
+                 f"{'were' if kept != 1 else 'was'} kept as {'they are' if kept != 1 else 'it is'}.")
     return said + trigger_note(mf.load(name, services.ws))
 
 
@@ -227,12 +264,13 @@ def _captions_table() -> gr.Dataframe:
 def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved) -> None:
     shown = gr.State(None)  # shown_key of what the gallery and table show (set by whatever drew them)
-    view = [shown, gallery, captions, split]
+    drawn = gr.State(None)  # the caption rows as drawn into the table (unsaved edits: the table differs)
+    view = [shown, gallery, captions, split, drawn]
 
     def after_ingest(name, rep):
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
         drawn = view_if_changed(services, name, None) if kept else (
-            shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.")
+            shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.", None)
         return (select_update(dataset_names(services), name if kept else None), "", ingest_summary(services, rep),
                 report_rows(rep), *drawn, None)
 
@@ -247,13 +285,16 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
     # and draws the set the picker shows (the same idea as PageState.view's inputs).
     gr.on([existing.change, shown.change], guard(lambda name, was: verify_view(services, name, was)),
           [existing, shown], view, trigger_mode="always_last", show_progress="hidden")
-    act(save.click, lambda name, rows: (save_captions(services, name, rows), *view_if_changed(services, name, None)),
-        [existing, captions], [saved, *view], on=saved, concurrency_limit=1)
+    act(save.click, lambda name, rows, was: (save_captions(services, name, rows, was),
+                                             *view_if_changed(services, name, None)),
+        [existing, captions, drawn], [saved, *view], on=saved, concurrency_limit=1)
 
-    def follow(lists, prev, name, was):
+    def follow(lists, prev, name, was, rows, as_drawn):
         names = lists.datasets
         new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
-        # the set's pictures and captions only when they changed on disk since they were drawn
-        return pick_update(names, name, fallback=new), *view_if_changed(services, new, was)
+        # the set's pictures and captions only when they changed on disk since they were drawn, and
+        # never over captions being edited
+        parts, note = follow_view(services, new, was, rows, as_drawn)
+        return pick_update(names, name, fallback=new), *parts, gr.skip() if note is None else note
 
-    page.follow([existing, *view], follow, [existing, shown])
+    page.follow([existing, *view, saved], follow, [existing, shown, captions, drawn])

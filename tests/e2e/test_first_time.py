@@ -62,7 +62,7 @@ def test_first_visit_without_advanced_settings(page, tmp_path):
     prompt.fill("a blue lamp on a table")
     # a refusal from inside the adapter list (drawn by @gr.render: out of test_ui_events.py's reach)
     gen.get_by_role("button", name="Before / after").click()
-    page.locator(".toast-body").get_by_text("No style is ticked").first.wait_for()
+    page.locator("#status").get_by_text("Not drawn: No style is ticked").wait_for()  # under the picture
     assert not fields_under_error_badges(page) and prompt.input_value() == "a blue lamp on a table"
     gen.get_by_role("button", name="Generate", exact=True).click()
     page.locator("#status").get_by_text("no adapters").wait_for(timeout=DRAW_MS)
