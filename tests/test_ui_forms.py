@@ -342,3 +342,25 @@ def test_captions_that_came_without_the_trigger_are_said_at_add_on_train_and_in_
 
     out = run_cli("dataset", "add", "cli-shop", str(tmp_path / "photos"), env={"STUDIO_OUTPUTS": str(ws.root)})
     assert out.returncode == 0 and "note: 4 captions of 4 do not contain the trigger word “cli-shop”" in out.stdout
+
+
+def test_a_ticked_style_renamed_elsewhere_stays_ticked_and_a_deleted_one_is_said():
+    from studio.errors import StudioError
+    from studio.ui.generate import adapter_follow
+
+    class Lib:  # renamed: neon -> neon-v2; deleted: pastel
+        def current_name(self, name):
+            if name == "neon":
+                return "neon-v2"
+            raise StudioError(f"The adapter this run wrote, {name!r}, is no longer in the library.")
+
+    drawn = [["neon", "neon"], ["pastel", "pastel"], ["spare", ""]]
+    picked = {"neon": [True, 0.7, 0.5], "pastel": [True, 1.0, 1.0], "spare": [False, 1.2, 1.0]}
+    rows, ticked, said = adapter_follow(Lib(), [["neon-v2", "neon"], ["spare", ""]], drawn, picked)
+    assert rows == [["neon-v2", "neon", [True, 0.7, 0.5]], ["spare", ""]]  # drawn ticked, at its weights
+    assert ticked == {"neon-v2": [True, 0.7, 0.5], "spare": [False, 1.2, 1.0]}
+    assert "**neon** was renamed **neon-v2**" in said and "**pastel** was ticked here and is no longer" in said
+    skip, ticked, said = adapter_follow(Lib(), [["neon-v2", "neon"], ["spare", ""]], rows, ticked)  # nothing new
+    assert skip == gr.skip() and said == gr.skip() and ticked["neon-v2"] == [True, 0.7, 0.5]
+    untouched = adapter_follow(Lib(), [["a", ""], ["b", ""]], [["a", ""]], {"a": [False, 1.0, 1.0]})
+    assert untouched[0] == [["a", ""], ["b", ""]] and untouched[2] == gr.skip()  # a new one: drawn, nothing said

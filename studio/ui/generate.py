@@ -133,20 +133,20 @@ def generate_tab(services: "Services", page: PageState, adapters: gr.State) -> N
                 with gr.Tab("Compare grid", id="grid"):
                     _grid(services, form)
     outputs = [gallery, status, history]
+    picked = gr.State({})  # name -> [ticked, weight, text-encoder weight], as the user left them
     with adapter_slot:
-        _adapter_list(services, adapters, form, outputs, home, prompt, history)
+        _adapter_list(services, adapters, form, outputs, home, prompt, history, picked)
     _wire_history(shelf, history, form)
     _api(services, form, [gallery, status], home)
 
-    def follow(lists, prev, current):
-        now = adapter_rows(lists.adapters, lists.triggers)
-        return gr.skip() if now == current else now  # drawn again only when the library changed
+    def follow(lists, prev, current, ticked):  # drawn again only when the library changed
+        return adapter_follow(services.library, adapter_rows(lists.adapters, lists.triggers), current, ticked)
 
     def where(last):  # also moves the pipeline off the GPU while a training uses it
         line = gpu_policy(services, home)
         return None if line == last else (line, line)
 
-    page.follow([adapters], follow, [adapters])
+    page.follow([adapters, picked, status], follow, [adapters, picked])
     page.view([policy], where)
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed, show_progress="hidden")
 
@@ -173,7 +173,7 @@ def _sampler_dropdown() -> gr.Dropdown:
 
 
 def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs: list, home: str,
-                  prompt: gr.Textbox, history: gr.State) -> None:
+                  prompt: gr.Textbox, history: gr.State, picked: gr.State) -> None:
     """The Generate and Before / after buttons, then a toggle (+ its trigger word) + weight (+ text-encoder
     weight under Advanced) per adapter. The buttons' events take the toggles as inputs, so they are
     registered in this render; the buttons are drawn by it too, so a button is never on the page
@@ -194,20 +194,26 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                 gr.Markdown("No styles in the library yet: train one in the Train tab. (`<lora:name:weight>` "
                             "tags in the prompt work once there are.)", elem_id="no-adapters")
             toggles, weights = [], []
-            for n, trig in current:  # keys keep a user's ticks and weights when the list is drawn again
+            # keys keep a user's ticks and weights when the list is drawn again; an adapter renamed
+            # meanwhile has a new key and gets its old name's values from the row (adapter_follow)
+            for n, trig, on0, w0, _ in map(_row_values, current):
                 with gr.Row(elem_classes="adapter-row"):
-                    box = gr.Checkbox(label=n, value=False, key=f"on-{n}", elem_id=f"lora-on-{n}",
+                    box = gr.Checkbox(label=n, value=on0, key=f"on-{n}", elem_id=f"lora-on-{n}",
                                       interactive=True, scale=1, min_width=140,
                                       info=f"trigger word: {trig}" if trig else "no trigger word")
                     toggles.append(box)
-                    weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, scale=3))
+                    weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, value=w0, scale=3))
             with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
                 separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
                                        interactive=True,
                                        info="Off: the text encoder uses each adapter's weight above.")
-                tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT)
-                       for n, _ in current]
+                tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT, value=te0)
+                       for n, _, _, _, te0 in map(_row_values, current)]
+        current = [row[:2] for row in current]
         triggers = dict((n, t) for n, t in current)
+        for (n, _), box, w, te in zip(current, toggles, weights, tes):  # what is ticked, by name (adapter_follow)
+            gr.on([box.change, w.change, te.change], lambda on, a, b, p, n=n: {**(p or {}), n: [bool(on), a, b]},
+                  [box, w, te, picked], picked, queue=False, show_progress="hidden", trigger_mode="always_last")
         # ticking adds the trigger to the prompt, unticking takes it out (A1111's activation text), unless
         # another ticked style has the same word (two versions of one style: neon, neon-v2)
         for box, (n, trig) in zip(toggles, current):
@@ -289,8 +295,41 @@ def _api(services: "Services", form: list, outputs: list, home: str) -> None:
           concurrency_id=ENGINE_QUEUE, show_progress="hidden")
 
 
-def _weight(label: str, key: str, elem_id: str, limit: float, **kw) -> gr.Slider:
-    return gr.Slider(-limit, limit, value=1.0, step=0.05, label=label, key=key, elem_id=elem_id, interactive=True, **kw)
+def _weight(label: str, key: str, elem_id: str, limit: float, value: float = 1.0, **kw) -> gr.Slider:
+    return gr.Slider(-limit, limit, value=value, step=0.05, label=label, key=key, elem_id=elem_id, interactive=True,
+                     **kw)
+
+
+def _row_values(row: list) -> tuple[str, str, bool, float, float]:
+    """(name, trigger, ticked, weight, text-encoder weight) of an adapter row: [name, trigger] or, for an
+    adapter renamed since the list was drawn, [name, trigger, [ticked, weight, te weight]]."""
+    carried = row[2] if len(row) > 2 and row[2] else [False, 1.0, 1.0]
+    return row[0], row[1], bool(carried[0]), float(carried[1]), float(carried[2])
+
+
+def adapter_follow(library, rows: list[list[str]], current: list, picked: dict | None):
+    """The adapter list when the library changed: ``rows`` as it is now. What this page had ticked
+    under a name that is gone follows a rename (ticked, with its weights, under the new name) or is
+    said to be gone: a style renamed or deleted in another window used to vanish from the list and
+    be drawn without, and the page said nothing (newcomer review, 2026-12-08). Returns (rows or a
+    skip when the list is as drawn, the ticked state, a status line or a skip)."""
+    picked, names, notes = dict(picked or {}), {r[0] for r in rows}, []
+    for old in [n for n in picked if n not in names]:
+        values = picked.pop(old)
+        try:
+            new = library.current_name(old)
+        except StudioError:
+            new = None
+        if new in names and new not in picked:
+            picked[new] = values
+            rows = [r if r[0] != new else [*r, values] for r in rows]
+            if values[0]:
+                notes.append(f"**{old}** was renamed **{new}** (in another window or here): still ticked, as {new}.")
+        elif values[0]:
+            notes.append(f"⚠ **{old}** was ticked here and is no longer in the Library (deleted): pictures are "
+                         "drawn without it.")
+    same = [r[:2] for r in rows] == [list(r[:2]) for r in current or []] and all(len(r) == 2 for r in rows)
+    return gr.skip() if same else rows, picked, "\n\n".join(notes) if notes else gr.skip()
 
 
 def run(services: "Services", values: list, picks: list[tuple[str, float, float]], past: list | None = None,

@@ -15,7 +15,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from .adapters import write_adapter
-from .studio_page import advanced, another_page, gen_steps, generate, shown_image, tab
+from .studio_page import advanced, another_page, gen_steps, generate, set_weight, shown_image, tab
 
 pytestmark = pytest.mark.e2e
 
@@ -159,17 +159,32 @@ def test_import_refuses_a_bad_file_with_its_reason(page, tmp_path):
 
 
 def test_rename_then_delete(page, workspace):
+    """Rename and delete; a style ticked in Generate follows its rename (still ticked, same weight)
+    and its deletion is said there, not drawn without a word."""
+    tab(page, "Generate")
+    page.locator("#lora-on-spare input").check()
+    set_weight(page, "spare", 0.6)
+    page.wait_for_timeout(500)  # (the tick's and the weight's own events, sent without the queue)
     _choose(page, "spare")
     page.get_by_label("New name").fill("spare2")
     page.get_by_role("button", name="Rename").click()
     page.locator("#library-cards").get_by_text("spare2 ·").first.wait_for(timeout=WAIT_MS)
     assert (workspace / "adapters" / "spare2" / "spare2.safetensors").is_file()
     assert not (workspace / "adapters" / "spare").exists()
+    tab(page, "Generate")
+    expect(page.locator("#lora-on-spare2 input")).to_be_checked(timeout=WAIT_MS)
+    expect(page.locator("#lora-w-spare2 input[type=number]")).to_have_value("0.6")
+    expect(page.locator("#status")).to_contain_text("spare was renamed spare2")
+    _choose(page, "spare2")
     page.get_by_role("button", name="Delete…").click()
     page.get_by_role("button", name="Yes, delete it").click(timeout=WAIT_MS)  # one event: 60 s ran out at load 8
     page.locator("#library-message").get_by_text("Deleted").wait_for(timeout=WAIT_MS)
     assert not (workspace / "adapters" / "spare2").exists()
     page.locator("#library-cards").get_by_text("spare2 ·").wait_for(state="detached", timeout=WAIT_MS)
+    tab(page, "Generate")
+    expect(page.locator("#status")).to_contain_text("spare2 was ticked here and is no longer in the Library",
+                                                    timeout=WAIT_MS)
+    assert page.locator("#lora-on-spare2").count() == 0
 
 
 def test_a_refresh_that_left_before_a_rename_does_not_undo_it(page, server, workspace):
