@@ -60,6 +60,7 @@ def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | N
     from .app import CSS
     from .changes import JS_POLL, ChangesRoute
     from .guard import RequestGuard, host_rule
+    from .keep import js_keep
     from .page_state import POLL_S
 
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def launch_kwargs(serve: ServeSettings, ws: Workspace, auth: tuple[str, str] | N
     return dict(app_kwargs={"middleware": [guard, Middleware(ChangesRoute, answer=changes)]}, server_name=serve.host, server_port=serve.port, auth=auth, share=False,
                 max_file_size=f"{serve.max_file_size_mb}mb", enable_monitoring=False,
                 allowed_paths=[str(ws.root.resolve())], show_error=True, inbrowser=False,
-                footer_links=["settings"], css=CSS, js=JS_POLL % {"ms": int(POLL_S * 1000)}, quiet=True, ssr_mode=False, mcp_server=False, pwa=False)
+                footer_links=["settings"], css=CSS, js=f"() => {{ ({JS_POLL % {'ms': int(POLL_S * 1000)}})(); ({js_keep()})(); }}", quiet=True, ssr_mode=False, mcp_server=False, pwa=False)
 
 
 def keep_uploads_in(ws: Workspace) -> str:

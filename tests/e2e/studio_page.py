@@ -44,12 +44,12 @@ LOCALHOST_CHECK = "When localhost is not accessible"  # Gradio's start-up self-c
 
 @contextmanager
 def studio_server(workspace: Path, timeout_s: float = 360, quiet: bool = False, tries: int = 3,
-                  root: Path = ROOT) -> Iterator[str]:
+                  root: Path = ROOT, port: int | None = None) -> Iterator[str]:
     """``studio serve`` from this checkout (or ``root``) on ``workspace`` (STUDIO_OUTPUTS); yields its
     URL. Started again (up to ``tries`` times) when only Gradio's own start-up check of localhost failed."""
     for attempt in range(tries):
         try:
-            ctx = _server(workspace, timeout_s, quiet, root)
+            ctx = _server(workspace, timeout_s, quiet, root, port)
             url = ctx.__enter__()
         except RuntimeError as e:
             if LOCALHOST_CHECK in str(e) and attempt + 1 < tries:
@@ -63,8 +63,8 @@ def studio_server(workspace: Path, timeout_s: float = 360, quiet: bool = False, 
 
 
 @contextmanager
-def _server(workspace: Path, timeout_s: float, quiet: bool, root: Path) -> Iterator[str]:
-    port = free_port()
+def _server(workspace: Path, timeout_s: float, quiet: bool, root: Path, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()  # (a given port: the same server again, for pages open on it)
     env = {**os.environ, "STUDIO_OUTPUTS": str(workspace), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("STUDIO_AUTH", None)

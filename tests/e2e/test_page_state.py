@@ -235,3 +235,40 @@ def test_captions_being_edited_survive_a_save_made_elsewhere(server, workspace):
         now = [it.caption for it in mf.load("edit-set", ws).items]
         assert now[0] == "edited on the page, stripes style" and now[1] == "saved elsewhere, stripes style"
         table.get_by_text("saved elsewhere, stripes style").wait_for(timeout=WAIT_MS)  # drawn as it is now
+
+
+def test_what_was_typed_and_ticked_comes_back_when_the_server_restarts(workspace):
+    """Gradio reloads every open page once its server is back after a restart: the page came back
+    on the Images tab with every field at its default (newcomer review, 2026-12-08). Now the open
+    tab, the prompt, the ticked style and its weight and a typed adapter name come back and the
+    page says so; a page opened fresh afterwards starts empty."""
+    from contextlib import ExitStack
+
+    from playwright.sync_api import expect
+
+    from .studio_page import another_page, free_port, set_weight, studio_server
+
+    port = free_port()
+    with ExitStack() as stack:
+        first = ExitStack()
+        url = first.enter_context(studio_server(workspace, port=port))
+        page = stack.enter_context(browser_page(url))
+        train = tab(page, "Train")
+        train.get_by_label("Adapter name").fill("my-shop-v1")
+        tab(page, "Generate")
+        page.locator("#prompt textarea").fill("a green lamp on a desk")
+        page.locator("#lora-on-neon input").check()
+        set_weight(page, "neon", 0.7)
+        expect(page.locator("#prompt textarea")).to_have_value("a green lamp on a desk, neon")
+        first.close()  # the server stops; the page stays open
+        stack.enter_context(studio_server(workspace, port=port))
+        page.locator("#kept-after-reload").wait_for(timeout=WAIT_MS)  # Gradio reloaded the page; it says so
+        expect(page.get_by_role("tab", name="Generate", selected=True)).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#prompt textarea")).to_have_value("a green lamp on a desk, neon", timeout=WAIT_MS)
+        expect(page.locator("#lora-on-neon input")).to_be_checked(timeout=WAIT_MS)
+        expect(page.locator("#lora-w-neon input[type=number]")).to_have_value("0.7")
+        expect(tab(page, "Train").get_by_label("Adapter name")).to_have_value("my-shop-v1", timeout=WAIT_MS)
+        with another_page(page, url) as fresh:  # a page of its own: nothing of the first page's
+            tab(fresh, "Generate")
+            expect(fresh.locator("#prompt textarea")).not_to_have_value("a green lamp on a desk, neon")
+            assert fresh.locator("#kept-after-reload").count() == 0
