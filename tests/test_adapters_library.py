@@ -98,7 +98,7 @@ def test_blend_exact_equals_diffusers_set_adapters(ws):
     rec = lib.get("ab")
     assert rec.source == "blended" and "a" in _meta(rec.file)["studio_blend"]
     assert rec.trigger == "neon"  # both parts' trigger word, once (it read "neon, neon")
-    with pytest.raises(StudioError, match="needs a name"):
+    with pytest.raises(StudioError, match="An empty adapter name is not allowed"):
         blend_mod.blend(lib, " ", [("a", 0.7), ("b", 0.3)])
     assert rec.layers["unet_attention"].rank == 6 and rec.layers["unet_ff"].rank == 2  # ranks concatenated
     pipe = load_model("tiny", device="cpu").pipe

@@ -204,7 +204,7 @@ def test_the_scorecard_is_strict_json_and_its_reason_reaches_a_terminal_escaped(
 def test_judge_cli_refuses_odd_flag_combinations_and_damage_in_one_line(ws, monkeypatch, capsys):
     monkeypatch.chdir(ws.root.parent)  # (the default workspace: ./outputs)
     for argv, words in [(["judge", "shop", "--as", "x"], "--as NEW goes with --use"),
-                        (["judge", "shop", "--use", "20", "--as", ""], "The adapter needs a name"),
+                        (["judge", "shop", "--use", "20", "--as", ""], "empty adapter name is not allowed"),
                         (["judge", "shop", "--use", "20", "--dataset", "neon"], "do different things")]:
         assert cli.main(argv) == 2, argv
         assert words in capsys.readouterr().err, argv

@@ -37,7 +37,7 @@ RENAMES_KEPT = 16  # earlier names an adapter's record keeps (Library.current_na
 def check_name(name: str) -> str:
     """Adapter names become folder and file names: letters, digits, '-' and '_' only."""
     if isinstance(name, str) and not name.strip():
-        raise StudioError("The adapter needs a name.", "Type one: 1-64 letters, digits, '-' or '_'.")
+        raise StudioError("An empty adapter name is not allowed.", "Type a name: 1-64 letters, digits, '-' or '_'.")
     if not isinstance(name, str) or not _NAME.match(name) or name.lower() in _RESERVED:
         shown = repr(name)[:80]
         raise StudioError(f"Adapter name {shown} is not allowed.",

@@ -34,7 +34,7 @@ PROMPTS = {  # case: (prompt, extra args, expected outcome or refusal fragment)
     "tabs and newlines": ("a red mug,\n\ton white\r\n", [], OK),
     "bidi override": ("a red \u202emug", [], "(U+202E)"),  # reverses what is read: refused like a control
     "zero-width": ("a red mug\u200b\ufeff", [], OK),
-    "empty prompt": ("", [], OK),
+    "empty prompt": ("", [], WARN),  # drawn, with a word that the picture is the model's idea of anything
     "known tag": ("a red mug <lora:neon:0.8>", [], OK),
     "weight 0 tag": ("a red mug <lora:neon:0>", [], OK),
     "tag with spaces": ("a red mug <lora: neon : 0.5 >", [], OK),
