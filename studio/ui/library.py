@@ -30,8 +30,9 @@ CSS = """
 #library-cards .caption-label { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; font-size: 0.8rem; line-height: 1.25; }
 #library-details td, #library-metadata td { word-break: break-word; }
-/* a card is a before|after pair (about 2:1): the cell fits it with its caption underneath, no empty band above */
-#library-cards .thumbnail-item { aspect-ratio: 4 / 3 !important; }
+/* a card is a before|after pair (about 2:1) with three lines of caption underneath, clear of the pictures
+   (at 4:3 a three-line caption covered their lower edge) */
+#library-cards .thumbnail-item { aspect-ratio: 10 / 9 !important; }
 #library-cards .thumbnail-item > img { object-position: top; }
 #library-cards .fixed-height { min-height: 0 !important; }  /* as tall as the cards, not 450 px */
 #library-cards .grid-wrap { padding-top: 34px; }  /* clear of the gallery's own buttons */
