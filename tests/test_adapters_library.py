@@ -50,6 +50,9 @@ def test_rename_duplicate_delete(ws):
     assert "a_copy" not in lib.names() and "renamed" in lib.names()
     # a run of "a_copy" finds its checkpoints under the adapter's new name (the page's Use this checkpoint)
     assert lib.current_name("a_copy") == "renamed" and lib.current_name("a") == "a"
+    lib.duplicate("renamed", "renamed_twin")  # a copy does not take the earlier names with it
+    assert lib.current_name("a_copy") == "renamed"
+    lib.delete("renamed_twin")
     record = r.file.parent / "adapter.json"
     kept = record.read_text()
     record.write_text(kept.replace('"renamed_from": [', '"renamed_from": "xx a_copy xx", "was": ['))
@@ -125,8 +128,16 @@ def test_cli_list_export_import_blend(ws, tmp_path):
     out = run_cli("export", "a", "--format", "kohya", "--dtype", "fp16", "--rank", "2", env=env)
     assert out.returncode == 0, out.stderr
     assert "relative Frobenius error" in out.stdout and (ws.exports / "a-kohya-fp16-r2.safetensors").is_file()
+    def tensors_and_metadata(path):
+        from safetensors.torch import load_file
+
+        return {k: v.tolist() for k, v in load_file(str(path)).items()}, _meta(path)
+
+    assert run_cli("export", "a", env=env).returncode == 0
+    plain = tensors_and_metadata(ws.exports / "a-kohya-fp16.safetensors")
     out = run_cli("export", "a", "--rank", "64", env=env)  # above every module's rank: nothing to reduce
     assert out.returncode == 0, out.stderr
+    assert tensors_and_metadata(ws.exports / "a-kohya-fp16.safetensors") == plain  # as it is, not re-factored
     assert "no module was above the asked rank" in out.stdout and "a-kohya-fp16.safetensors" in out.stdout
     assert not list(ws.exports.glob("*-r64.safetensors"))  # not named for a rank it does not have
     out = run_cli("import", str(ws.exports / "a-kohya-fp16-r2.safetensors"), "--name", "back", env=env)

@@ -79,9 +79,12 @@ def convert(sd: dict, metadata: dict[str, str], family: str, s: ExportSettings,
     """Pure: canonical dict + metadata -> the exported dict + metadata."""
     report = None
     if s.rank or s.keep:
-        sd, report = resize(sd, rank=s.rank, keep=s.keep)
-        ranks = sorted({int(v.shape[0]) for k, v in sd.items() if k.endswith("lora_down.weight")})
-        metadata = {**metadata, "ss_network_dim": str(ranks[-1]), "studio_resized": report.format(per_module=False)}
+        resized, report = resize(sd, rank=s.rank, keep=s.keep)
+        if report.reduced:  # (nothing reduced: the adapter's own tensors and metadata, not an SVD re-factoring)
+            sd = resized
+            ranks = sorted({int(v.shape[0]) for k, v in sd.items() if k.endswith("lora_down.weight")})
+            metadata = {**metadata, "ss_network_dim": str(ranks[-1]),
+                        "studio_resized": report.format(per_module=False)}
     sd = cast(sd, s.dtype)
     from .validate import check_finite
 

@@ -235,6 +235,7 @@ class _Changes:
             for kept in ("preview.png", SCORECARD):  # the copy is the same weights: same picture, same
                 if (folder / kept).is_file():  # style meter (its rounds' weights stay with the original)
                     shutil.copy2(folder / kept, tmp / kept)
+            info = {k: v for k, v in info.items() if k != "renamed_from"}  # (the original's earlier names stay its own)
             _write_adapter(tmp, new, sd, _retitled(meta, new), {**info, "name": new, "duplicated_from": name})
             os.rename(tmp, target)
         except BaseException:
@@ -308,9 +309,9 @@ class Library(_Changes):
         """The name the adapter once called ``name`` has now: ``name`` while it is in the library, else
         the one adapter renamed from it (a run's scorecard and checkpoints moved with its folder);
         a StudioError when it was deleted (or more than one claims the name)."""
-        names = self.names()
-        if name in names:
+        if name in [r.name for r in self.list()]:  # (a damaged one too: its use says why it cannot be used)
             return name
+        names = self.names()
         later = [n for n in names if name in _earlier_names(_read_json(self.folder(n) / "adapter.json"))]
         if len(later) == 1:
             return later[0]

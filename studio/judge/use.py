@@ -77,6 +77,7 @@ def use_checkpoint(name: str, step: int, new_name: str | None = None, ws: Worksp
             if preview.is_file() and not preview.is_symlink():
                 atomic_write_bytes(folder / "preview.png", preview.read_bytes())
             return name
+        info.pop("renamed_from", None)  # (a new adapter: the earlier names are the original's own)
         lib.add(new_name, sd, meta, {**info, "checkpoint_of": name})
         if preview.is_file() and not preview.is_symlink():
             shutil.copyfile(preview, lib.folder(new_name) / "preview.png")

@@ -205,6 +205,7 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                     weights.append(_weight(f"{n} weight", f"w-{n}", f"lora-w-{n}", MAX_WEIGHT, value=w0, scale=3))
             with gr.Accordion("Advanced: text-encoder weights", open=False, key="te-accordion"):
                 separate = gr.Checkbox(label="Set text-encoder weights separately", value=False, key="te-separate",
+                                       elem_id="te-separate",
                                        interactive=True,
                                        info="Off: the text encoder uses each adapter's weight above.")
                 tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT, value=te0)
@@ -311,10 +312,13 @@ def adapter_follow(library, rows: list[list[str]], current: list, picked: dict |
     """The adapter list when the library changed: ``rows`` as it is now. What this page had ticked
     under a name that is gone follows a rename (ticked, with its weights, under the new name) or is
     said to be gone: a style renamed or deleted in another window used to vanish from the list and
-    be drawn without, and the page said nothing (newcomer review, 2026-12-08). Returns (rows or a
-    skip when the list is as drawn, the ticked state, a status line or a skip)."""
+    be drawn without, and the page said nothing (newcomer review, 2026-12-08). A list drawn again
+    carries every name's values as the user left them (a key new to the page, like a renamed one, is
+    drawn with its constructor values). Returns (rows or a skip when the list is as drawn, the
+    ticked state or a skip when no name moved or went, a status line or a skip)."""
     picked, names, notes = dict(picked or {}), {r[0] for r in rows}, []
-    for old in [n for n in picked if n not in names]:
+    gone = [n for n in picked if n not in names]
+    for old in gone:
         values = picked.pop(old)
         try:
             new = library.current_name(old)
@@ -322,14 +326,15 @@ def adapter_follow(library, rows: list[list[str]], current: list, picked: dict |
             new = None
         if new in names and new not in picked:
             picked[new] = values
-            rows = [r if r[0] != new else [*r, values] for r in rows]
             if values[0]:
                 notes.append(f"**{old}** was renamed **{new}** (in another window or here): still ticked, as {new}.")
         elif values[0]:
             notes.append(f"⚠ **{old}** was ticked here and is no longer in the Library (deleted): pictures are "
                          "drawn without it.")
-    same = [r[:2] for r in rows] == [list(r[:2]) for r in current or []] and all(len(r) == 2 for r in rows)
-    return gr.skip() if same else rows, picked, "\n\n".join(notes) if notes else gr.skip()
+    same = [list(r[:2]) for r in rows] == [list(r[:2]) for r in current or []]
+    drawn = gr.skip() if same and not gone else [[*r[:2], picked[r[0]]] if r[0] in picked else list(r[:2])
+                                                 for r in rows]
+    return drawn, picked if gone else gr.skip(), "\n\n".join(notes) if notes else gr.skip()
 
 
 def run(services: "Services", values: list, picks: list[tuple[str, float, float]], past: list | None = None,

@@ -100,17 +100,26 @@ def edited(rows, drawn) -> bool:
 
 
 def follow_view(services: Services, name: str | None, shown: tuple | None, rows, drawn) -> tuple:
-    """The refresh's view of set ``name``: drawn again when it changed on disk, except over captions
-    this page is editing. Another window's save (or any change of the set) used to redraw the table
-    and wipe them without a word (newcomer review, 2026-12-08); now they stay, a note says so, and
-    Save captions writes only what was edited here (:func:`save_captions`). Returns the view parts
-    and the note (None: leave the line as it is)."""
+    """The refresh's view of set ``name``: drawn again when it changed on disk. Over captions this page
+    is editing, the table is drawn from disk with those edits put back (by image) and a note says so:
+    another window's save used to redraw the table and wipe them without a word (newcomer review,
+    2026-12-08). The edits stay unsaved (the rows as drawn are the disk's), so *Save captions* writes
+    only them (:func:`save_captions`). Returns the view parts and the note (None: leave the line)."""
     same_set = shown is not None and name is not None and tuple(shown)[:1] == (name,)
-    if same_set and edited(rows, drawn) and tuple(shown) != shown_key(services, name):
-        return (gr.skip(),) * VIEW_PARTS, ("⚠ This set changed on disk (another window or a save elsewhere) "
-                                           "while you were editing: your unsaved captions are kept here. *Save "
-                                           "captions* writes the ones you changed and keeps the others' changes.")
-    return view_if_changed(services, name, shown), None
+    if not (same_set and edited(rows, drawn) and tuple(shown) != shown_key(services, name)):
+        return view_if_changed(services, name, shown), None
+    key, gallery, now, split, now_drawn = view_if_changed(services, name, None)
+    before = {str(d[0]): str(d[2]).strip() for d in drawn}
+    mine = {str(r[0]): str(r[2]).strip() for r in rows or [] if str(r[2]).strip() != before.get(str(r[0]))}
+    merged = [[src, part, mine.get(src, caption)] for src, part, caption in now]
+    lost = len(set(mine) - {src for src, _, _ in now})
+    n = len(mine) - lost
+    note = (f"⚠ This set changed on disk (another window or a save elsewhere) while you were editing: the table "
+            f"shows it as it is now, with your {n} unsaved caption{'s' if n != 1 else ''} put back. *Save captions* "
+            "writes yours and keeps the others' changes.")
+    if lost:
+        note += f" {lost} of your edits were for pictures no longer in the set."
+    return (key, gallery, merged, split, now_drawn), note
 
 
 def verify_view(services: Services, name: str | None, shown: tuple | None) -> tuple:

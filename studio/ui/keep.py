@@ -18,7 +18,7 @@ import json
 # typed fields by elem_id: Generate's form and grid, Train's name and length, the Images tab's new
 # set name and trigger word
 KEPT_IDS = ("prompt", "negative", "seed", "steps", "guidance", "width", "height", "count", "grid-prompts",
-            "grid-sets", "adapter-name", "set-steps", "set-new", "trigger")
+            "grid-sets", "adapter-name", "set-steps", "set-new", "trigger", "te-separate")
 TICKS = "lora-on-"  # Generate's style toggles (elem_id prefix) ...
 WEIGHTS = ("lora-w-", "lora-te-")  # ... and their weights
 
@@ -27,11 +27,10 @@ JS_KEEP = """
   const KEY = "studio-kept", IDS = %(ids)s, TICKS = %(ticks)s, WEIGHTS = %(weights)s;
   const read = () => { try { return JSON.parse(sessionStorage.getItem(KEY) || "{}"); } catch (e) { return {}; } };
   const write = (k, v) => { const all = read(); all[k] = v; try { sessionStorage.setItem(KEY, JSON.stringify(all)); } catch (e) {} };
-  const keyOf = (el) => {  // the kept field an edited element belongs to, or null
-    const box = el.closest("[id]");
-    if (!box) return null;
-    const id = box.id;
-    if (IDS.includes(id) || id.startsWith(TICKS) || WEIGHTS.some(p => id.startsWith(p))) return id;
+  const isKept = (id) => IDS.includes(id) || id.startsWith(TICKS) || WEIGHTS.some(p => id.startsWith(p));
+  const keyOf = (el) => {  // the kept field an edited element belongs to (its nearest kept ancestor), or null
+    for (let box = el.closest("[id]"); box; box = box.parentElement && box.parentElement.closest("[id]"))
+      if (isKept(box.id)) return box.id;
     return null;
   };
   const valueOf = (el) => el.type === "checkbox" ? el.checked : el.value;
