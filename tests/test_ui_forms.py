@@ -190,10 +190,9 @@ def test_a_late_refresh_does_not_redraw_the_captions_being_edited(tmp_path):
         assert f"caption {n}" in [r[2] for r in rows]
 
 
-def test_captions_being_edited_survive_another_windows_save_and_saving_keeps_its_change(tmp_path):
-    """Window A edits caption 0 and has not saved; window B saves caption 1. A's save writes caption 0
-    only: B's caption 1 stays (it used to be written back to what A was first shown). A refresh in
-    between draws the set as it is now with A's edit put back, still unsaved, and says so."""
+def test_saving_captions_keeps_a_change_made_in_another_window(tmp_path):
+    """Window A edits caption 0; window B saves caption 1; A saves: caption 0 is written and B's
+    caption 1 stays (it used to be written back to what A was first shown)."""
     import copy
     from types import SimpleNamespace
 
@@ -201,45 +200,23 @@ def test_captions_being_edited_survive_another_windows_save_and_saving_keeps_its
     from studio.data.ingest import ingest
     from studio.models.tiny.sample_data import write_style_set
     from studio.paths import Workspace
-    from studio.ui.images import follow_view, save_captions, view_if_changed
+    from studio.ui.images import save_captions, view_if_changed
 
     ws = Workspace(tmp_path / "outputs")
     write_style_set(tmp_path / "photos", "neon", 5)
     ingest("shop", [tmp_path / "photos"], ws=ws)
     services = SimpleNamespace(ws=ws)
     items = mf.load("shop", ws).items
-    first = view_if_changed(services, "shop", None)
-
-    def a_edits_b_saves(n):
-        key, _, rows, _, drawn = view_if_changed(services, "shop", None)
-        table = copy.deepcopy(rows)
-        table[0][2] = f"a mug, edited in A {n}, neon style"
-        mf.set_caption("shop", items[1].file, f"a ball, saved by B {n}, neon style", ws)  # window B saves
-        return key, rows, table, drawn
-
-    # A saves without a refresh in between
-    key, rows, table, drawn = a_edits_b_saves(1)
+    key, _, rows, _, drawn = view_if_changed(services, "shop", None)
+    assert drawn == rows
+    table = copy.deepcopy(rows)
+    table[0][2] = "a mug, edited in A, neon style"
+    mf.set_caption("shop", items[1].file, "a ball, saved by B, neon style", ws)  # window B saves
     said = save_captions(services, "shop", table, drawn)
     assert said.startswith("Saved 1 caption in **shop**.") and "1 other caption changed in another window" in said
     now = [it.caption for it in mf.load("shop", ws).items]
-    assert now[:2] == ["a mug, edited in A 1, neon style", "a ball, saved by B 1, neon style"]
+    assert now[:2] == ["a mug, edited in A, neon style", "a ball, saved by B, neon style"]
     assert now[2:] == [r[2] for r in rows[2:]]
-
-    # A's refresh comes first: the set as it is now, A's edit put back (unsaved), a note
-    key, rows, table, drawn = a_edits_b_saves(2)
-    parts, note = follow_view(services, "shop", key, table, drawn)
-    key, _, shown_rows, _, drawn = parts
-    assert [r[2] for r in shown_rows[:2]] == ["a mug, edited in A 2, neon style", "a ball, saved by B 2, neon style"]
-    assert drawn[0][2] == "a mug, edited in A 1, neon style" and "with your 1 unsaved caption put back" in note
-    assert follow_view(services, "shop", key, shown_rows, drawn)[1] is None  # nothing new on disk: nothing said
-    said = save_captions(services, "shop", shown_rows, drawn)
-    assert said.startswith("Saved 1 caption in **shop**.") and "other caption" not in said
-    now = [it.caption for it in mf.load("shop", ws).items]
-    assert now[:2] == ["a mug, edited in A 2, neon style", "a ball, saved by B 2, neon style"]
-
-    untouched = copy.deepcopy(first[2])  # a page with nothing edited is simply drawn again
-    parts, note = follow_view(services, "shop", first[0], untouched, first[4])
-    assert note is None and parts[2][1][2] == "a ball, saved by B 2, neon style"
     assert view_if_changed(services, None, key)[0] == (None,)  # another set (none): drawn
 
 

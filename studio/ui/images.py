@@ -94,34 +94,6 @@ def view_if_changed(services: Services, name: str | None, shown: tuple | None) -
 VIEW_PARTS = 5  # shown key, gallery, caption rows, split line, caption rows as drawn (see _wire)
 
 
-def edited(rows, drawn) -> bool:
-    """Whether the captions table differs from what was drawn into it (unsaved edits)."""
-    return drawn is not None and [str(r[2]).strip() for r in rows or []] != [str(r[2]).strip() for r in drawn]
-
-
-def follow_view(services: Services, name: str | None, shown: tuple | None, rows, drawn) -> tuple:
-    """The refresh's view of set ``name``: drawn again when it changed on disk. Over captions this page
-    is editing, the table is drawn from disk with those edits put back (by image) and a note says so:
-    another window's save used to redraw the table and wipe them without a word (newcomer review,
-    2026-12-08). The edits stay unsaved (the rows as drawn are the disk's), so *Save captions* writes
-    only them (:func:`save_captions`). Returns the view parts and the note (None: leave the line)."""
-    same_set = shown is not None and name is not None and tuple(shown)[:1] == (name,)
-    if not (same_set and edited(rows, drawn) and tuple(shown) != shown_key(services, name)):
-        return view_if_changed(services, name, shown), None
-    key, gallery, now, split, now_drawn = view_if_changed(services, name, None)
-    before = {str(d[0]): str(d[2]).strip() for d in drawn}
-    mine = {str(r[0]): str(r[2]).strip() for r in rows or [] if str(r[2]).strip() != before.get(str(r[0]))}
-    merged = [[src, part, mine.get(src, caption)] for src, part, caption in now]
-    lost = len(set(mine) - {src for src, _, _ in now})
-    n = len(mine) - lost
-    note = (f"⚠ This set changed on disk (another window or a save elsewhere) while you were editing: the table "
-            f"shows it as it is now, with your {n} unsaved caption{'s' if n != 1 else ''} put back. *Save captions* "
-            "writes yours and keeps the others' changes.")
-    if lost:
-        note += f" {lost} of your edits were for pictures no longer in the set."
-    return (key, gallery, merged, split, now_drawn), note
-
-
 def verify_view(services: Services, name: str | None, shown: tuple | None) -> tuple:
     """The view drawn again when it does not show the picked set as it is on disk. With no set
     picked it is left alone: the page is about to pick the one a refresh drew (pick_update's plan,
@@ -298,12 +270,10 @@ def _wire(services, page, existing, new, trigger, files, add, style, sample, sta
                                              *view_if_changed(services, name, None)),
         [existing, captions, drawn], [saved, *view], on=saved, concurrency_limit=1)
 
-    def follow(lists, prev, name, was, rows, as_drawn):
+    def follow(lists, prev, name, was):
         names = lists.datasets
         new = name if name in names else (lists.live_dataset or (names[-1] if names else None))
-        # the set's pictures and captions only when they changed on disk since they were drawn, and
-        # never over captions being edited
-        parts, note = follow_view(services, new, was, rows, as_drawn)
-        return pick_update(names, name, fallback=new), *parts, gr.skip() if note is None else note
+        # the set's pictures and captions only when they changed on disk since they were drawn
+        return pick_update(names, name, fallback=new), *view_if_changed(services, new, was)
 
-    page.follow([existing, *view, saved], follow, [existing, shown, captions, drawn])
+    page.follow([existing, *view], follow, [existing, shown])

@@ -202,41 +202,6 @@ def test_a_refresh_answered_after_another_set_was_picked_does_not_leave_its_set_
         assert "view-b" in images.locator("#set-pick input").input_value()
 
 
-def test_captions_being_edited_survive_a_save_made_elsewhere(server, workspace):
-    """A page edits a caption and has not saved; meanwhile the set's captions are saved elsewhere
-    (another window, a terminal). The page's refresh used to redraw the table and wipe the edit
-    without a word (newcomer review, 2026-12-08). Now the edit stays, a note says why, and Save
-    writes that caption only: the other change is kept."""
-    from studio.data import manifest as mf
-    from studio.models.tiny.sample_data import write_style_set
-    from studio.paths import Workspace
-
-    photos = workspace.parent / "edit-photos"
-    write_style_set(photos, "stripes", 6, seed=5)
-    studio_cli(workspace, "dataset", "add", "edit-set", str(photos))
-    ws = Workspace(workspace)
-    with browser_page(server) as page:
-        images = tab(page, "Images")
-        pick(page, images, "Image set", "edit-set")
-        table = images.locator("#captions")
-        table.get_by_role("gridcell").first.filter(has_text="stripes_000.png").wait_for(timeout=WAIT_MS)
-        table.get_by_role("gridcell").nth(2).dblclick()  # first row, caption column
-        editor = table.locator("textarea")
-        editor.wait_for(state="visible", timeout=15_000)
-        editor.fill("edited on the page, stripes style")
-        editor.press("Enter")
-        items = mf.load("edit-set", ws).items
-        mf.set_caption("edit-set", items[1].file, "saved elsewhere, stripes style", ws)
-        page.evaluate("() => document.getElementById('page-refresh').click()")  # (the poller's click, now)
-        images.locator("#captions-status").get_by_text("with your 1 unsaved caption put back").wait_for(timeout=WAIT_MS)
-        table.get_by_text("saved elsewhere, stripes style").wait_for(timeout=WAIT_MS)  # the set as it is now ...
-        assert "edited on the page" in table.inner_text()  # ... with the page's own edit
-        images.get_by_role("button", name="Save captions").click()
-        page.get_by_text("Saved 1 caption in edit-set").wait_for(timeout=WAIT_MS)
-        now = [it.caption for it in mf.load("edit-set", ws).items]
-        assert now[0] == "edited on the page, stripes style" and now[1] == "saved elsewhere, stripes style"
-
-
 def test_what_was_typed_and_ticked_comes_back_when_the_server_restarts(workspace):
     """Gradio reloads every open page once its server is back after a restart: the page came back
     on the Images tab with every field at its default (newcomer review, 2026-12-08). Now the open
