@@ -20,6 +20,7 @@ from .common import act, guard
 from .drawn import as_file
 from .forms import build, field_input, field_of
 from .page_state import PageState, triggers_of
+from .style_picks import row_values, adapter_follow, adapter_rows, trigger_warnings, with_trigger
 
 if TYPE_CHECKING:
     from .services import Services
@@ -151,11 +152,6 @@ def generate_tab(services: "Services", page: PageState, adapters: gr.State) -> N
     dice.click(lambda: random.randint(0, SEED_MAX), None, seed, show_progress="hidden")
 
 
-def adapter_rows(names, triggers: dict[str, str]) -> list[list[str]]:
-    """What the adapter toggles are drawn from: [[name, trigger word or ""], ...]."""
-    return [[n, triggers.get(n, "")] for n in names]
-
-
 def library_rows(services: "Services") -> list[list[str]]:
     """The rows as the library holds them now (read when a page opens: names and records only,
     not the rest of the page's lists)."""
@@ -196,7 +192,7 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
             toggles, weights = [], []
             # keys keep a user's ticks and weights when the list is drawn again; an adapter renamed
             # meanwhile has a new key and gets its old name's values from the row (adapter_follow)
-            for n, trig, on0, w0, _ in map(_row_values, current):
+            for n, trig, on0, w0, _ in map(row_values, current):
                 with gr.Row(elem_classes="adapter-row"):
                     box = gr.Checkbox(label=n, value=on0, key=f"on-{n}", elem_id=f"lora-on-{n}",
                                       interactive=True, scale=1, min_width=140,
@@ -209,7 +205,7 @@ def _adapter_list(services: "Services", adapters: gr.State, form: list, outputs:
                                        interactive=True,
                                        info="Off: the text encoder uses each adapter's weight above.")
                 tes = [_weight(f"{n} text-encoder weight", f"te-{n}", f"lora-te-{n}", MAX_WEIGHT, value=te0)
-                       for n, _, _, _, te0 in map(_row_values, current)]
+                       for n, _, _, _, te0 in map(row_values, current)]
         current = [row[:2] for row in current]
         triggers = dict((n, t) for n, t in current)
         for (n, _), box, w, te in zip(current, toggles, weights, tes):  # what is ticked, by name (adapter_follow)
@@ -258,31 +254,6 @@ def refused_in_status(fn):
     return run
 
 
-def with_trigger(prompt: str, trigger: str, on: bool) -> str:
-    """``prompt`` with ``trigger`` appended (``on``) or taken out, as a whole word."""
-    import re
-
-    prompt = prompt or ""
-    pattern = re.compile(rf"(^|,)\s*{re.escape(trigger)}\s*(?=,|$)", re.IGNORECASE)
-    if on:
-        return prompt if pattern.search(prompt) else (f"{prompt.rstrip(' ,')}, {trigger}" if prompt.strip()
-                                                      else trigger)
-    return pattern.sub("", prompt).strip(" ,")
-
-
-def trigger_warnings(prompt: str, picks: list, triggers: dict[str, str]) -> list[str]:
-    """A line for every ticked style whose trigger word is missing from the prompt."""
-    from ..judge.prompts import mentions
-
-    out = []
-    for n, *_ in picks:
-        t = triggers.get(n, "")
-        if t and not mentions(prompt, t):
-            out.append(f"The prompt lacks {n}'s trigger word “{t}”: the style may not show. Tick {n} again "
-                       "or type the word.")
-    return out
-
-
 def _api(services: "Services", form: list, outputs: list, home: str) -> None:
     """The Generate tab as an API endpoint (``/generate``, e.g. for ``gradio_client``): the form's
     fields; adapters come from ``<lora:name:weight>`` tags in the prompt. The button's event
@@ -299,42 +270,6 @@ def _api(services: "Services", form: list, outputs: list, home: str) -> None:
 def _weight(label: str, key: str, elem_id: str, limit: float, value: float = 1.0, **kw) -> gr.Slider:
     return gr.Slider(-limit, limit, value=value, step=0.05, label=label, key=key, elem_id=elem_id, interactive=True,
                      **kw)
-
-
-def _row_values(row: list) -> tuple[str, str, bool, float, float]:
-    """(name, trigger, ticked, weight, text-encoder weight) of an adapter row: [name, trigger] or, for an
-    adapter renamed since the list was drawn, [name, trigger, [ticked, weight, te weight]]."""
-    carried = row[2] if len(row) > 2 and row[2] else [False, 1.0, 1.0]
-    return row[0], row[1], bool(carried[0]), float(carried[1]), float(carried[2])
-
-
-def adapter_follow(library, rows: list[list[str]], current: list, picked: dict | None):
-    """The adapter list when the library changed: ``rows`` as it is now. What this page had ticked
-    under a name that is gone follows a rename (ticked, with its weights, under the new name) or is
-    said to be gone: a style renamed or deleted in another window used to vanish from the list and
-    be drawn without, and the page said nothing (newcomer review, 2026-12-08). A list drawn again
-    carries every name's values as the user left them (a key new to the page, like a renamed one, is
-    drawn with its constructor values). Returns (rows or a skip when the list is as drawn, the
-    ticked state or a skip when no name moved or went, a status line or a skip)."""
-    picked, names, notes = dict(picked or {}), {r[0] for r in rows}, []
-    gone = [n for n in picked if n not in names]
-    for old in gone:
-        values = picked.pop(old)
-        try:
-            new = library.current_name(old)
-        except StudioError:
-            new = None
-        if new in names and new not in picked:
-            picked[new] = values
-            if values[0]:
-                notes.append(f"**{old}** was renamed **{new}** (in another window or here): still ticked, as {new}.")
-        elif values[0]:
-            notes.append(f"⚠ **{old}** was ticked here and is no longer in the Library (deleted): pictures are "
-                         "drawn without it.")
-    same = [list(r[:2]) for r in rows] == [list(r[:2]) for r in current or []]
-    drawn = gr.skip() if same and not gone else [[*r[:2], picked[r[0]]] if r[0] in picked else list(r[:2])
-                                                 for r in rows]
-    return drawn, picked if gone else gr.skip(), "\n\n".join(notes) if notes else gr.skip()
 
 
 def run(services: "Services", values: list, picks: list[tuple[str, float, float]], past: list | None = None,

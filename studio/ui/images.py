@@ -88,7 +88,7 @@ def view_if_changed(services: Services, name: str | None, shown: tuple | None) -
     if shown is not None and tuple(shown) == key:
         return (gr.skip(),) * VIEW_PARTS
     gallery, rows, split = set_view(services, name)
-    return key, gallery, rows, split, rows  # (the last: the captions as drawn, for Save and the refresh)
+    return key, gallery, rows, split, rows  # (the last: the captions as drawn, for Save captions)
 
 
 VIEW_PARTS = 5  # shown key, gallery, caption rows, split line, caption rows as drawn (see _wire)
@@ -245,15 +245,15 @@ def _captions_table() -> gr.Dataframe:
 def _wire(services, page, existing, new, trigger, files, add, style, sample, status, report, split, gallery,
           captions, save, saved) -> None:
     shown = gr.State(None)  # shown_key of what the gallery and table show (set by whatever drew them)
-    drawn = gr.State(None)  # the caption rows as drawn into the table (unsaved edits: the table differs)
+    drawn = gr.State(None)  # the caption rows as drawn into the table: Save writes only what differs
     view = [shown, gallery, captions, split, drawn]
 
     def after_ingest(name, rep):
         kept = rep.total > 0  # a new set that got no image is not kept (studio.data.ingest)
-        drawn = view_if_changed(services, name, None) if kept else (
+        parts = view_if_changed(services, name, None) if kept else (
             shown_key(services, None), [], [], f"Nothing was added to {name}: see why below.", None)
         return (select_update(dataset_names(services), name if kept else None), "", ingest_summary(services, rep),
-                report_rows(rep), *drawn, None)
+                report_rows(rep), *parts, None)
 
     ingest_out = [existing, new, status, report, *view, files]
     act(add.click, lambda e, n, t, f: after_ingest(*add_files(services, e, n, t, f)),
